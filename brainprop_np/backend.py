@@ -1,0 +1,134 @@
+"""The one place that chooses NumPy (CPU) or CuPy (GPU).
+
+Layers never import cupy: they receive a `Backend` and use `backend.xp` as their
+array module, and `backend.kernels` for the hot loops (im2col, max-pool, ...), which
+is `kernels.cpu` on NumPy and `kernels.gpu` (hand-written CUDA) on CuPy.
+
+    be = get_backend("auto")      # GPU when CuPy imports and sees a device, else NumPy
+    x = be.asarray(host_array, "float32")
+    host = to_host(x)
+
+Random numbers: weights are initialised on the host with NumPy from the seed, so the
+same seed gives the same initial network on both backends. Per-batch randomness
+(exploration, dropout masks) comes from `Backend.rng(seed)`, a generator that lives on
+the device that trains.
+"""
+import numpy as np
+
+DEVICES = ("auto", "cpu", "gpu")
+DTYPES = ("float32", "float64")
+
+_cache = {}
+
+
+class BackendError(RuntimeError):
+    """The requested device cannot be used (e.g. `gpu` without CuPy or a CUDA device)."""
+
+
+def _try_cupy():
+    """Return (cupy, None) when CuPy imports and sees a device, else (None, reason)."""
+    try:
+        import cupy
+    except Exception as e:  # ImportError, or a broken CUDA install
+        return None, f"CuPy is not importable ({type(e).__name__}: {e}); install the GPU extra: pip install -e .[gpu]"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        return None, f"CuPy sees no CUDA device ({type(e).__name__}: {e})"
+    if n < 1:
+        return None, "CuPy sees no CUDA device"
+    return cupy, None
+
+
+class Backend:
+    """An array module and its kernels.
+
+    Attributes: name ('numpy' | 'cupy'), device ('cpu' | 'gpu'), xp (the array module),
+    kernels (module of hot-loop functions with one signature for both backends).
+    """
+
+    def __init__(self, name, xp, kernels):
+        self.name = name
+        self.device = "cpu" if name == "numpy" else "gpu"
+        self.xp = xp
+        self.kernels = kernels
+
+    def __repr__(self):
+        return f"Backend({self.name}, device={self.device})"
+
+    def asarray(self, a, dtype=None):
+        """Copy/convert a host or device array onto this backend."""
+        if self.name == "cupy":
+            return self.xp.asarray(a, dtype=dtype)
+        return np.asarray(to_host(a), dtype=dtype)
+
+    def rng(self, seed):
+        """A random generator on this device (NumPy PCG64 or CuPy's default)."""
+        if self.name == "cupy":
+            return self.xp.random.default_rng(seed)
+        return np.random.default_rng(seed)
+
+    def synchronize(self):
+        """Wait for the device (no-op on the CPU); call before reading host timers."""
+        if self.name == "cupy":
+            self.xp.cuda.Device().synchronize()
+
+    def device_name(self):
+        """A human-readable name of the device that computes."""
+        if self.name == "cupy":
+            props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
+            name = props["name"]
+            return name.decode() if isinstance(name, bytes) else str(name)
+        import platform
+        return platform.processor() or platform.machine() or "cpu"
+
+
+def get_backend(device="auto"):
+    """Backend for `device` in {'auto', 'cpu', 'gpu'} (a Backend passes through).
+
+    'auto' takes the GPU when CuPy imports and sees a device, else NumPy;
+    'gpu' without one raises BackendError with the reason.
+    """
+    if isinstance(device, Backend):
+        return device
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not allowed; use one of {', '.join(DEVICES)}")
+    if device in _cache:
+        return _cache[device]
+    if device == "cpu":
+        from .kernels import cpu
+        be = Backend("numpy", np, cpu)
+    else:
+        cupy, why = _try_cupy()
+        if cupy is None:
+            if device == "gpu":
+                raise BackendError(f"device=gpu is not available: {why}. Use device=cpu or device=auto.")
+            return get_backend("cpu")
+        from .kernels import gpu
+        be = Backend("cupy", cupy, gpu)
+    _cache[device] = be
+    return be
+
+
+def get_array_module(a):
+    """numpy or cupy, whichever owns `a`."""
+    mod = type(a).__module__
+    if mod.startswith("cupy"):
+        import cupy
+        return cupy
+    return np
+
+
+def to_host(a):
+    """A NumPy copy (or view) of a NumPy or CuPy array; scalars pass through."""
+    if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
+        return a.get()
+    return np.asarray(a)
+
+
+def check_dtype(dtype):
+    """Return the numpy dtype for 'float32' | 'float64', or raise a one-line error."""
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not allowed; use one of {', '.join(DTYPES)}")
+    return np.dtype(name)

@@ -1,0 +1,186 @@
+"""NumPy reference versions of the hot loops (vectorised; no loop over pixels or images).
+
+Every function here has a twin of the same name and signature in `kernels/gpu.py`
+(hand-written CUDA). Images are channels last: (N, H, W, C). `pads` is
+(top, bottom, left, right). Loops that remain run over the kh·kw kernel offsets only.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+xp = np
+
+
+def _pad(x, pads):
+    """x (N, H, W, C) → zero-padded (N, H+top+bottom, W+left+right, C); no copy when unpadded."""
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
+    n, h, w, c = x.shape
+    out = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    out[:, top:top + h, left:left + w, :] = x
+    return out
+
+
+def _patches(xpad, kh, kw, stride, ho, wo):
+    """Strided view (N, Ho, Wo, kh, kw, C) of the receptive fields of a padded input."""
+    n, _, _, c = xpad.shape
+    sn, sh, sw, sc = xpad.strides
+    return as_strided(xpad, shape=(n, ho, wo, kh, kw, c),
+                      strides=(sn, stride * sh, stride * sw, sh, sw, sc), writeable=False)
+
+
+def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False):
+    """Unfold receptive fields into rows (presynaptic activity of each weight).
+
+    x: (N, H, W, C). Returns cols (N·Ho·Wo, kh·kw·C) — row order (n, oy, ox) — or,
+    with positions_first, (Ho·Wo, N, kh·kw·C) for the batched per-position GEMM of a
+    locally-connected layer. Column q = (dy·kw + dx)·C + c holds
+    x_pad[n, stride·oy + dy, stride·ox + dx, c] (Keras's kernel order).
+    """
+    ho, wo = out_hw
+    n, c = x.shape[0], x.shape[3]
+    v = _patches(_pad(x, pads), kh, kw, stride, ho, wo)
+    k = kh * kw * c
+    if positions_first:
+        return np.ascontiguousarray(v.transpose(1, 2, 0, 3, 4, 5)).reshape(ho * wo, n, k)
+    return np.ascontiguousarray(v).reshape(n * ho * wo, k)
+
+
+def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False):
+    """Fold row feedback back onto the input: the adjoint of `im2col`.
+
+    dcols: (N·Ho·Wo, kh·kw·C) or, with positions_first, (Ho·Wo, N, kh·kw·C).
+    Returns fb_in (N, H, W, C) with every receptive-field entry summed onto the input
+    unit it came from; padding positions are dropped.
+    """
+    n, h, w, c = x_shape
+    ho, wo = out_hw
+    top, bottom, left, right = pads
+    if positions_first:
+        d = dcols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5)
+    else:
+        d = dcols.reshape(n, ho, wo, kh, kw, c)
+    out = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dcols.dtype)
+    for dy in range(kh):
+        for dx in range(kw):
+            out[:, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride, :] += d[:, :, :, dy, dx, :]
+    return out[:, top:top + h, left:left + w, :]
+
+
+def maxpool_forward(x, pool):
+    """Non-overlapping max-pool (Keras 'valid', stride = pool).
+
+    x: (N, H, W, C) → (y (N, H//p, W//p, C), arg (N, H//p, W//p, C) int8 index
+    dy·p + dx of the winner; the first maximum on ties, as TensorFlow).
+    """
+    n, h, w, c = x.shape
+    ho, wo = h // pool, w // pool
+    win = x[:, :ho * pool, :wo * pool, :].reshape(n, ho, pool, wo, pool, c)
+    win = win.transpose(0, 1, 3, 5, 2, 4).reshape(n, ho, wo, c, pool * pool)
+    arg = win.argmax(axis=-1).astype(np.int8)
+    y = np.take_along_axis(win, arg[..., None].astype(np.intp), axis=-1)[..., 0]
+    return y, arg
+
+
+def maxpool_feedback(fb, arg, x_shape, pool):
+    """Route feedback (N, Ho, Wo, C) only to each window's winning input → (N, H, W, C)."""
+    n, h, w, c = x_shape
+    ho, wo = fb.shape[1], fb.shape[2]
+    onehot = (arg[..., None] == np.arange(pool * pool, dtype=np.int8)).astype(fb.dtype)
+    win = (onehot * fb[..., None]).reshape(n, ho, wo, c, pool, pool).transpose(0, 1, 4, 2, 5, 3)
+    out = np.zeros(x_shape, dtype=fb.dtype)
+    out[:, :ho * pool, :wo * pool, :] = win.reshape(n, ho * pool, wo * pool, c)
+    return out
+
+
+def relu_forward(x):
+    """y = max(x, 0)."""
+    return np.maximum(x, 0)
+
+
+def relu_feedback(fb, y):
+    """Feedback passes only where the unit was active: fb · [y > 0]."""
+    return fb * (y > 0)
+
+
+def batchnorm_stats(x):
+    """Per-channel mean and biased variance of x (..., C) over all other axes (two-pass)."""
+    c = x.shape[-1]
+    x2 = x.reshape(-1, c)
+    mean = x2.mean(axis=0)
+    var = np.square(x2 - mean).mean(axis=0)
+    return mean, var
+
+
+def batchnorm_forward(x, mean, inv_std, gamma, beta):
+    """xhat = (x − mean)·inv_std, y = gamma·xhat + beta (per channel, last axis)."""
+    xhat = (x - mean) * inv_std
+    return xhat, xhat * gamma + beta
+
+
+def batchnorm_feedback_train(fb, xhat, gamma, inv_std):
+    """Feedback through batch-statistics BatchNorm.
+
+    Returns (fb_in, dgamma, dbeta) with dgamma = Σ fb·xhat, dbeta = Σ fb and
+    fb_in = gamma·inv_std·(fb − mean(fb) − xhat·mean(fb·xhat)) (means over N·H·W).
+    """
+    c = fb.shape[-1]
+    f2, h2 = fb.reshape(-1, c), xhat.reshape(-1, c)
+    m = f2.shape[0]
+    dbeta = f2.sum(axis=0)
+    dgamma = (f2 * h2).sum(axis=0)
+    fb_in = (gamma * inv_std) * (fb - dbeta / m - xhat * (dgamma / m))
+    return fb_in, dgamma, dbeta
+
+
+def dropout_mask(u, rate, dtype):
+    """Inverted dropout mask from uniforms u in [0, 1): [u ≥ rate] / (1 − rate)."""
+    return ((u >= rate) * (1.0 / (1.0 - rate))).astype(dtype, copy=False)
+
+
+def softmax(q):
+    """Row-wise softmax of (B, C), max-subtracted."""
+    z = np.exp(q - q.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def select_actions(q, epsilon, u_explore, u_sample):
+    """ε-greedy Boltzmann selection.
+
+    q (B, C); u_explore, u_sample (B,) uniforms in [0, 1). With probability 1 − ε
+    (u_explore ≥ ε) the action is argmax q; otherwise it is sampled from softmax(q) by
+    inverse CDF with u_sample. Returns int64 (B,).
+    """
+    greedy = q.argmax(axis=1)
+    cdf = np.cumsum(softmax(q), axis=1)
+    sampled = (cdf < (u_sample * cdf[:, -1])[:, None]).sum(axis=1)
+    sampled = np.minimum(sampled, q.shape[1] - 1)
+    return np.where(u_explore < epsilon, sampled, greedy).astype(np.int64)
+
+
+def brainprop_output(q, labels, actions, scale):
+    """The BrainProp output step for chosen actions.
+
+    reward_b = [action_b = label_b]; delta_b = reward_b − q[b, action_b];
+    the attention-gated top feedback fb[b, c] = −scale·delta_b if c = action_b else 0,
+    so that with scale = 1/B the layers' grads are ∂L/∂W of L = Σ_b ½ delta_b² / B.
+    Returns (reward, delta, fb).
+    """
+    b = np.arange(q.shape[0])
+    reward = (actions == labels).astype(q.dtype)
+    delta = reward - q[b, actions]
+    fb = np.zeros_like(q)
+    fb[b, actions] = -scale * delta
+    return reward, delta, fb
+
+
+def ebp_output(q, labels, scale):
+    """Softmax cross-entropy at the output: p = softmax(q); fb = scale·(p − onehot(label)).
+
+    Returns (p, fb).
+    """
+    p = softmax(q)
+    fb = p.copy()
+    fb[np.arange(q.shape[0]), labels] -= 1
+    fb *= scale
+    return p, fb

@@ -1,0 +1,36 @@
+"""Inverted dropout (Keras `Dropout(rate)`)."""
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Training: y = x · m with m = [u ≥ rate] / (1 − rate), u ~ U[0, 1) per unit;
+    inference: y = x. Feedback passes through the same mask: fb_in = fb · m.
+
+    `fixed_mask` (an array of the input's shape, or None) replaces the random mask;
+    checks use it to make a training forward deterministic. Rate 0 is the identity.
+    """
+    keras_class = "dropout"
+
+    def __init__(self, rate):
+        super().__init__()
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"dropout rate={rate!r} is not allowed; use 0 <= rate < 1")
+        self.rate = float(rate)
+        self.fixed_mask = None
+        self.rng = None   # set by the network: a generator on the training device
+
+    def forward(self, x, train):
+        if not train or (self.rate == 0.0 and self.fixed_mask is None):
+            self.mask = None
+            return x
+        if self.fixed_mask is not None:
+            self.mask = self.fixed_mask
+        else:
+            u = self.rng.random(x.shape, dtype=self.dtype)
+            self.mask = self.k.dropout_mask(u, self.rate, self.dtype)
+        return x * self.mask
+
+    def feedback(self, fb, need_input_fb=True):
+        if not need_input_fb:
+            return None
+        return fb if self.mask is None else fb * self.mask

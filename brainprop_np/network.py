@@ -1,0 +1,197 @@
+"""A network: a sequence of layers built from a preset name or a list of layer specs.
+
+    net = build_network("conv", input_shape=(28, 28, 1), n_classes=10, seed=1,
+                        device="cpu", dtype="float32", algorithm="brainprop")
+    q = net.forward(x, train=False)       # x (N, H, W, C) → q (N, n_classes)
+
+`forward` chains the layers' forward passes; `feedback` chains their feedback in
+reverse, from the feedback the rule sends into the output units down to the first layer.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from . import layers as L
+from .backend import check_dtype, get_backend, to_host
+from .presets import PRESET_SETTINGS, preset
+
+# spec type → (class, required keys, optional keys)
+LAYER_TYPES = OrderedDict([
+    ("conv2d", (L.Conv2D, ("filters",), ("kernel", "stride", "padding", "init_std"))),
+    ("locally_connected2d", (L.LocallyConnected2D, ("filters",), ("kernel", "stride", "padding", "init_std"))),
+    ("dense", (L.Dense, ("units",), ("init_std",))),
+    ("relu", (L.ReLU, (), ())),
+    ("batchnorm", (L.BatchNorm, (), ("momentum", "epsilon"))),
+    ("maxpool2d", (L.MaxPool2D, (), ("pool",))),
+    ("dropout", (L.Dropout, ("rate",), ())),
+    ("flatten", (L.Flatten, (), ())),
+])
+ALGORITHMS = ("brainprop", "ebp")
+STATE_KEYS = ("moving_mean", "moving_variance")
+
+
+def make_layer(spec, index=0, init_std=0.005):
+    """One layer from a spec dict such as {"type": "dense", "units": 500}; one-line errors."""
+    where = f"model layer {index}"
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ValueError(f"{where}: {spec!r} is not a layer spec; use a mapping with a 'type' key")
+    kind = spec["type"]
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"{where}: type={kind!r} is not allowed; use one of {', '.join(LAYER_TYPES)}")
+    cls, required, optional = LAYER_TYPES[kind]
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    for key in kwargs:
+        if key not in required + optional:
+            allowed = ", ".join(required + optional) or "no other keys"
+            raise ValueError(f"{where} ({kind}): unknown key {key!r}; allowed: {allowed}")
+    for key in required:
+        if key not in kwargs:
+            raise ValueError(f"{where} ({kind}): missing key {key!r}")
+    for key in ("filters", "units"):
+        if key in kwargs and (not isinstance(kwargs[key], int) or isinstance(kwargs[key], bool) or kwargs[key] < 1):
+            raise ValueError(f"{where} ({kind}): {key}={kwargs[key]!r} is not allowed; use an integer >= 1")
+    if "init_std" in optional:
+        kwargs.setdefault("init_std", init_std)
+    return cls(**kwargs)
+
+
+class Network:
+    """Layers in order, the last one the linear output layer.
+
+    Attributes: layers, backend, xp, dtype, input_shape (H, W, C), n_classes, algorithm,
+    rng (generator on the training device: exploration and dropout).
+    """
+
+    def __init__(self, layer_list, input_shape, n_classes, backend, dtype, seed, algorithm):
+        self.layers = layer_list
+        self.backend, self.xp, self.dtype = backend, backend.xp, dtype
+        self.input_shape, self.n_classes = tuple(input_shape), int(n_classes)
+        self.algorithm, self.seed = algorithm, seed
+        self.rng = backend.rng(seed)
+        for layer in self.layers:
+            if isinstance(layer, L.Dropout):
+                layer.rng = self.rng
+
+    @property
+    def output_layer(self):
+        return self.layers[-1]
+
+    def forward(self, x, train=False):
+        """x (B, H, W, C) → q (B, n_classes); `train` selects batch statistics and dropout."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"input of shape {tuple(x.shape)} does not fit the network's input (N,)+{self.input_shape}")
+        h = self.backend.asarray(x, self.dtype) if not isinstance(x, self.xp.ndarray) or x.dtype != self.dtype else x
+        for layer in self.layers:
+            h = layer.forward(h, train)
+        return h
+
+    def feedback(self, fb, input_feedback=False):
+        """Send fb (B, n_classes) down through every layer's feedback; grads are left on the layers.
+
+        Returns the feedback at the input image when input_feedback, else None (the
+        first layer then skips that work).
+        """
+        for i in range(len(self.layers) - 1, -1, -1):
+            fb = self.layers[i].feedback(fb, need_input_fb=(i > 0 or input_feedback))
+        return fb
+
+    def trainable(self):
+        """(layer, param name, array) for every trained array, in layer order."""
+        for layer in self.layers:
+            for pname, arr in layer.params.items():
+                yield layer, pname, arr
+
+    def grads(self):
+        """{layer_name: {param: ∂L/∂param}} after the last feedback (device arrays)."""
+        return OrderedDict((l.name, dict(l.grads)) for l in self.layers if l.params)
+
+    def get_weights(self):
+        """Ordered {layer_name: {param: host ndarray}}, Keras names and layouts.
+
+        BatchNorm holds gamma, beta, moving_mean, moving_variance (in that order).
+        """
+        out = OrderedDict()
+        for layer in self.layers:
+            if layer.params or layer.state:
+                d = OrderedDict((k, to_host(v).copy()) for k, v in layer.params.items())
+                d.update((k, to_host(v).copy()) for k, v in layer.state.items())
+                out[layer.name] = d
+        return out
+
+    def set_weights(self, weights):
+        """Copy arrays in from a dict shaped like `get_weights()`.
+
+        Every layer and array must be present with the expected shape; a mismatch raises
+        ValueError naming the layer, the array, the expected and the found shape.
+        """
+        expected = self.get_weights()
+        for lname in weights:
+            if lname not in expected:
+                raise ValueError(f"weights name layer {lname!r}, which this network lacks; its layers with weights: {', '.join(expected)}")
+        by_name = {l.name: l for l in self.layers}
+        for lname, arrays in expected.items():
+            if lname not in weights:
+                raise ValueError(f"weights lack layer {lname!r} (arrays {', '.join(arrays)})")
+            layer = by_name[lname]
+            for aname, ref in arrays.items():
+                if aname not in weights[lname]:
+                    raise ValueError(f"weights of layer {lname!r} lack {aname!r}")
+                new = np.asarray(to_host(weights[lname][aname]))
+                if new.shape != ref.shape:
+                    raise ValueError(f"layer {lname!r} {aname}: expected shape {ref.shape}, found {new.shape}")
+                store = layer.params if aname in layer.params else layer.state
+                store[aname][...] = self.backend.asarray(new.astype(self.dtype))
+
+    def summary(self):
+        """A table of layers, output shapes and parameter counts."""
+        rows = [f"{'layer':<24}{'kind':<20}output shape"]
+        rows += [l.describe() for l in self.layers]
+        n = sum(int(np.prod(a.shape)) for _, _, a in self.trainable())
+        rows.append(f"trainable parameters: {n:,}")
+        return "\n".join(rows)
+
+
+def _output_name(algorithm, counts):
+    if algorithm == "brainprop":
+        return "brain_prop_layer"
+    i = counts.get("dense", 0)
+    return "dense" if i == 0 else f"dense_{i}"
+
+
+def build_network(model, input_shape, n_classes, seed=1, device="auto", dtype="float32",
+                  algorithm="brainprop", init_std=None):
+    """Build a network from a preset name ('dense', 'conv', 'loccon', 'deep') or layer specs.
+
+    input_shape: per-image (H, W, C); n_classes: output units. Weights are drawn on the
+    host from N(0, init_std²) with numpy's default_rng(seed), in layer order (default
+    init_std: the preset's, 0.005 for layer lists). Layer names are Keras's defaults; the
+    output layer is `brain_prop_layer` (BrainProp) or the next `dense_N` (EBP).
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm={algorithm!r} is not allowed; use one of {', '.join(ALGORITHMS)}")
+    if isinstance(model, str):
+        specs = preset(model)
+        std = PRESET_SETTINGS[model]["init_std"] if init_std is None else init_std
+    elif isinstance(model, (list, tuple)):
+        specs, std = list(model), (0.005 if init_std is None else init_std)
+    else:
+        raise ValueError(f"model={model!r} is not allowed; use a preset name or a list of layer specs")
+    dt = check_dtype(dtype)
+    backend = get_backend(device)
+    host_rng = np.random.default_rng(seed)
+    layer_list, counts = [], {}
+    shape = tuple(int(s) for s in input_shape)
+    for i, spec in enumerate(specs):
+        layer = make_layer(spec, i, std)
+        n = counts.get(layer.keras_class, 0)
+        layer.name = layer.keras_class if n == 0 else f"{layer.keras_class}_{n}"
+        counts[layer.keras_class] = n + 1
+        shape = layer.build(shape, backend, dt, host_rng)
+        layer_list.append(layer)
+    if len(shape) != 1:
+        raise ValueError(f"the last layer's output has shape {shape}; end the layer list with a flatten or dense layer")
+    out = L.Output(n_classes, init_std=std)
+    out.name = _output_name(algorithm, counts)
+    out.build(shape, backend, dt, host_rng)
+    layer_list.append(out)
+    return Network(layer_list, input_shape, n_classes, backend, dt, seed, algorithm)

@@ -1,0 +1,37 @@
+"""Plain SGD with the paper's learning-rate schedule and Keras-style L2.
+
+    lr(epoch) = lr0 · 0.5^(epoch // halve_every)          (epoch counted from 0)
+    W ← W − lr · (∂L/∂W + 2·l2·W)   for kernels (Keras l2(λ) adds λ·ΣW² to the loss)
+    gamma, beta ← − lr · ∂L/∂param  (no regularisation, as in the original code)
+"""
+
+
+class SGD:
+    """Momentum-free SGD. lr: initial rate; halve_every: epochs between halvings (0: never)."""
+
+    def __init__(self, lr=0.1, l2=0.0, halve_every=100):
+        if not lr > 0:
+            raise ValueError(f"lr={lr!r} is not allowed; use a positive number")
+        if l2 < 0:
+            raise ValueError(f"l2={l2!r} is not allowed; use a number >= 0")
+        self.lr0, self.l2, self.halve_every = float(lr), float(l2), int(halve_every)
+
+    def lr_at(self, epoch):
+        """Learning rate of 0-based `epoch`."""
+        if self.halve_every <= 0:
+            return self.lr0
+        return self.lr0 * 0.5 ** (epoch // self.halve_every)
+
+    def step(self, net, lr):
+        """Apply the layers' stored grads in place."""
+        for layer, pname, w in net.trainable():
+            g = layer.grads[pname]
+            if self.l2 and pname == "kernel":
+                w *= (1.0 - 2.0 * lr * self.l2)
+            w -= lr * g
+
+    def regularisation_loss(self, net):
+        """λ·ΣW² over kernels (what Keras adds to the reported loss)."""
+        if not self.l2:
+            return 0.0
+        return self.l2 * sum(float((w * w).sum()) for _, p, w in net.trainable() if p == "kernel")
