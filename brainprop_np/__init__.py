@@ -4,7 +4,11 @@
     net = bp.build_network("conv", input_shape=(28, 28, 1), n_classes=10, seed=1, device="cpu")
     rule = bp.BrainProp(epsilon=0.02)
     grads = rule.gradients(net, x, labels)
+    result = bp.train(config)                   # what run.py calls
+    ds = bp.data.load("mnist")
 """
+import importlib
+
 from .backend import get_backend, to_host
 from .network import Network, build_network
 from .optim import SGD
@@ -13,5 +17,22 @@ from .rules import EBP, BrainProp, make_rule
 
 __version__ = "0.1.0"
 
+# Loaded on first use, so that `import brainprop_np` stays light.
+_LAZY = {
+    "data": ("brainprop_np.data", None),
+    "train": ("brainprop_np.train", "train"),
+    "load_keras_weights": ("brainprop_np.keras_io", "load_keras_weights"),
+    "save_keras_weights": ("brainprop_np.keras_io", "save_keras_weights"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
+    raise AttributeError(f"module 'brainprop_np' has no attribute {name!r}")
+
+
 __all__ = ["BrainProp", "EBP", "Network", "PRESETS", "SGD", "build_network", "get_backend",
-           "make_rule", "to_host", "__version__"]
+           "make_rule", "to_host", "__version__"] + list(_LAZY)
