@@ -53,14 +53,8 @@ class BatchNorm(Layer):
 
     def feedback(self, fb, need_input_fb=True):
         gamma = self.params["gamma"]
-        if self.train:
-            fb_in, dgamma, dbeta = self.k.batchnorm_feedback_train(fb, self.xhat, gamma, self.inv_std)
-        else:
-            c = fb.shape[-1]
-            f2 = fb.reshape(-1, c)
-            dbeta = f2.sum(axis=0)
-            dgamma = (f2 * self.xhat.reshape(-1, c)).sum(axis=0)
-            fb_in = fb * (gamma * self.inv_std)
+        step = self.k.batchnorm_feedback_train if self.train else self.k.batchnorm_feedback_inference
+        fb_in, dgamma, dbeta = step(fb, self.xhat, gamma, self.inv_std)
         self.grads["gamma"] = dgamma
         self.grads["beta"] = dbeta
         return fb_in if need_input_fb else None

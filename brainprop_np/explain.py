@@ -1,0 +1,163 @@
+"""One learning trial, step by step, with real numbers (what `run.py CONFIG --explain` prints).
+
+    trace = explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0)
+    print(format_trace(trace))
+
+The trial runs on one image (x: (1, H, W, C)) in inference mode (running BatchNorm
+statistics, no dropout), so that a single image is a well-defined batch; the choice is
+still ε-greedy Boltzmann. The feedback loop is written out here, layer by layer, so the
+trace can record what each layer receives: the number of units with feedback, its size,
+the tags (presynaptic activity × postsynaptic feedback) and the weight change
+ΔW = lr · δ · tag. The trace ends with the check that this update equals −lr times the
+finite-difference gradient of ½δ² (computed in float64).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import to_host
+from .gradcheck import numerical_grad
+
+
+@dataclass
+class LayerTrace:
+    """What one layer saw in the feedback phase (host arrays / floats)."""
+    name: str
+    kind: str
+    fb_units: int            # output units that received non-zero feedback
+    fb_total: int            # output units in all
+    fb_norm: float           # ‖fb‖ at the layer's output units (unscaled, one-hot at the top)
+    fb_map: object = None    # (H, W) Σ_c |fb| at the output units of a 2-D layer
+    tags: dict = field(default_factory=dict)      # param → tag array (pre × fb)
+    updates: dict = field(default_factory=dict)   # param → ΔW = lr·δ·tag
+
+
+@dataclass
+class Trace:
+    label: int
+    q: np.ndarray
+    greedy_action: int
+    action: int
+    explored: bool
+    p_softmax: np.ndarray
+    p_choice: np.ndarray     # probability of each action under ε-greedy Boltzmann
+    reward: float
+    delta: float
+    epsilon: float
+    lr: float
+    layers: list
+    input_fb_map: np.ndarray
+    fd_error: float = float("nan")
+    fd_checked: int = 0
+
+
+def _softmax(q):
+    z = np.exp(q - q.max())
+    return z / z.sum()
+
+
+def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
+    """Run one BrainProp trial on x (1, H, W, C) with `label`; return a Trace (no weights change).
+
+    The finite-difference check needs a float64 NumPy network (skipped otherwise).
+    """
+    xp = net.xp
+    x = net.backend.asarray(x, net.dtype)
+    q = net.forward(x, train=False)
+    qh = to_host(q)[0].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    greedy = int(qh.argmax())
+    p_soft = _softmax(qh)
+    explored = bool(rng.random() < epsilon)
+    action = int(rng.choice(len(qh), p=p_soft)) if explored else greedy
+    p_choice = epsilon * p_soft
+    p_choice[greedy] += 1 - epsilon
+    reward = float(action == int(label))
+    delta = reward - qh[action]
+
+    # Attention-gated feedback: one-hot at the chosen unit, sent down layer by layer.
+    fb = xp.zeros_like(q)
+    fb[0, action] = 1.0
+    traces = []
+    for i in range(len(net.layers) - 1, -1, -1):
+        layer = net.layers[i]
+        fbh = to_host(fb)
+        t = LayerTrace(layer.name, type(layer).__name__, int(np.count_nonzero(fbh)), int(fbh.size),
+                       float(np.linalg.norm(fbh)))
+        if fbh.ndim == 4:
+            t.fb_map = np.abs(fbh[0]).sum(axis=-1)
+        fb = layer.feedback(fb, need_input_fb=True)
+        for pname, tag in layer.grads.items():
+            if pname in layer.params:
+                t.tags[pname] = to_host(tag).copy()
+                t.updates[pname] = lr * delta * t.tags[pname]
+        traces.append(t)
+    fb_in = to_host(fb)[0]
+    trace = Trace(int(label), qh, greedy, action, explored, p_soft, p_choice, reward, delta,
+                  float(epsilon), float(lr), traces, np.abs(fb_in).sum(axis=-1))
+    if net.backend.name == "numpy" and net.dtype == np.float64:
+        trace.fd_error, trace.fd_checked = _fd_check(net, x, label, action, trace, lr, fd_samples, rng)
+    return trace
+
+
+def _fd_check(net, x, label, action, trace, lr, n, rng):
+    """Max relative gap between ΔW and −lr·∂(½δ²)/∂W by central differences."""
+    def half_delta_sq():
+        q = net.forward(x, train=False)[0]
+        return 0.5 * (float(action == int(label)) - float(q[action])) ** 2
+
+    by_name = {l.name: l for l in net.layers}
+    worst, count = 0.0, 0
+    for t in trace.layers:
+        for pname, upd in t.updates.items():
+            w = by_name[t.name].params[pname]
+            nz = np.flatnonzero(upd)
+            pool = nz if nz.size else np.arange(upd.size)
+            idx = rng.choice(pool, min(n, pool.size), replace=False)
+            numeric = -lr * numerical_grad(half_delta_sq, w, idx)
+            scale = max(np.abs(upd).max(), 1e-12)
+            worst = max(worst, float(np.abs(numeric - upd.reshape(-1)[idx]).max() / scale))
+            count += idx.size
+    return worst, count
+
+
+def _fmt(v):
+    return f"{v: .4e}" if v and (abs(v) < 1e-3 or abs(v) >= 1e4) else f"{v: .4f}"
+
+
+def format_trace(t, class_names=None):
+    """The trace as an aligned, terminal-width table."""
+    name = (lambda c: f"{c} ({class_names[c]})") if class_names else str
+    lines = ["One BrainProp learning trial (inference-mode forward pass, ε-greedy choice)", ""]
+    lines.append(f"label            {name(t.label)}")
+    lines.append("Q-values         " + " ".join(f"{v:7.4f}" for v in t.q))
+    lines.append("softmax(Q)       " + " ".join(f"{v:7.4f}" for v in t.p_softmax))
+    lines.append("P(choose)        " + " ".join(f"{v:7.4f}" for v in t.p_choice)
+                 + f"   (1−ε at argmax, ε={t.epsilon} spread by softmax)")
+    how = "exploratory (sampled from softmax(Q))" if t.explored else "greedy (argmax Q)"
+    lines.append(f"choice           {name(t.action)}: {how}; argmax was {t.greedy_action}")
+    lines.append(f"reward           {t.reward:.0f}")
+    lines.append(f"delta            {t.delta:+.6f}   (= reward − Q[choice] = {t.reward:.0f} − {t.q[t.action]:.6f})")
+    lines.append("")
+    lines.append("feedback from the chosen unit, layer by layer from the top "
+                 f"(ΔW = lr·δ·tag, lr={t.lr})")
+    hdr = f"{'layer':<24}{'kind':<19}{'units w/ fb':>14}{'‖fb‖':>11}  {'param':<7}{'‖tag‖':>11}{'‖ΔW‖':>11}{'max|ΔW|':>11}"
+    lines.append(hdr)
+    lines.append("-" * len(hdr))
+    for lt in t.layers:
+        units = f"{lt.fb_units}/{lt.fb_total}"
+        head = f"{lt.name:<24}{lt.kind:<19}{units:>14}{lt.fb_norm:>11.4g}"
+        if not lt.tags:
+            lines.append(head)
+        for j, (p, tag) in enumerate(lt.tags.items()):
+            u = lt.updates[p]
+            row = f"  {p:<7}{np.linalg.norm(tag):>11.4g}{np.linalg.norm(u):>11.4g}{np.abs(u).max():>11.4g}"
+            lines.append((head if j == 0 else " " * len(head)) + row)
+    lines.append("")
+    if t.fd_checked:
+        ok = "agrees" if t.fd_error < 1e-6 else "DISAGREES"
+        lines.append(f"check: ΔW {ok} with −lr·∂(½δ²)/∂W by finite differences on {t.fd_checked} weights: "
+                     f"max relative gap {t.fd_error:.2e}")
+    else:
+        lines.append("check: finite differences skipped (needs a float64 network on the CPU)")
+    return "\n".join(lines)
