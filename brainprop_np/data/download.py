@@ -99,7 +99,8 @@ def _verify(tmp, got, md5, gunzip_md5):
     parts = ([f"md5 {' or '.join(md5)}"] if md5 else []) + \
         ([f"md5 of the gunzipped bytes {' or '.join(gunzip_md5)}"] if gunzip_md5 else [])
     got_txt = got + (f" (gunzipped: {raw})" if raw else "")
-    raise _Failed(f"checksum mismatch: expected {' or '.join(parts)}, got md5 {got_txt}; the download was deleted")
+    raise _Failed(f"checksum mismatch: expected {' or '.join(parts)}, got md5 {got_txt}; "
+                  "the download was deleted")
 
 
 def fetch(filename, folder, mirrors, md5=(), gunzip_md5=(), hint="", timeout=None):
