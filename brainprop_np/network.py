@@ -128,19 +128,25 @@ class Network:
         for lname in weights:
             if lname not in expected:
                 raise ValueError(f"weights name layer {lname!r}, which this network lacks; its layers with weights: {', '.join(expected)}")
-        by_name = {l.name: l for l in self.layers}
-        for lname, arrays in expected.items():
+        staged = []
+        for lname, arrays in expected.items():             # check everything before writing anything
             if lname not in weights:
                 raise ValueError(f"weights lack layer {lname!r} (arrays {', '.join(arrays)})")
-            layer = by_name[lname]
+            for aname in weights[lname]:
+                if aname not in arrays:
+                    raise ValueError(f"weights of layer {lname!r} name {aname!r}; it holds {', '.join(arrays)}")
             for aname, ref in arrays.items():
                 if aname not in weights[lname]:
                     raise ValueError(f"weights of layer {lname!r} lack {aname!r}")
                 new = np.asarray(to_host(weights[lname][aname]))
                 if new.shape != ref.shape:
                     raise ValueError(f"layer {lname!r} {aname}: expected shape {ref.shape}, found {new.shape}")
-                store = layer.params if aname in layer.params else layer.state
-                store[aname][...] = self.backend.asarray(new.astype(self.dtype))
+                staged.append((lname, aname, new))
+        by_name = {l.name: l for l in self.layers}
+        for lname, aname, new in staged:
+            layer = by_name[lname]
+            store = layer.params if aname in layer.params else layer.state
+            store[aname][...] = self.backend.asarray(new.astype(self.dtype))
 
     def summary(self):
         """A table of layers, output shapes and parameter counts."""
