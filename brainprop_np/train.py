@@ -1,0 +1,565 @@
+"""The training loop: the paper's protocol, a run folder, checkpoints and exact resume.
+
+    result = train("configs/mnist_conv.yaml", overrides=["train.epochs=2"])   # or a dict
+    result = train(resume="runs/mnist_conv/20250101-120000", overrides=["train.epochs=10"])
+    result.summary["best_val_acc"], result.out_dir, result.stop_reason
+
+Protocol (BRAINPROP.md, "Exact settings"): every epoch the training images are
+reshuffled with a permutation drawn from the run's host random generator
+(numpy default_rng([seed, 1]); weights use default_rng(seed), exploration and dropout
+use `net.rng`); plain SGD at lr(epoch) = lr·0.5^(epoch // lr_halve_every); BrainProp's
+loss divides by the nominal batch size, also for the last, smaller batch. Training
+accuracy counts the rewarded actions the network *chose* (Trial.n_correct); validation
+runs after every epoch in inference mode (argmax). Loss and counts are summed on the
+device and read once per epoch.
+
+Early stopping follows Keras's EarlyStopping(monitor='val_accuracy', patience,
+min_delta): an epoch improves when val_acc − min_delta > best (best: the val_acc of the
+last improving epoch); after an improvement the wait counter is 0, otherwise it grows
+by one; training stops once wait ≥ patience (patience null: never). Independently,
+`weights_best.npz` holds the weights of the epoch with the highest val_acc (the first
+such epoch), which is what summary.json's best_val_acc / best_epoch report.
+
+Outputs, in the run folder, each written to a temporary name and renamed into place:
+config.yaml (resolved), history.csv, summary.json, weights_best.npz, checkpoint.npz and
+accuracy.png (with matplotlib). After every epoch the checkpoint, history and summary
+are rewritten.
+
+Interruption (SIGINT, Ctrl-C): the current batch finishes, then the checkpoint is
+written *mid-epoch*: it stores the epoch's permutation, the index of the next batch,
+the partial loss and correct sums (float64) and the seconds spent, next to the weights,
+BatchNorm statistics and both random states. `--resume` continues with the next batch,
+so on the CPU the resumed run ends with the same weights and history (epoch_seconds
+aside) as an uninterrupted one, bit for bit. (On the GPU CuPy's generator state cannot
+be saved: a resumed run reseeds it from (seed, epoch, batch) and is equivalent, not
+identical.) A second Ctrl-C aborts at once; the last checkpoint on disk stays valid.
+"""
+import math
+import platform
+import signal
+import sys
+import threading
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backend import BackendError, to_host
+from .checkpoint import (load_checkpoint, load_weights_file, rng_state, save_checkpoint,
+                         save_weights, set_rng_state)
+from .config import ConfigError, check_resume_overrides, dump, load_config, read_yaml, resolve
+from .network import build_network
+from .optim import SGD
+from .plotting import plot_accuracy
+from .progress import Progress
+from .rules import make_rule
+from .runfolder import new_run_dir, write_csv, write_json, write_text
+
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds")
+FILES = ("config.yaml", "history.csv", "summary.json", "weights_best.npz", "checkpoint.npz", "accuracy.png")
+STOP_REASONS = ("early_stopping", "max_epochs", "interrupted", "non_finite_loss")
+
+
+class TrainingError(RuntimeError):
+    """A runtime failure (missing data, no GPU, non-finite loss, unreadable weights); one line."""
+
+    def __init__(self, message):
+        super().__init__(" ".join(str(message).split()))
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns: the run folder, its summary (as in summary.json) and history."""
+    out_dir: Path
+    summary: dict
+    history: list = field(default_factory=list)
+
+    @property
+    def stop_reason(self):
+        return self.summary.get("stop_reason")
+
+    @property
+    def best_val_acc(self):
+        return self.summary.get("best_val_acc")
+
+    @property
+    def interrupted(self):
+        return self.stop_reason == "interrupted"
+
+
+# ---------------------------------------------------------------------------------------
+# small pieces
+
+class _Say:
+    """Where a run talks: epoch lines on stdout, notices on stderr (silent when not verbose)."""
+
+    def __init__(self, verbose=True):
+        self.verbose = verbose
+
+    def out(self, text):
+        if self.verbose:
+            print(text, flush=True)
+
+    def err(self, text):
+        if self.verbose:
+            print(text, file=sys.stderr, flush=True)
+
+
+class _SigintFlag:
+    """While active (main thread only), the first SIGINT sets `.set`; a second one aborts."""
+
+    def __init__(self):
+        self.set = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.set:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.set = True
+        print("\nCtrl-C: finishing the current batch, then writing the checkpoint "
+              "(press Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _versions(backend):
+    from . import __version__
+    v = {"python": platform.python_version(), "numpy": np.__version__, "brainprop_np": __version__}
+    if backend.name == "cupy":
+        v["cupy"] = backend.xp.__version__
+    return v
+
+
+def _as_config(config, overrides):
+    if isinstance(config, (str, Path)):
+        return load_config(config, overrides)
+    if isinstance(config, dict):
+        return resolve(config, overrides)
+    raise ConfigError(f"config={type(config).__name__} is not allowed; use a path to a YAML file or a dict")
+
+
+def load_data(cfg, say, force=None):
+    """(Dataset, info dict) for the config, with the MNIST-sample fallback.
+
+    force: the dataset name a checkpoint used (resume trains on exactly that one).
+    """
+    from . import data
+    d = cfg["data"]
+    name = force or d["name"]
+    info = {"requested": d["name"], "used": name, "fallback": False, "fallback_reason": None}
+    try:
+        ds = data.load(name, root=d["root"], download=d["download"], label_mode=d["label_mode"])
+    except data.DataError as e:
+        if force is None and d["fallback"] == "mnist_sample" and name == "mnist":
+            say.err(f"*** WARNING: USING THE BUNDLED MNIST SAMPLE (5,000 train / 1,000 test images), NOT FULL "
+                    f"MNIST, which is neither found nor downloadable; point data.root or $BRAINPROP_DATA "
+                    f"at the four MNIST files, or set data.fallback=none to make this an error. Reason: {e} ***")
+            ds = data.load("mnist_sample")
+            info.update(used="mnist_sample", fallback=True, fallback_reason=str(e))
+        else:
+            raise TrainingError(str(e)) from None
+    except ValueError as e:
+        raise ConfigError(f"data: {e}") from None
+    return ds, info
+
+
+def _split(cfg, ds):
+    from . import data
+    d = cfg["data"]
+    try:
+        return data.prepare(ds, limit_train=d["limit_train"], limit_test=d["limit_test"], holdout=d["holdout"])
+    except ValueError as e:
+        raise ConfigError(f"data.{e}") from None
+
+
+def _build(cfg, split):
+    t = cfg["train"]
+    try:
+        return build_network(cfg["model"], input_shape=split.input_shape, n_classes=split.n_classes,
+                             seed=cfg["seed"], device=cfg["device"], dtype=cfg["dtype"],
+                             algorithm=cfg["algorithm"], init_std=t["init_std"])
+    except BackendError as e:
+        raise TrainingError(str(e)) from None
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model: {e} (input {split.input_shape}, {split.n_classes} classes)") from None
+
+
+def _load_weights(net, path, what):
+    try:
+        load_weights_file(net, path)
+    except ImportError as e:
+        raise TrainingError(f"{what} {path}: cannot read Keras .h5 weights ({e}); pip install -e .[keras]") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise TrainingError(f"{what} {path}: {e}") from None
+
+
+def evaluate(net, batches, batch_size):
+    """Accuracy of argmax(q) in inference mode over a BatchIterator (one host read)."""
+    correct = None
+    for x, y in batches.epoch(batch_size):
+        q = net.forward(x, train=False)
+        c = (q.argmax(axis=1) == y).sum()
+        correct = c if correct is None else correct + c
+    return int(to_host(correct)) / len(batches) if correct is not None else float("nan")
+
+
+def _reg_loss(net, l2):
+    """λ·ΣW² over the kernels, on the device (what Keras adds to the reported loss)."""
+    total = None
+    for _, pname, w in net.trainable():
+        if pname == "kernel":
+            s = (w * w).sum()
+            total = s if total is None else total + s
+    return l2 * total
+
+
+def _reseed(net, seed, epoch, batch):
+    """A fresh net.rng (and the dropout layers' reference to it) from (seed, epoch, batch)."""
+    s = int(np.random.SeedSequence([seed, epoch, batch]).generate_state(1)[0])
+    net.rng = net.backend.rng(s)
+    for layer in net.layers:
+        if hasattr(layer, "rng"):
+            layer.rng = net.rng
+
+
+# ---------------------------------------------------------------------------------------
+# the run
+
+class _Run:
+    """State and files of one run; `train` drives it."""
+
+    def __init__(self, cfg, out_dir, say, progress):
+        self.cfg, self.out_dir, self.say, self.progress = cfg, Path(out_dir), say, progress
+        self.history = []
+        self.epoch = 0            # 0-based index of the next (or interrupted) epoch
+        self.batch = 0            # index of the next batch inside that epoch
+        self.es_best, self.es_wait = None, 0
+        self.best_val_acc, self.best_epoch = None, None
+        self.stop_reason = None
+        self.message = None
+        self.test_acc = None
+        self.partial = None       # (perm, loss_sum, correct, seconds) of an interrupted epoch
+
+    # ---- files
+    def path(self, name):
+        return self.out_dir / name
+
+    def write_history(self):
+        write_csv(self.path("history.csv"), HISTORY_COLUMNS, self.history)
+
+    def summary(self):
+        secs = [r["epoch_seconds"] for r in self.history]
+        s = {
+            "name": self.cfg["name"],
+            "algorithm": self.cfg["algorithm"],
+            "model": self.cfg["model"],
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "epochs_run": len(self.history),
+            "stop_reason": self.stop_reason or "running",
+            "mean_epoch_seconds": (sum(secs) / len(secs)) if secs else None,
+            "final_lr": self.history[-1]["lr"] if self.history else None,
+            "early_stopping": {"best": self.es_best, "wait": self.es_wait,
+                               "patience": self.cfg["train"]["patience"],
+                               "min_delta": self.cfg["train"]["min_delta"]},
+            "backend": self.backend.name,
+            "device": self.backend.device_name(),
+            "dtype": self.cfg["dtype"],
+            "seed": self.cfg["seed"],
+            "versions": _versions(self.backend),
+            "dataset": self.data_info,
+            "validation": ("test set" if not self.cfg["data"]["holdout"]
+                           else f"holdout: last {self.cfg['data']['holdout']} training images"),
+        }
+        if self.cfg["data"]["holdout"]:
+            s["test_acc"] = self.test_acc
+        if self.message:
+            s["message"] = self.message
+        return s
+
+    def write_summary(self):
+        write_json(self.path("summary.json"), self.summary())
+
+    def write_plot(self):
+        if self.history:
+            try:
+                plot_accuracy(self.history, self.best_epoch, self.path("accuracy.png"),
+                              title=f"{self.cfg['name']} ({self.cfg['algorithm']})")
+            except OSError:
+                raise
+            except Exception as e:  # a plotting problem must not end a training run
+                self.say.err(f"note: accuracy.png not drawn ({type(e).__name__}: {e})")
+
+    def meta(self):
+        return {
+            "epoch": self.epoch, "batch": self.batch, "history": self.history,
+            "es_best": self.es_best, "es_wait": self.es_wait,
+            "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch,
+            "stop_reason": self.stop_reason,
+            "optimiser": {"name": "SGD", "lr": self.opt.lr0, "l2": self.opt.l2,
+                          "halve_every": self.opt.halve_every, "momentum": 0.0,
+                          "lr_now": self.opt.lr_at(self.epoch)},
+            "rng": {"host": rng_state(self.host_rng), "net": rng_state(self.net.rng),
+                    "net_backend": self.backend.name},
+            "data": self.data_info,
+            "seed": self.cfg["seed"],
+        }
+
+    def write_checkpoint(self, arrays=None):
+        save_checkpoint(self.path("checkpoint.npz"), self.net.get_weights(), self.meta(), arrays)
+
+    def restore(self, meta, arrays):
+        self.epoch, self.batch = int(meta["epoch"]), int(meta["batch"])
+        self.history = [dict(r) for r in meta["history"]]
+        self.es_best, self.es_wait = meta["es_best"], int(meta["es_wait"])
+        self.best_val_acc, self.best_epoch = meta["best_val_acc"], meta["best_epoch"]
+        if not set_rng_state(self.host_rng, meta["rng"]["host"]):
+            raise TrainingError(f"{self.path('checkpoint.npz')}: the shuffling generator's state cannot be restored")
+        if not set_rng_state(self.net.rng, meta["rng"]["net"]):
+            self.say.err("note: the device random generator's state could not be restored "
+                         f"(checkpoint from {meta['rng'].get('net_backend')}, now {self.backend.name}); "
+                         "exploration and dropout continue from a generator reseeded from (seed, epoch, batch): "
+                         "an equivalent, not bit-identical continuation")
+            _reseed(self.net, self.cfg["seed"], self.epoch, self.batch)
+        if self.batch:
+            self.partial = (np.asarray(arrays["perm"]), arrays["loss_sum"], arrays["correct"],
+                            float(arrays["seconds"]))
+
+    # ---- the loop
+    def stop_before_epoch(self):
+        t = self.cfg["train"]
+        if t["patience"] is not None and self.es_wait > 0 and self.es_wait >= t["patience"]:
+            return "early_stopping"
+        if self.epoch >= t["epochs"]:
+            return "max_epochs"
+        return None
+
+    def loop(self, sigint):
+        cfg, t = self.cfg, self.cfg["train"]
+        be, xp, net = self.backend, self.backend.xp, self.net
+        bs, n = t["batch_size"], len(self.train_it)
+        nb = self.train_it.n_batches(bs)
+        while True:
+            if self.batch == 0:
+                reason = self.stop_before_epoch()
+                if reason:
+                    self.stop_reason = reason
+                    return
+                perm = self.host_rng.permutation(n)
+                loss_sum = xp.zeros((), dtype=np.float64)
+                correct = xp.zeros((), dtype=np.float64)
+                seconds = 0.0
+            else:
+                perm, ls, cs, seconds = self.partial
+                loss_sum = be.asarray(np.asarray(ls, dtype=np.float64))
+                correct = be.asarray(np.asarray(cs, dtype=np.float64))
+                self.partial = None
+            lr = self.opt.lr_at(self.epoch)
+            label = f"epoch {self.epoch + 1}/{t['epochs']}"
+            bar = Progress(nb, label, enabled=self.progress)
+            bar.n = self.batch
+            b = self.batch
+            be.synchronize()
+            t0 = time.perf_counter()
+            batches = self.train_it.epoch(bs, perm[b * bs:])
+            try:
+                for x, y in batches:
+                    trial = self.rule.trial(net, x, y, train=True, batch_size=bs)
+                    if self.opt.l2:
+                        loss_sum += _reg_loss(net, self.opt.l2) * len(y)
+                    self.opt.step(net, lr)
+                    loss_sum += trial.loss * len(y)
+                    correct += trial.n_correct
+                    b += 1
+                    bar.update()
+                    if sigint.set and b < nb:
+                        break
+            finally:
+                batches.close()
+            be.synchronize()
+            seconds += time.perf_counter() - t0
+            bar.close()
+            if b < nb:                         # interrupted inside the epoch
+                self.batch = b
+                self.write_checkpoint({"perm": np.asarray(perm, dtype=np.int64),
+                                       "loss_sum": to_host(loss_sum), "correct": to_host(correct),
+                                       "seconds": np.float64(seconds)})
+                self.stop_reason = "interrupted"
+                self.message = f"interrupted in epoch {self.epoch + 1} after batch {b} of {nb}"
+                return
+            train_loss = float(to_host(loss_sum)) / n
+            train_acc = float(to_host(correct)) / n
+            if not math.isfinite(train_loss):
+                self.stop_reason = "non_finite_loss"
+                where = (f"the best weights (epoch {self.best_epoch}, val_acc {self.best_val_acc:.4f}) are kept in "
+                         f"{self.path('weights_best.npz')}" if self.best_epoch else "no weights were saved")
+                self.message = (f"the training loss became {train_loss} in epoch {self.epoch + 1} (lr {lr}); "
+                                f"the run stopped; {where}; lower train.lr or check the data")
+                return
+            val_acc = evaluate(net, self.val_it, t["eval_batch_size"])
+            row = {"epoch": self.epoch + 1, "lr": float(lr), "train_loss": train_loss,
+                   "train_acc": train_acc, "val_acc": val_acc, "epoch_seconds": seconds}
+            self.history.append(row)
+            mark = ""
+            if self.best_val_acc is None or val_acc > self.best_val_acc:
+                self.best_val_acc, self.best_epoch = val_acc, self.epoch + 1
+                save_weights(self.path("weights_best.npz"), net)
+                mark = " *"
+            if self.es_best is None or val_acc - t["min_delta"] > self.es_best:   # Keras's test
+                self.es_best, self.es_wait = val_acc, 0
+            else:
+                self.es_wait += 1
+            self.epoch, self.batch = self.epoch + 1, 0
+            self.write_checkpoint()
+            self.write_history()
+            self.write_summary()
+            self.write_plot()
+            self.say.out(f"epoch {row['epoch']:>3}/{t['epochs']}  lr {lr:.4g}  loss {train_loss:.4f}  "
+                         f"train_acc {train_acc:.4f}  val_acc {val_acc:.4f}{mark}  {seconds:.1f}s  "
+                         f"(best {self.best_val_acc:.4f} @ {self.best_epoch}, wait {self.es_wait})")
+            if sigint.set and self.stop_before_epoch() is None:
+                self.stop_reason = "interrupted"
+                self.message = f"interrupted after epoch {self.epoch}"
+                return
+
+
+def train(config=None, out=None, overrides=(), resume=None, verbose=True, progress=None):
+    """Run the paper's protocol for `config` (YAML path or dict) and return a TrainResult.
+
+    out: run folder (default runs/<name>/<YYYYmmdd-HHMMSS>); overrides: ['train.epochs=2', ...];
+    resume: a run folder to continue from its checkpoint.npz (overrides may change only
+    config.RESUMABLE_KEYS, e.g. a larger train.epochs); verbose: print epoch lines and
+    notices; progress: draw a per-epoch progress bar (default: when stderr is a terminal).
+
+    Raises ConfigError (bad config), TrainingError (runtime failure, e.g. missing data,
+    no GPU, a non-finite loss: then the files are written first). On Ctrl-C the result
+    has stop_reason 'interrupted' and the checkpoint can be resumed.
+    """
+    say = _Say(verbose)
+    meta = arrays = ckpt_weights = None
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt = run_dir / "checkpoint.npz"
+        if not ckpt.is_file():
+            raise TrainingError(f"{run_dir}: no checkpoint.npz to resume from")
+        old = resolve(read_yaml(run_dir / "config.yaml"))
+        cfg = resolve(old, overrides)
+        check_resume_overrides(old, cfg)
+        try:
+            ckpt_weights, meta, arrays = load_checkpoint(ckpt)
+        except (OSError, ValueError, KeyError) as e:
+            raise TrainingError(f"cannot resume: {e}") from None
+    else:
+        if config is None:
+            raise ConfigError("config=None is not allowed; give a YAML path or a dict (or resume=RUN_DIR)")
+        cfg = _as_config(config, overrides)
+        if out is not None and (Path(out) / "checkpoint.npz").exists():
+            raise ConfigError(f"--out {out} is not allowed: it already holds a run; continue it with "
+                              f"--resume {out} or choose another folder")
+
+    ds, data_info = load_data(cfg, say, force=meta["data"]["used"] if meta else None)
+    split = _split(cfg, ds)
+    data_info.update(n_train=len(split.x_train), n_val=len(split.x_val), n_test=len(split.x_test),
+                     n_classes=split.n_classes)
+    if meta and any(meta["data"].get(k) != data_info[k] for k in ("n_train", "n_val", "n_test")):
+        raise TrainingError(f"cannot resume: the data differ from the checkpoint's "
+                            f"({meta['data']['used']} {meta['data']['n_train']}/{meta['data']['n_val']}/"
+                            f"{meta['data']['n_test']} train/val/test, now {data_info['n_train']}/"
+                            f"{data_info['n_val']}/{data_info['n_test']})")
+    net = _build(cfg, split)
+    if meta:
+        try:
+            net.set_weights(ckpt_weights)
+        except ValueError as e:
+            raise TrainingError(f"cannot resume: {e}") from None
+    elif cfg["init_from"]:
+        _load_weights(net, cfg["init_from"], "init_from")
+
+    from .data import BatchIterator
+    run = _Run(cfg, new_run_dir(cfg["name"], out) if resume is None else Path(resume), say,
+               progress if progress is not None else bool(getattr(sys.stderr, "isatty", lambda: False)()))
+    run.backend, run.net, run.data_info = net.backend, net, data_info
+    run.rule = make_rule(cfg["algorithm"], cfg["brainprop"]["epsilon"])
+    t = cfg["train"]
+    run.opt = SGD(lr=t["lr"], l2=t["l2"], halve_every=t["lr_halve_every"])
+    run.host_rng = np.random.default_rng([cfg["seed"], 1])
+    if meta:
+        run.restore(meta, arrays)
+    run.train_it = BatchIterator(split.x_train, split.y_train, net.backend, cfg["dtype"])
+    run.val_it = BatchIterator(split.x_val, split.y_val, net.backend, cfg["dtype"])
+
+    write_text(run.path("config.yaml"),
+               "# The resolved config of this run (every key; preset defaults filled in).\n"
+               f"# Continue it with: python run.py --resume {run.out_dir} [train.epochs=N]\n" + dump(cfg))
+    n_params = sum(int(np.prod(a.shape)) for _, _, a in net.trainable())
+    val = "the test set" if not cfg["data"]["holdout"] else f"{len(split.x_val)} held-out training images"
+    verb = f"resuming at epoch {run.epoch + 1}" + (f" batch {run.batch + 1}" if run.batch else "") if meta else "training"
+    say.out(f"{cfg['name']}: {verb}; {cfg['algorithm']} on {data_info['used']} ({len(split.x_train)} train, "
+            f"validation on {val} ({len(split.x_val)})), model "
+            f"{cfg['model'] if isinstance(cfg['model'], str) else 'custom'} ({n_params:,} parameters), "
+            f"batch {t['batch_size']}, {net.backend.name} on {net.backend.device_name()}; run folder {run.out_dir}")
+
+    try:
+        with _SigintFlag() as sigint:
+            run.loop(sigint)
+    except KeyboardInterrupt:
+        if run.path("checkpoint.npz").is_file():
+            say.err(f"aborted; the last checkpoint in {run.out_dir} is intact: "
+                    f"python run.py --resume {run.out_dir}")
+        raise
+
+    if run.stop_reason in ("early_stopping", "max_epochs") and cfg["data"]["holdout"] and run.best_epoch:
+        _load_weights(net, run.path("weights_best.npz"), "weights_best")
+        test_it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
+        run.test_acc = evaluate(net, test_it, t["eval_batch_size"])
+    run.write_history()
+    run.write_summary()
+    run.write_plot()
+    summary = run.summary()
+    if run.stop_reason == "non_finite_loss":
+        raise TrainingError(run.message)
+    if run.stop_reason != "interrupted":
+        extra = f", test_acc {run.test_acc:.4f}" if run.test_acc is not None else ""
+        best = f"{run.best_val_acc:.4f} at epoch {run.best_epoch}" if run.best_epoch else "none"
+        on = " (ON THE MNIST SAMPLE, not full MNIST)" if data_info["fallback"] else ""
+        say.out(f"done ({run.stop_reason}) after {len(run.history)} epochs: best val_acc {best}{extra}{on}; "
+                f"files in {run.out_dir}")
+    return TrainResult(run.out_dir, summary, list(run.history))
+
+
+def evaluate_weights(config, weights, overrides=(), verbose=True):
+    """Accuracy of saved weights (.npz or Keras .h5) on the config's test set.
+
+    Returns (accuracy, n_images, dataset_name).
+    """
+    say = _Say(verbose)
+    cfg = _as_config(config, overrides)
+    ds, info = load_data(cfg, say)
+    split = _split(cfg, ds)
+    net = _build(cfg, split)
+    _load_weights(net, weights, "--load")
+    from .data import BatchIterator
+    it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
+    return evaluate(net, it, cfg["train"]["eval_batch_size"]), len(split.x_test), info["used"]
+
+
+class _CallableModule(types.ModuleType):
+    """`bp.train(config)` must call `train` even after `import brainprop_np.train` has bound
+    the package attribute `train` to this module: calling the module calls `train`."""
+
+    def __call__(self, *args, **kwargs):
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

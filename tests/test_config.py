@@ -1,0 +1,147 @@
+"""Config loading, validation (one-line messages naming key, value and what is allowed),
+dotted overrides, preset defaults, and the shipped configs."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from brainprop_np.config import (DEFAULTS, ConfigError, check_resume_overrides, dump, load_config,
+                                 parse_override, resolve)
+from brainprop_np.presets import PRESET_SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+PAIRS = ["mnist_dense", "mnist_conv", "mnist_loccon", "cifar10_loccon", "cifar10_conv", "cifar10_deep",
+         "cifar100_loccon", "cifar100_conv", "cifar100_deep", "tinyimagenet_deep"]
+BASE = {"model": "conv", "data": {"name": "mnist"}}
+
+
+def _err(raw=None, overrides=()):
+    with pytest.raises(ConfigError) as e:
+        resolve(BASE if raw is None else raw, overrides)
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_every_published_pair_and_the_quickstart_ship():
+    names = {p.stem for p in CONFIGS}
+    assert set(PAIRS) | {"quickstart"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_config_validates(path):
+    cfg = load_config(path)
+    assert cfg["name"] == path.stem
+    if path.stem == "quickstart":
+        assert cfg["data"]["name"] == "mnist_sample" and cfg["model"] == "loccon"
+        return
+    dataset, model = path.stem.split("_")
+    t = cfg["train"]
+    assert (cfg["model"], cfg["data"]["name"], cfg["algorithm"], cfg["seed"]) == (model, dataset, "brainprop", 1)
+    assert (t["lr"], t["lr_halve_every"], t["epochs"], t["patience"], t["min_delta"]) == (0.1, 100, 500, 45, 0.001)
+    assert t["batch_size"] == (32 if model == "loccon" else 128)
+    assert t["init_std"] == (0.01 if model == "dense" else 0.005)
+    assert t["l2"] == (5e-4 if model == "deep" else 0.0)
+    assert cfg["brainprop"]["epsilon"] == 0.02
+    assert cfg["data"]["holdout"] == 0
+    assert cfg["data"]["fallback"] == ("mnist_sample" if dataset == "mnist" else "none")
+    assert cfg["data"]["label_mode"] == ("fine" if dataset == "cifar100" else None)
+    assert load_config(path, ["algorithm=ebp"])["algorithm"] == "ebp"
+
+
+@pytest.mark.parametrize("model", list(PRESET_SETTINGS))
+def test_preset_defaults_fill_what_is_left_out(model):
+    cfg = resolve({"model": model, "data": {"name": "cifar10"}})
+    for key in ("batch_size", "init_std", "l2"):
+        assert cfg["train"][key] == PRESET_SETTINGS[model][key]
+    cfg = resolve({"model": model, "data": {"name": "cifar10"}}, ["train.batch_size=7", "train.l2=0.01"])
+    assert cfg["train"]["batch_size"] == 7 and cfg["train"]["l2"] == 0.01
+
+
+def test_layer_list_model_and_defaults():
+    specs = [{"type": "flatten"}, {"type": "dense", "units": 10}, {"type": "relu"}]
+    cfg = resolve({"model": specs, "data": {"name": "mnist_sample"}})
+    assert cfg["model"] == specs and cfg["name"] == "mnist_sample_custom"
+    assert (cfg["train"]["batch_size"], cfg["train"]["init_std"], cfg["train"]["l2"]) == (128, 0.005, 0.0)
+    assert cfg["data"]["fallback"] == "none" and cfg["device"] == "auto" and cfg["dtype"] == "float32"
+    assert set(cfg) == set(DEFAULTS)
+
+
+def test_resolved_config_round_trips():
+    cfg = load_config(ROOT / "configs" / "cifar100_deep.yaml", ["train.epochs=3"])
+    again = resolve(yaml.safe_load(dump(cfg)))
+    assert again == cfg
+
+
+def test_overrides_are_yaml_scalars():
+    cfg = resolve(BASE, ["train.epochs=2", "data.limit_train=6000", "algorithm=ebp", "device=cpu",
+                         "data.root=/some/where", "train.lr=1e-2", "train.patience=null",
+                         "data.download=false", "model=[{type: flatten}, {type: dense, units: 5}]"])
+    assert cfg["train"]["epochs"] == 2 and cfg["data"]["limit_train"] == 6000
+    assert cfg["algorithm"] == "ebp" and cfg["device"] == "cpu" and cfg["data"]["root"] == "/some/where"
+    assert cfg["train"]["lr"] == 0.01 and cfg["train"]["patience"] is None
+    assert cfg["data"]["download"] is False and cfg["model"][1] == {"type": "dense", "units": 5}
+    assert parse_override("name=a=b") == ("name", "a=b")
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["train.epoch=2"], ["unknown key train.epoch", "epochs"]),
+    (["foo=1"], ["unknown key foo", "algorithm"]),
+    (["data.nme=mnist"], ["unknown key data.nme", "limit_train"]),
+    (["train.epochs=two"], ["train.epochs='two'", "integer >= 1"]),
+    (["train.epochs=0"], ["train.epochs=0", "integer >= 1"]),
+    (["train.epochs=1.5"], ["train.epochs=1.5", "integer"]),
+    (["train.lr=-0.1"], ["train.lr=-0.1", "> 0"]),
+    (["train.lr=true"], ["train.lr=True", "number"]),
+    (["brainprop.epsilon=1.5"], ["brainprop.epsilon=1.5", "<= 1"]),
+    (["algorithm=sgd"], ["algorithm='sgd'", "brainprop, ebp"]),
+    (["device=tpu"], ["device='tpu'", "auto, cpu, gpu"]),
+    (["dtype=float16"], ["dtype='float16'", "float32, float64"]),
+    (["seed=-1"], ["seed=-1", "integer"]),
+    (["model=resnet"], ["model='resnet'", "dense, conv, loccon, deep"]),
+    (["model=[{type: dense}]"], ["model", "units"]),
+    (["model=[{type: conv3d, filters: 2}]"], ["conv3d", "conv2d"]),
+    (["data.name=svhn"], ["data.name='svhn'", "cifar10"]),
+    (["data.fallback=yes"], ["data.fallback=True", "mnist_sample, none"]),
+    (["data.download=maybe"], ["data.download='maybe'", "true or false"]),
+    (["data.limit_train=0"], ["data.limit_train=0", ">= 1"]),
+    (["data.holdout=-5"], ["data.holdout=-5", ">= 0"]),
+    (["data.label_mode=coarse"], ["data.label_mode='coarse'", "cifar100"]),
+    (["data.name=cifar10", "data.fallback=mnist_sample"], ["data.fallback='mnist_sample'", "none"]),
+    (["train=5"], ["train=5", "section"]),
+    (["algorithm.x=1"], ["algorithm", "not a section"]),
+    (["epochs"], ["'epochs'", "key=value"]),
+    (["=3"], ["key=value"]),
+    (["train.epochs=[1"], ["train.epochs", "YAML"]),
+    (["train.patience=-1"], ["train.patience=-1", "null"]),
+    (["name=a/b"], ["name='a/b'", "without '/'"]),
+])
+def test_bad_values_name_key_value_and_what_is_allowed(overrides, words):
+    msg = _err(overrides=overrides)
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_bad_structures():
+    assert "model is missing" in _err({"data": {"name": "mnist"}})
+    assert "data.name is missing" in _err({"model": "conv"})
+    assert "data=['mnist'] is not allowed" in _err({"model": "conv", "data": ["mnist"]})
+    assert "list" in _err(["model", "conv"])
+    assert "unknown key trian" in _err({"model": "conv", "data": {"name": "mnist"}, "trian": {}})
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: conv\ndata: {name: mnist\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(bad)
+
+
+def test_resume_may_change_only_some_keys():
+    old = resolve(BASE)
+    check_resume_overrides(old, resolve(old, ["train.epochs=900", "device=cpu", "train.patience=3"]))
+    with pytest.raises(ConfigError, match="train.batch_size=64 is not allowed when resuming"):
+        check_resume_overrides(old, resolve(old, ["train.batch_size=64"]))

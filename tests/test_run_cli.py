@@ -1,0 +1,191 @@
+"""run.py as a subprocess: exit statuses and one-line messages, the run folder's files,
+--load, the MNIST-sample fallback, and Ctrl-C (SIGINT) with --resume."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = [sys.executable, str(ROOT / "run.py")]
+TINY = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "same"},
+        {"type": "relu"}, {"type": "batchnorm"}, {"type": "dropout", "rate": 0.3},
+        {"type": "flatten"}, {"type": "dense", "units": 32}, {"type": "relu"}]
+
+
+def _mnist_root():
+    for cand in (os.environ.get("BRAINPROP_DATA"),
+                 Path(__file__).resolve().parents[1].parent / "shared" / "datasets"):
+        if cand and (Path(cand) / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file():
+            return str(Path(cand))
+    return None
+
+
+def _write_config(tmp_path, epochs=2, limit_train=384, **extra):
+    root = _mnist_root()
+    data = ({"name": "mnist", "root": root, "download": False, "fallback": "none"} if root
+            else {"name": "mnist_sample"})
+    data.update(limit_train=limit_train, limit_test=300)
+    cfg = {"name": "cli", "device": "cpu", "seed": 1, "model": TINY, "data": data,
+           "train": {"epochs": epochs, "batch_size": 64, "eval_batch_size": 150}}
+    cfg.update(extra)
+    path = tmp_path / "cli.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _run(*args, cwd=None, timeout=120):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(RUN + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
+
+
+def _one_line_error(proc, code):
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["{cfg}", "train.epoch=2"], ["unknown key train.epoch", "epochs"]),
+    (["{cfg}", "train.epochs=abc"], ["train.epochs='abc'", "integer >= 1"]),
+    (["{cfg}", "algorithm=sgd"], ["algorithm='sgd'", "brainprop, ebp"]),
+    (["{cfg}", "epochs"], ["'epochs'", "key=value"]),
+    (["{tmp}/missing.yaml"], ["missing.yaml", "cannot be read"]),
+    ([], ["no config given"]),
+    (["--resume", "{tmp}", "{cfg}"], ["not allowed with --resume"]),
+])
+def test_bad_command_lines_exit_2_with_one_line(tmp_path, args, words):
+    cfg = _write_config(tmp_path)
+    proc = _run(*[a.format(cfg=cfg, tmp=tmp_path) for a in args])
+    line = _one_line_error(proc, 2)
+    for w in words:
+        assert w in line, (w, line)
+
+
+def test_bad_model_for_the_data_exits_2(tmp_path):
+    cfg = _write_config(tmp_path)
+    proc = _run(cfg, "model=[{type: conv2d, filters: 2, kernel: 40, padding: valid}]")
+    assert "model" in _one_line_error(proc, 2)
+
+
+def test_missing_data_without_fallback_exits_1(tmp_path):
+    cfg = _write_config(tmp_path)
+    proc = _run(cfg, "data.name=mnist", f"data.root={tmp_path / 'empty'}", "data.download=false",
+                "data.fallback=none")
+    line = _one_line_error(proc, 1)
+    assert "train-images-idx3-ubyte.gz" in line and str(tmp_path / "empty") in line
+
+
+def test_gpu_without_gpu_exits_1(tmp_path):
+    from brainprop_np.backend import BackendError, get_backend
+    try:
+        get_backend("gpu")
+        pytest.skip("a GPU is available here")
+    except BackendError:
+        pass
+    proc = _run(_write_config(tmp_path), "device=gpu")
+    assert "device=gpu" in _one_line_error(proc, 1)
+
+
+def test_fallback_to_the_mnist_sample_is_loud_and_recorded(tmp_path):
+    cfg = _write_config(tmp_path, epochs=1, limit_train=128)
+    out = tmp_path / "fb"
+    proc = _run(cfg, "data.name=mnist", f"data.root={tmp_path / 'empty'}", "data.download=false",
+                "data.fallback=mnist_sample", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    loud = [l for l in proc.stderr.splitlines() if "MNIST SAMPLE" in l]
+    assert len(loud) == 1 and "data.fallback=none" in loud[0]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["dataset"]["used"] == "mnist_sample" and s["dataset"]["fallback"] is True
+    assert s["dataset"]["requested"] == "mnist"
+
+
+def test_end_to_end_run_writes_a_consistent_run_folder_and_load_reproduces_it(tmp_path):
+    cfg = _write_config(tmp_path, epochs=2)
+    out = tmp_path / "run"
+    proc = _run(cfg, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sum(1 for l in proc.stdout.splitlines() if l.startswith("epoch ")) == 2
+    for name in ("config.yaml", "history.csv", "summary.json", "weights_best.npz", "checkpoint.npz",
+                 "accuracy.png"):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["train"]["epochs"] == 2 and resolved["train"]["lr"] == 0.1
+    assert resolved["train"]["patience"] == 45 and resolved["model"] == TINY
+
+    with open(out / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds"]
+    s = json.loads((out / "summary.json").read_text())
+    val = [float(r["val_acc"]) for r in rows]
+    assert len(rows) == s["epochs_run"] == 2
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert s["best_val_acc"] == max(val) and val[s["best_epoch"] - 1] == max(val)
+    assert s["stop_reason"] == "max_epochs"
+    assert s["mean_epoch_seconds"] == pytest.approx(np.mean([float(r["epoch_seconds"]) for r in rows]))
+    assert all(0.0 <= float(r["train_acc"]) <= 1.0 and float(r["train_loss"]) > 0 for r in rows)
+    assert s["backend"] == "numpy" and s["seed"] == 1 and s["device"]
+    assert {"python", "numpy", "brainprop_np"} <= set(s["versions"])
+    assert s["dataset"]["used"] in ("mnist", "mnist_sample") and s["dataset"]["n_train"] == 384
+    assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        assert "weights/batch_normalization/moving_mean" in z.files
+    assert meta["epoch"] == 2 and meta["batch"] == 0 and len(meta["history"]) == 2
+    assert meta["rng"]["host"]["bit_generator"] == "PCG64" and meta["rng"]["net"]["bit_generator"] == "PCG64"
+
+    proc = _run(cfg, "--load", out / "weights_best.npz")
+    assert proc.returncode == 0, proc.stderr
+    assert f"test accuracy {s['best_val_acc']:.4f} ({round(s['best_val_acc'] * 300)}/300" in proc.stdout
+    proc = _run("--load", out / "weights_best.npz")        # config.yaml beside the weights
+    assert proc.returncode == 0 and f"{s['best_val_acc']:.4f}" in proc.stdout, proc.stderr
+
+    proc = _run(cfg, "--out", out)                          # the folder holds a run already
+    assert "--resume" in _one_line_error(proc, 2)
+    proc = _run(cfg, "--load", tmp_path / "nope.npz")
+    assert "nope.npz" in _one_line_error(proc, 1)
+
+
+def test_sigint_writes_a_resumable_checkpoint(tmp_path):
+    cfg = _write_config(tmp_path, epochs=200, limit_train=256)
+    out = tmp_path / "sig"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(RUN + [str(cfg), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 90
+        for line in proc.stdout:
+            if line.startswith("epoch ") or time.time() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"python run.py --resume {out}" in stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["stop_reason"] == "interrupted"
+    done = s["epochs_run"]
+    assert 1 <= done < 200
+    proc = _run("--resume", out, f"train.epochs={done + 1}")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["stop_reason"] == "max_epochs" and s["epochs_run"] == done + 1
+    with open(out / "history.csv", newline="") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, done + 2))

@@ -1,0 +1,259 @@
+"""The training loop in-process: exact resume (epoch boundary and mid-epoch), crash-safe
+checkpoints, early stopping, non-finite loss, holdout and init_from.
+
+Runs use a tiny network on a few hundred images of real MNIST (../shared/datasets or
+$BRAINPROP_DATA) when present, else on the bundled MNIST sample.
+"""
+import csv
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import brainprop_np.train as T
+from brainprop_np.checkpoint import load_checkpoint, read_weights
+from brainprop_np.config import ConfigError
+
+TINY = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "same"},
+        {"type": "relu"}, {"type": "batchnorm"}, {"type": "dropout", "rate": 0.3},
+        {"type": "flatten"}, {"type": "dense", "units": 32}, {"type": "relu"},
+        {"type": "dropout", "rate": 0.3}]
+
+
+def _mnist_root():
+    for cand in (os.environ.get("BRAINPROP_DATA"),
+                 Path(__file__).resolve().parents[1].parent / "shared" / "datasets"):
+        if cand and (Path(cand) / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file():
+            return str(Path(cand))
+    return None
+
+
+def _config(**train):
+    root = _mnist_root()
+    data = ({"name": "mnist", "root": root, "download": False, "fallback": "none"} if root
+            else {"name": "mnist_sample"})
+    data.update(limit_train=300, limit_test=200)
+    t = {"epochs": 2, "batch_size": 64, "eval_batch_size": 100}
+    t.update(train)
+    return {"name": "tiny", "device": "cpu", "seed": 3, "model": TINY, "data": data, "train": t}
+
+
+def _run(tmp_path, name, cfg=None, **kw):
+    return T.train(cfg or _config(), out=tmp_path / name, verbose=False, progress=False, **kw)
+
+
+def _history(run_dir):
+    with open(Path(run_dir) / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _same_arrays(a, b):
+    assert list(a) == list(b)
+    for layer in a:
+        assert list(a[layer]) == list(b[layer])
+        for name in a[layer]:
+            np.testing.assert_array_equal(a[layer][name], b[layer][name], err_msg=f"{layer}/{name}")
+
+
+def _same_run(dir_a, dir_b):
+    ha, hb = _history(dir_a), _history(dir_b)
+    assert len(ha) == len(hb)
+    for ra, rb in zip(ha, hb):
+        for col in ("epoch", "lr", "train_loss", "train_acc", "val_acc"):
+            assert ra[col] == rb[col], (col, ra, rb)
+    _same_arrays(read_weights(dir_a / "weights_best.npz"), read_weights(dir_b / "weights_best.npz"))
+    wa, ma, _ = load_checkpoint(dir_a / "checkpoint.npz")
+    wb, mb, _ = load_checkpoint(dir_b / "checkpoint.npz")
+    _same_arrays(wa, wb)
+    assert ma["rng"] == mb["rng"]
+    assert (ma["epoch"], ma["batch"], ma["es_best"], ma["es_wait"]) == (mb["epoch"], mb["batch"], mb["es_best"], mb["es_wait"])
+    sa = json.loads((dir_a / "summary.json").read_text())
+    sb = json.loads((dir_b / "summary.json").read_text())
+    for k in ("best_val_acc", "best_epoch", "epochs_run", "stop_reason"):
+        assert sa[k] == sb[k], k
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted 2-epoch run."""
+    d = tmp_path_factory.mktemp("ref")
+    res = T.train(_config(), out=d / "run", verbose=False, progress=False)
+    assert res.stop_reason == "max_epochs" and len(res.history) == 2
+    return d / "run"
+
+
+def test_resume_at_epoch_boundary_equals_uninterrupted(tmp_path, reference):
+    first = _run(tmp_path, "a", _config(epochs=1))
+    assert first.summary["epochs_run"] == 1
+    res = T.train(resume=tmp_path / "a", overrides=["train.epochs=2"], verbose=False, progress=False)
+    assert res.stop_reason == "max_epochs" and res.summary["epochs_run"] == 2
+    _same_run(reference, tmp_path / "a")
+
+
+class _KillAfter:
+    """A rule that sends this process SIGINT after its n-th trial (the loop then stops)."""
+
+    def __init__(self, rule, n):
+        self.rule, self.n, self.calls = rule, n, 0
+
+    def trial(self, *a, **kw):
+        out = self.rule.trial(*a, **kw)
+        self.calls += 1
+        if self.calls == self.n:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+
+@pytest.mark.parametrize("after", [3, 5])   # inside epoch 1 (5 batches per epoch), and at its end
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeypatch, after):
+    real = T.make_rule
+    monkeypatch.setattr(T, "make_rule", lambda *a, **k: _KillAfter(real(*a, **k), after))
+    res = _run(tmp_path, "b")
+    assert res.interrupted
+    _, meta, arrays = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
+    if after == 3:
+        assert (meta["epoch"], meta["batch"]) == (0, 3)
+        assert set(arrays) == {"perm", "loss_sum", "correct", "seconds"}
+        assert not (tmp_path / "b" / "history.csv").exists() or not _history(tmp_path / "b")
+    else:
+        assert (meta["epoch"], meta["batch"]) == (1, 0)
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["stop_reason"] == "interrupted"
+    monkeypatch.setattr(T, "make_rule", real)
+    res = T.train(resume=tmp_path / "b", verbose=False, progress=False)
+    assert res.stop_reason == "max_epochs"
+    _same_run(reference, tmp_path / "b")
+
+
+def test_interrupted_checkpoint_write_keeps_previous(tmp_path, reference, monkeypatch):
+    _run(tmp_path, "c", _config(epochs=1))
+    ckpt = tmp_path / "c" / "checkpoint.npz"
+    before = ckpt.read_bytes()
+
+    import brainprop_np.checkpoint as C
+    from brainprop_np.runfolder import atomic_open
+
+    def crashing_write(path, data):
+        with atomic_open(path, "wb") as f:
+            f.write(data[:len(data) // 2])
+            raise OSError("simulated crash in the middle of a checkpoint write")
+
+    monkeypatch.setattr(C, "write_bytes", crashing_write)
+    with pytest.raises(OSError, match="simulated crash"):
+        T.train(resume=tmp_path / "c", overrides=["train.epochs=2"], verbose=False, progress=False)
+    assert ckpt.read_bytes() == before
+    assert not [p for p in ckpt.parent.iterdir() if p.name.endswith(".tmp")]
+    _, meta, _ = load_checkpoint(ckpt)
+    assert meta["epoch"] == 1
+    monkeypatch.undo()
+    T.train(resume=tmp_path / "c", overrides=["train.epochs=2"], verbose=False, progress=False)
+    _same_run(reference, tmp_path / "c")
+
+
+def test_resume_rejects_changing_the_experiment(tmp_path, reference):
+    with pytest.raises(ConfigError, match="train.lr=0.5 is not allowed when resuming"):
+        T.train(resume=reference, overrides=["train.lr=0.5"], verbose=False)
+    with pytest.raises(T.TrainingError, match="no checkpoint.npz"):
+        T.train(resume=tmp_path, verbose=False)
+
+
+def test_resume_of_a_finished_run_does_nothing(reference):
+    before = (reference / "checkpoint.npz").read_bytes()
+    res = T.train(resume=reference, verbose=False, progress=False)
+    assert res.stop_reason == "max_epochs" and res.summary["epochs_run"] == 2
+    assert (reference / "checkpoint.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("accs, patience, stop_epoch, reason, best_epoch", [
+    # Keras: an epoch improves iff acc − min_delta > best, best being the acc of the last
+    # improving epoch (not the maximum); stop once `patience` epochs passed without one.
+    ([0.5, 0.6, 0.6, 0.6, 0.6, 0.6], 2, 4, "early_stopping", 2),
+    ([0.5, 0.5005, 0.5011, 0.4, 0.4, 0.4], 2, 5, "early_stopping", 3),
+    ([0.5, 0.5008, 0.5012, 0.3, 0.3, 0.3], 2, 5, "early_stopping", 3),   # 0.5012 − 0.001 > 0.5
+    ([0.5, 0.6, 0.6], 2, 3, "max_epochs", 2),
+    ([0.5, 0.7, 0.6, 0.8], 0, 3, "early_stopping", 2),       # patience 0: first non-improvement stops
+    ([0.5, 0.4, 0.3, 0.2], None, 4, "max_epochs", 1),        # null: no early stopping
+])
+def test_early_stopping_follows_keras(tmp_path, monkeypatch, accs, patience, stop_epoch, reason, best_epoch):
+    seq = iter(accs)
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: next(seq))
+    cfg = _config(epochs=len(accs), patience=patience, min_delta=0.001)
+    cfg["data"]["limit_train"] = 64
+    res = _run(tmp_path, "es", cfg)
+    assert res.summary["epochs_run"] == stop_epoch
+    assert res.stop_reason == reason
+    assert res.summary["best_epoch"] == best_epoch
+    assert res.summary["best_val_acc"] == max(accs[:stop_epoch])
+
+
+def test_non_finite_loss_stops_and_keeps_best_weights(tmp_path, monkeypatch):
+    cfg = _config(epochs=3)
+    real = T.make_rule
+
+    class Poisoned:
+        def __init__(self, rule):
+            self.rule, self.calls = rule, 0
+
+        def trial(self, *a, **kw):
+            out = self.rule.trial(*a, **kw)
+            self.calls += 1
+            if self.calls > 5:            # from epoch 2 on
+                out.loss = out.loss * np.float32("nan")
+            return out
+
+    monkeypatch.setattr(T, "make_rule", lambda *a, **k: Poisoned(real(*a, **k)))
+    with pytest.raises(T.TrainingError, match="training loss became nan in epoch 2"):
+        _run(tmp_path, "nan", cfg)
+    d = tmp_path / "nan"
+    s = json.loads((d / "summary.json").read_text())
+    assert s["stop_reason"] == "non_finite_loss" and s["best_epoch"] == 1 and s["epochs_run"] == 1
+    assert (d / "weights_best.npz").is_file()
+    _, meta, _ = load_checkpoint(d / "checkpoint.npz")
+    assert meta["epoch"] == 1
+
+
+def test_holdout_records_test_accuracy(tmp_path):
+    cfg = _config(epochs=1)
+    cfg["data"]["holdout"] = 100
+    res = _run(tmp_path, "h", cfg)
+    s = res.summary
+    assert s["dataset"]["n_val"] == 100 and s["dataset"]["n_test"] == 200
+    assert 0.0 <= s["test_acc"] <= 1.0
+    acc, n, _ = T.evaluate_weights(cfg, tmp_path / "h" / "weights_best.npz", verbose=False)
+    assert n == 200 and acc == s["test_acc"]
+
+
+def test_init_from_npz_starts_from_those_weights(tmp_path):
+    model = [{"type": "flatten"}, {"type": "dense", "units": 16}, {"type": "relu"}]
+    cfg = _config(epochs=1)
+    cfg["model"] = model
+    _run(tmp_path, "src", cfg)
+    src = tmp_path / "src" / "weights_best.npz"
+    cfg2 = _config(epochs=1, lr=1e-30)          # updates too small to change float32 weights
+    cfg2["model"], cfg2["seed"], cfg2["init_from"] = model, 99, str(src)
+    _run(tmp_path, "dst", cfg2)
+    _same_arrays(read_weights(src), read_weights(tmp_path / "dst" / "weights_best.npz"))
+    cfg2["init_from"] = str(tmp_path / "src" / "checkpoint.npz")     # a checkpoint works as well
+    _run(tmp_path, "dst2", cfg2)
+    _same_arrays(read_weights(src), read_weights(tmp_path / "dst2" / "weights_best.npz"))
+    cfg2["init_from"] = str(tmp_path / "missing.npz")
+    with pytest.raises(T.TrainingError, match="missing.npz"):
+        _run(tmp_path, "dst3", cfg2)
+
+
+def test_train_accepts_a_yaml_path(tmp_path):
+    import yaml
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(_config(epochs=1)))
+    res = T.train(p, out=tmp_path / "y", overrides=["train.epochs=1", "algorithm=ebp"], verbose=False)
+    assert res.summary["algorithm"] == "ebp" and res.summary["epochs_run"] == 1
+    assert "brain_prop_layer" not in read_weights(tmp_path / "y" / "weights_best.npz")
+
+
+def test_bp_train_is_callable_even_after_importing_the_module(tmp_path):
+    import brainprop_np as bp
+    import brainprop_np.train  # noqa: F401  (binds bp.train to the module)
+    res = bp.train(_config(epochs=1), out=tmp_path / "api", verbose=False, progress=False)
+    assert res.summary["epochs_run"] == 1 and (tmp_path / "api" / "summary.json").is_file()
