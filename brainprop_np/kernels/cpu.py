@@ -12,13 +12,33 @@ from numpy.lib.stride_tricks import as_strided
 xp = np
 
 
-def _pad(x, pads):
-    """x (N, H, W, C) → zero-padded (N, H+top+bottom, W+left+right, C); no copy when unpadded."""
+def workspace(ws, key, shape, dtype, zero=False):
+    """A work array kept in the dict `ws` between calls (allocated once per shape).
+
+    Reusing large temporaries avoids fresh pages (page faults) on every batch. With
+    ws None a new array is returned. zero: fill with zeros on every call.
+    """
+    if ws is None:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    a = ws.get(key)
+    if a is None or a.shape != tuple(shape) or a.dtype != dtype:
+        a = ws[key] = np.zeros(shape, dtype)
+    elif zero:
+        a.fill(0)
+    return a
+
+
+def _pad(x, pads, ws=None):
+    """x (N, H, W, C) → zero-padded (N, H+top+bottom, W+left+right, C); no copy when unpadded.
+
+    With a workspace the padded buffer is reused: its border stays zero, only the
+    interior is rewritten.
+    """
     top, bottom, left, right = pads
     if not (top or bottom or left or right):
         return x
     n, h, w, c = x.shape
-    out = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    out = workspace(ws, "pad", (n, h + top + bottom, w + left + right, c), x.dtype)
     out[:, top:top + h, left:left + w, :] = x
     return out
 
@@ -31,24 +51,29 @@ def _patches(xpad, kh, kw, stride, ho, wo):
                       strides=(sn, stride * sh, stride * sw, sh, sw, sc), writeable=False)
 
 
-def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False):
+def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
     """Unfold receptive fields into rows (presynaptic activity of each weight).
 
     x: (N, H, W, C). Returns cols (N·Ho·Wo, kh·kw·C) — row order (n, oy, ox) — or,
     with positions_first, (Ho·Wo, N, kh·kw·C) for the batched per-position GEMM of a
     locally-connected layer. Column q = (dy·kw + dx)·C + c holds
     x_pad[n, stride·oy + dy, stride·ox + dx, c] (Keras's kernel order).
+    ws: optional dict of reusable buffers (the result then lives in it until the next call).
     """
     ho, wo = out_hw
     n, c = x.shape[0], x.shape[3]
-    v = _patches(_pad(x, pads), kh, kw, stride, ho, wo)
+    v = _patches(_pad(x, pads, ws), kh, kw, stride, ho, wo)
     k = kh * kw * c
     if positions_first:
-        return np.ascontiguousarray(v.transpose(1, 2, 0, 3, 4, 5)).reshape(ho * wo, n, k)
-    return np.ascontiguousarray(v).reshape(n * ho * wo, k)
+        cols = workspace(ws, "cols", (ho * wo, n, k), x.dtype)
+        np.copyto(cols.reshape(ho, wo, n, kh, kw, c), v.transpose(1, 2, 0, 3, 4, 5))
+    else:
+        cols = workspace(ws, "cols", (n * ho * wo, k), x.dtype)
+        np.copyto(cols.reshape(n, ho, wo, kh, kw, c), v)
+    return cols
 
 
-def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False):
+def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
     """Fold row feedback back onto the input: the adjoint of `im2col`.
 
     dcols: (N·Ho·Wo, kh·kw·C) or, with positions_first, (Ho·Wo, N, kh·kw·C).
@@ -62,10 +87,11 @@ def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False):
         d = dcols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5)
     else:
         d = dcols.reshape(n, ho, wo, kh, kw, c)
-    out = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dcols.dtype)
+    out = workspace(ws, "col2im", (n, h + top + bottom, w + left + right, c), dcols.dtype, zero=True)
     for dy in range(kh):
         for dx in range(kw):
-            out[:, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride, :] += d[:, :, :, dy, dx, :]
+            o = out[:, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride, :]
+            np.add(o, d[:, :, :, dy, dx, :], out=o)
     return out[:, top:top + h, left:left + w, :]
 
 
@@ -130,6 +156,24 @@ def batchnorm_stats(x):
     d = xw - np.tile(mean, k)
     var = np.einsum("ij,ij->j", d, d).reshape(k, -1).sum(axis=0) / m
     return mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
+
+
+def batchnorm_train_forward(x, gamma, beta, epsilon):
+    """Batch-statistics BatchNorm in one go (the centred x is computed once).
+
+    Returns (xhat, y, mean, var, inv_std): mean and biased var per channel (two-pass),
+    inv_std = 1/sqrt(var + epsilon), xhat = (x − mean)·inv_std, y = gamma·xhat + beta.
+    """
+    xw, k = _wide(x)
+    m = x.size // x.shape[-1]
+    mean = (_channel_sum(xw, k) / m).astype(x.dtype, copy=False)
+    xhat = xw - np.tile(mean, k)
+    var = (np.einsum("ij,ij->j", xhat, xhat).reshape(k, -1).sum(axis=0) / m).astype(x.dtype, copy=False)
+    inv_std = (1.0 / np.sqrt(var + epsilon)).astype(x.dtype, copy=False)
+    xhat *= np.tile(inv_std, k)
+    y = xhat * np.tile(gamma, k)
+    y += np.tile(beta, k)
+    return xhat.reshape(x.shape), y.reshape(x.shape), mean, var, inv_std
 
 
 def batchnorm_forward(x, mean, inv_std, gamma, beta):

@@ -37,18 +37,18 @@ class BatchNorm(Layer):
     def forward(self, x, train):
         self.train = train
         if train:
-            mean, var = self.k.batchnorm_stats(x)
+            self.xhat, y, mean, var, self.inv_std = self.k.batchnorm_train_forward(
+                x, self.params["gamma"], self.params["beta"], self.epsilon)
             m = x.size // x.shape[-1]
-            mom = self.momentum
-            st = self.state
+            mom, st = self.momentum, self.state
             st["moving_mean"] *= mom
             st["moving_mean"] += (1.0 - mom) * mean
             st["moving_variance"] *= mom
             st["moving_variance"] += (1.0 - mom) * var * (m / max(m - 1, 1))
-        else:
-            mean, var = self.state["moving_mean"], self.state["moving_variance"]
-        self.inv_std = 1.0 / self.xp.sqrt(var + self.epsilon)
-        self.xhat, y = self.k.batchnorm_forward(x, mean, self.inv_std, self.params["gamma"], self.params["beta"])
+            return y
+        self.inv_std = 1.0 / self.xp.sqrt(self.state["moving_variance"] + self.epsilon)
+        self.xhat, y = self.k.batchnorm_forward(x, self.state["moving_mean"], self.inv_std,
+                                                self.params["gamma"], self.params["beta"])
         return y
 
     def feedback(self, fb, need_input_fb=True):

@@ -32,6 +32,7 @@ class LocallyConnected2D(Layer):
         n_pos = self.out_hw[0] * self.out_hw[1]
         k = self.kernel
         self.params["kernel"] = self._init_normal(rng, (n_pos, k * k * c, self.filters), self.init_std)
+        self.ws = {}   # reusable work buffers (cols, dcols, padding) for this layer
         return self.out_hw + (self.filters,)
 
     def _geometry(self):
@@ -39,7 +40,7 @@ class LocallyConnected2D(Layer):
 
     def forward(self, x, train):
         self.x_shape = x.shape
-        self.cols = self.k.im2col(x, *self._geometry(), positions_first=True)   # (P, B, K)
+        self.cols = self.k.im2col(x, *self._geometry(), positions_first=True, ws=self.ws)   # (P, B, K)
         y = self.xp.matmul(self.cols, self.params["kernel"])                     # (P, B, F)
         return y.transpose(1, 0, 2).reshape((x.shape[0],) + self.output_shape)
 
@@ -50,5 +51,6 @@ class LocallyConnected2D(Layer):
         self.grads["kernel"] = self.xp.matmul(self.cols.transpose(0, 2, 1), fbp)          # (P, K, F)
         if not need_input_fb:
             return None
-        dcols = self.xp.matmul(fbp, w.transpose(0, 2, 1))                                # (P, B, K)
-        return self.k.col2im(dcols, self.x_shape, *self._geometry(), positions_first=True)
+        dcols = self.k.workspace(self.ws, "dcols", self.cols.shape, fb.dtype)
+        self.xp.matmul(fbp, w.transpose(0, 2, 1), out=dcols)                              # (P, B, K)
+        return self.k.col2im(dcols, self.x_shape, *self._geometry(), positions_first=True, ws=self.ws)

@@ -32,10 +32,10 @@ class Rule:
 
         train=False runs the forward pass in inference mode (running BatchNorm statistics,
         no dropout) and, for BrainProp, chooses greedily: deterministic, for checks.
+        The arrays are copies (the layers reuse their own between batches).
         """
-        xp = net.xp
         labels = net.backend.asarray(labels, "int64")
         if actions is not None:
             actions = net.backend.asarray(actions, "int64")
         self.trial(net, x, labels, train=train, actions=actions, batch_size=batch_size)
-        return net.grads()
+        return {lname: {p: g.copy() for p, g in d.items()} for lname, d in net.grads().items()}
