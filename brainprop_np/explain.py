@@ -163,36 +163,46 @@ def format_trace(t, class_names=None):
     return "\n".join(lines)
 
 
-def require_matplotlib():
-    """Import matplotlib with the Agg backend, or raise a one-line error saying how to install it."""
+def require_figure():
+    """matplotlib's Figure class (no pyplot, no GUI), or a one-line error saying how to install it."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise RuntimeError("figures need matplotlib, which is not installed; "
-                           "install it with: pip install -e .[plot]  (or pip install matplotlib)") from None
-    return plt
+                           "install it with: pip install -e .[plot]  (or: pip install matplotlib)") from None
+    return Figure
+
+
+def figure_png(fig):
+    """The PNG bytes of a matplotlib Figure."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def save_figures(trace, image, out_dir):
     """Save PNGs of where the attention-gated feedback goes; return the paths written.
 
     image: (H, W, C) input in [0, 1]. Writes `feedback_input.png` (the image beside
-    Σ_c |fb| at the input) and `feedback_<layer>.png` for every 2-D layer with weights
-    (Σ_c |fb| at its output units: where the credit for this choice goes).
+    Σ_c |fb| at the input) and `feedback_<layer>.png` for every convolutional or
+    locally-connected layer (Σ_c |fb| at its output units: where the credit for this
+    choice goes). Each figure is 720×320 pixels.
     """
-    import os
-    plt = require_matplotlib()
-    os.makedirs(out_dir, exist_ok=True)
+    from pathlib import Path
+    from .runfolder import write_bytes
+    Figure = require_figure()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     img = np.asarray(image, dtype=np.float64)
     img = img[..., 0] if img.shape[-1] == 1 else img
     maps = [("input", trace.input_fb_map)]
     maps += [(t.name, t.fb_map) for t in reversed(trace.layers)
-             if t.fb_map is not None and t.tags and t.kind in ("Conv2D", "LocallyConnected2D")]
+             if t.fb_map is not None and t.kind in ("Conv2D", "LocallyConnected2D")]
     paths = []
     for name, fmap in maps:
-        fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.2), dpi=100)
+        fig = Figure(figsize=(7.2, 3.2), dpi=100)
+        axes = fig.subplots(1, 2)
         axes[0].imshow(img, cmap="gray" if img.ndim == 2 else None)
         axes[0].set_title(f"input (label {trace.label}, chose {trace.action})", fontsize=9)
         im = axes[1].imshow(fmap, cmap="magma")
@@ -201,10 +211,7 @@ def save_figures(trace, image, out_dir):
         for ax in axes:
             ax.set_xticks([])
             ax.set_yticks([])
-        path = os.path.join(out_dir, f"feedback_{name}.png")
-        tmp = path + ".tmp.png"
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, path)
-        paths.append(path)
+        path = out_dir / f"feedback_{name}.png"
+        write_bytes(path, figure_png(fig))
+        paths.append(str(path))
     return paths

@@ -1,0 +1,85 @@
+"""Learning curves of several runs on one figure, best epochs marked.
+
+    python -m brainprop_np.plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train]
+
+Each RUN_DIR is a run folder written by run.py (history.csv, summary.json, config.yaml);
+a run is labelled by its config name and algorithm (e.g. "mnist_conv brainprop"), so
+BrainProp and EBP runs of the same network can be compared at a glance.
+"""
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .explain import figure_png, require_figure
+from .runfolder import write_bytes
+
+
+def read_run(run_dir):
+    """(label, rows, best_epoch) of a run folder; rows are dicts of floats from history.csv."""
+    run_dir = Path(run_dir)
+    hist = run_dir / "history.csv"
+    if not hist.is_file():
+        raise FileNotFoundError(f"{run_dir}: no history.csv here; pass run folders written by run.py")
+    with open(hist, newline="", encoding="utf-8") as f:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    summary = {}
+    if (run_dir / "summary.json").is_file():
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    label = run_dir.name
+    cfg = run_dir / "config.yaml"
+    if cfg.is_file():
+        import yaml
+        c = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
+        label = f"{c.get('name', run_dir.name)} {c.get('algorithm', '')}".strip()
+    best = summary.get("best_epoch")
+    if best is None and rows:
+        best = max(rows, key=lambda r: r["val_acc"])["epoch"]
+    return label, rows, best
+
+
+def plot_runs(run_dirs, out, show_train=False, title="validation accuracy"):
+    """Draw every run's val_acc (and train_acc with show_train) against epochs into `out` (PNG)."""
+    Figure = require_figure()
+    fig = Figure(figsize=(7.2, 4.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, run_dir in enumerate(run_dirs):
+        label, rows, best = read_run(run_dir)
+        color = f"C{i % 10}"
+        ep = [r["epoch"] for r in rows]
+        ax.plot(ep, [r["val_acc"] for r in rows], color=color, label=label)
+        if show_train:
+            ax.plot(ep, [r["train_acc"] for r in rows], color=color, linestyle="--", alpha=0.6)
+        hit = [r for r in rows if r["epoch"] == best]
+        if hit:
+            ax.plot([best], [hit[0]["val_acc"]], "o", color=color)
+            ax.annotate(f"{hit[0]['val_acc']:.4f} @ {int(best)}", (best, hit[0]["val_acc"]),
+                        textcoords="offset points", xytext=(4, -12), fontsize=8, color=color)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title + (" (dashed: training, on the chosen actions)" if show_train else ""), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    write_bytes(out, figure_png(fig))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m brainprop_np.plot", description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="run folders written by run.py")
+    ap.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
+    ap.add_argument("--train", action="store_true", help="also draw training accuracy (dashed)")
+    args = ap.parse_args(argv)
+    try:
+        plot_runs(args.runs, args.out, show_train=args.train)
+    except (RuntimeError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
