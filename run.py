@@ -29,6 +29,12 @@ def _parser():
                    help="evaluate saved weights (.npz, or Keras .h5) on the test set and print the accuracy")
     p.add_argument("--init-from", metavar="WEIGHTS", dest="init_from",
                    help="start training from these weights (.npz or Keras .h5), BatchNorm statistics included")
+    p.add_argument("--explain", action="store_true",
+                   help="run one learning trial on one test image and print, layer by layer, the choice, reward, "
+                        "delta, feedback, tags and weight change (with --load: of those weights)")
+    p.add_argument("--image", type=int, default=0, metavar="N", help="with --explain: which test image (default 0)")
+    p.add_argument("--figures", metavar="DIR",
+                   help="with --explain: save PNGs of the attention-gated feedback at the input and each 2-D layer")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final result")
     return p
@@ -59,6 +65,19 @@ def main(argv=None):
         overrides = overrides + [f"init_from={ns.init_from}"]
     progress = False if (ns.no_progress or ns.quiet) else None
     try:
+        if ns.explain or ns.figures:
+            if config is None or ns.resume or ns.out or ns.init_from:
+                return _fail(2, "--explain needs a config and is not allowed with --resume, --out or --init-from: "
+                                "python run.py CONFIG.yaml --explain [--load WEIGHTS] [--figures DIR]")
+            if ns.figures and not ns.explain:
+                return _fail(2, "--figures is allowed only with --explain")
+            from brainprop_np.explain import explain_config
+            _, text, paths = explain_config(config, overrides, weights=ns.load, image_index=ns.image,
+                                            figures=ns.figures)
+            print(text)
+            for path in paths:
+                print(f"wrote {path}")
+            return 0
         if ns.resume:
             if config is not None:
                 return _fail(2, f"{config!r} is not allowed with --resume: the run folder holds its config; "
@@ -85,8 +104,10 @@ def main(argv=None):
             result = train(config, out=ns.out, overrides=overrides, verbose=not ns.quiet, progress=progress)
     except ConfigError as e:
         return _fail(2, str(e))
-    except (TrainingError, DataError, BackendError) as e:
+    except (TrainingError, DataError, BackendError, RuntimeError) as e:
         return _fail(1, str(e))
+    except ValueError as e:
+        return _fail(2, str(e))
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         return _fail(1, f"cannot read or write{where}: {e.strerror or e}")

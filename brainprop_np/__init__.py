@@ -14,13 +14,13 @@ from .network import Network, build_network
 from .optim import SGD
 from .presets import PRESETS
 from .rules import EBP, BrainProp, make_rule
+from .train import train   # binds bp.train to the function, not the module
 
 __version__ = "0.1.0"
 
 # Loaded on first use, so that `import brainprop_np` stays light.
 _LAZY = {
     "data": ("brainprop_np.data", None),
-    "train": ("brainprop_np.train", "train"),
     "load_keras_weights": ("brainprop_np.keras_io", "load_keras_weights"),
     "save_keras_weights": ("brainprop_np.keras_io", "save_keras_weights"),
 }
@@ -35,4 +35,4 @@ def __getattr__(name):
 
 
 __all__ = ["BrainProp", "EBP", "Network", "PRESETS", "SGD", "build_network", "get_backend",
-           "make_rule", "to_host", "__version__"] + list(_LAZY)
+           "make_rule", "to_host", "train", "__version__"] + list(_LAZY)

@@ -40,7 +40,6 @@ import signal
 import sys
 import threading
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,10 +197,11 @@ def _build(cfg, split):
 def _load_weights(net, path, what):
     try:
         load_weights_file(net, path)
-    except ImportError as e:
-        raise TrainingError(f"{what} {path}: cannot read Keras .h5 weights ({e}); pip install -e .[keras]") from None
-    except (OSError, ValueError, KeyError) as e:
+    except ImportError as e:                    # h5py missing: the message says how to install it
         raise TrainingError(f"{what} {path}: {e}") from None
+    except (OSError, ValueError, KeyError) as e:
+        msg = str(e)
+        raise TrainingError(msg if str(path) in msg else f"{what} {path}: {msg}") from None
 
 
 def evaluate(net, batches, batch_size):
@@ -552,14 +552,3 @@ def evaluate_weights(config, weights, overrides=(), verbose=True):
     from .data import BatchIterator
     it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
     return evaluate(net, it, cfg["train"]["eval_batch_size"]), len(split.x_test), info["used"]
-
-
-class _CallableModule(types.ModuleType):
-    """`bp.train(config)` must call `train` even after `import brainprop_np.train` has bound
-    the package attribute `train` to this module: calling the module calls `train`."""
-
-    def __call__(self, *args, **kwargs):
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,149 @@
+"""`run.py CONFIG --explain`: one trial traced layer by layer, its check, its figures,
+and the learning-curve plot of several runs."""
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import brainprop_np as bp
+from brainprop_np.explain import explain_config, explain_trial, format_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+KERAS = ROOT.parent / "shared" / "keras_weights"
+OFFLINE = ["data.root=/nonexistent/brainprop-data"]      # forces the bundled MNIST sample
+
+
+def run_cli(*args, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("BRAINPROP_DATA", None)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def png_size(path):
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_cli_explain_offline_on_the_bundled_sample():
+    r = run_cli("configs/mnist_conv.yaml", "--explain", *OFFLINE)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "mnist_sample" in out and "bundled MNIST sample" in out
+    for word in ("label", "Q-values", "P(choose)", "choice", "reward", "delta", "brain_prop_layer",
+                 "conv2d_1", "batch_normalization", "‖tag‖", "‖ΔW‖"):
+        assert word in out, word
+    m = re.search(r"by finite differences on (\d+) weights: max relative gap ([0-9.e+-]+)", out)
+    assert m and int(m.group(1)) > 20
+    assert float(m.group(2)) < 1e-6
+    assert "ΔW agrees" in out
+
+
+@pytest.mark.parametrize("model", ["conv", "loccon", "dense"])
+def test_explained_delta_and_update_equal_rule_gradients(model):
+    trace, text, _ = explain_config(ROOT / f"configs/mnist_{model}.yaml", OFFLINE, image_index=3,
+                                    say=lambda s: None)
+    ds = bp.data.load("mnist_sample")
+    x = ds.x_test[3:4].astype(np.float64) / 255.0
+    net = bp.build_network(model, (28, 28, 1), 10, seed=1, device="cpu", dtype="float64",
+                           init_std=0.01 if model == "dense" else 0.005)
+    grads = bp.BrainProp().gradients(net, x, ds.y_test[3:4], actions=[trace.action], train=False)
+    q = net.forward(x, train=False)[0]
+    delta = float(ds.y_test[3] == trace.action) - q[trace.action]
+    assert trace.delta == pytest.approx(delta, rel=1e-12, abs=1e-15)
+    assert f"delta            {trace.delta:+.6f}" in text
+    for lt in trace.layers:
+        for p, upd in lt.updates.items():
+            np.testing.assert_allclose(upd, -trace.lr * grads[lt.name][p], rtol=1e-9, atol=1e-18)
+    assert trace.fd_error < 1e-6 and trace.fd_checked > 0
+
+
+@pytest.mark.skipif(not (KERAS / "MNIST_loccon_BrainProp_seed1_ep1_n60000.h5").is_file(),
+                    reason="../shared/keras_weights absent")
+def test_explain_trained_weights_and_figures(tmp_path):
+    pytest.importorskip("h5py")
+    pytest.importorskip("matplotlib")
+    r = run_cli("configs/mnist_loccon.yaml", "--explain", "--load",
+                str(KERAS / "MNIST_loccon_BrainProp_seed1_ep1_n60000.h5"), "--figures", str(tmp_path), *OFFLINE)
+    assert r.returncode == 0, r.stderr
+    assert "ΔW agrees" in r.stdout
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == ["feedback_input.png", "feedback_locally_connected2d.png", "feedback_locally_connected2d_1.png"]
+    for p in tmp_path.glob("*.png"):
+        assert png_size(p) == (720, 320)
+
+
+def test_trace_counts_only_the_chosen_unit_at_the_top():
+    net = bp.build_network("dense", (6, 6, 1), 4, seed=2, device="cpu", dtype="float64", init_std=0.3)
+    x = np.random.default_rng(0).random((1, 6, 6, 1))
+    t = explain_trial(net, x, 1, epsilon=0.0)
+    top = t.layers[0]
+    assert top.name == "brain_prop_layer" and top.fb_units == 1 and top.fb_total == 4
+    assert t.action == int(np.argmax(t.q)) and not t.explored
+    assert np.count_nonzero(top.updates["kernel"][:, [c for c in range(4) if c != t.action]]) == 0
+    text = format_trace(t)
+    assert "greedy" in text and "agrees" in text
+
+
+def _block_matplotlib(monkeypatch):
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+
+
+def test_figures_without_matplotlib_say_how_to_install(monkeypatch, tmp_path):
+    _block_matplotlib(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"pip install -e \.\[plot\]"):
+        explain_config(ROOT / "configs/mnist_dense.yaml", OFFLINE, figures=tmp_path, say=lambda s: None)
+    trace, text, paths = explain_config(ROOT / "configs/mnist_dense.yaml", OFFLINE, say=lambda s: None)
+    assert paths == [] and "agrees" in text                 # nothing else fails
+
+
+def test_cli_figures_without_matplotlib(tmp_path):
+    shim = tmp_path / "shim"
+    (shim / "matplotlib").mkdir(parents=True)
+    (shim / "matplotlib" / "__init__.py").write_text("raise ImportError('matplotlib blocked for this test')\n")
+    r = run_cli("configs/mnist_dense.yaml", "--explain", "--figures", str(tmp_path / "f"), *OFFLINE,
+                env_extra={"PYTHONPATH": f"{shim}{os.pathsep}{ROOT}"})
+    assert r.returncode == 1
+    assert "pip install -e .[plot]" in r.stderr and "Traceback" not in r.stderr
+
+
+def _fake_run(folder, name, algorithm, accs):
+    folder.mkdir(parents=True)
+    rows = ["epoch,lr,train_loss,train_acc,val_acc,epoch_seconds"]
+    rows += [f"{i + 1},0.1,0.5,{a - 0.01},{a},1.0" for i, a in enumerate(accs)]
+    (folder / "history.csv").write_text("\n".join(rows) + "\n")
+    best = int(np.argmax(accs)) + 1
+    (folder / "summary.json").write_text(f'{{"best_epoch": {best}, "best_val_acc": {max(accs)}}}')
+    (folder / "config.yaml").write_text(f"name: {name}\nalgorithm: {algorithm}\n")
+    return folder
+
+
+def test_plot_several_runs(tmp_path):
+    pytest.importorskip("matplotlib")
+    a = _fake_run(tmp_path / "a", "mnist_conv", "brainprop", [0.5, 0.8, 0.9, 0.88])
+    b = _fake_run(tmp_path / "b", "mnist_conv", "ebp", [0.6, 0.85, 0.92])
+    out = tmp_path / "curves.png"
+    r = subprocess.run([sys.executable, "-m", "brainprop_np.plot", str(a), str(b), "--out", str(out), "--train"],
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert png_size(out) == (720, 450)
+    from brainprop_np.plot import read_run
+    label, rows, best = read_run(a)
+    assert label == "mnist_conv brainprop" and best == 3 and len(rows) == 4
+
+
+def test_plot_rejects_a_folder_without_history(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "brainprop_np.plot", str(tmp_path), "--out", str(tmp_path / "x.png")],
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+    assert r.returncode == 1 and "no history.csv" in r.stderr
