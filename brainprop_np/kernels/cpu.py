@@ -38,7 +38,7 @@ def _pad(x, pads, ws=None):
     if not (top or bottom or left or right):
         return x
     n, h, w, c = x.shape
-    out = workspace(ws, "pad", (n, h + top + bottom, w + left + right, c), x.dtype)
+    out = workspace(ws, "pad", (n, h + top + bottom, w + left + right, c), x.dtype, zero=ws is None)
     out[:, top:top + h, left:left + w, :] = x
     return out
 

@@ -1,0 +1,379 @@
+"""Seconds per training epoch with the data resident on the device.
+
+    PYTHONPATH=. python bench/gpu_epoch.py [--device gpu|cpu|auto] [--nets dense,conv,loccon,deep]
+        [--epochs-frac F] [--warmup N] [--graph] [--fused] [--tf32] [--data MNIST_FOLDER] [--csv FILE]
+
+Training only — forward, selection, feedback, update (BrainProp, `rule.trial` + `SGD.step`)
+— for MNIST `dense` (batch 128), `conv` (128), `loccon` (32) on 60,000 images, and
+`deep` (128) on CIFAR-shaped data (32×32×3, 50,000 images). The uint8 images and the labels
+are copied to the device once; every step gathers its batch there (a permutation uploaded
+once per epoch), scales it to float, and the epoch's loss and reward count are summed on
+the device: nothing synchronises with the host inside the timed steps. Warm-up steps come
+first (kernel compilation, cuBLAS, memory pool); then `--epochs-frac` of an epoch is timed
+(CUDA events on the GPU, a host timer on the CPU) and extrapolated to the whole epoch.
+
+Columns: s/epoch, images/s, the target on one H100, and `submit` = the share of the time
+the host needed just to enqueue the work (≈ 100 %: launch-bound, the GPU waits for Python;
+well below: the GPU is the bottleneck).
+
+--graph   capture one training step in a CUDA graph (stream capture) and replay it per
+          batch; the batch is copied into fixed input buffers first. If capture fails (e.g.
+          CuPy refuses cuBLAS or the generator during capture) the reason is printed and the
+          eager timing stands. Graph replays reuse the captured learning rate.
+--fused   the same step with the GPU backend's extra one-launch kernels: the whole output
+          step (selection, reward, delta, feedback, loss, reward count), the SGD update of
+          each array and BatchNorm's running statistics (what rules/, optim.py and the
+          BatchNorm layer could call); shows what fewer launches buy.
+--tf32    let cuBLAS use TF32 tensor cores for float32 GEMMs (sets CUPY_TF32=1 before CuPy
+          is imported; results differ from float32 in the 4th digit).
+--data    folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]);
+          random images of the right shape otherwise (timing does not depend on the values).
+"""
+import argparse
+import contextlib
+import gzip
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+NETS = {   # name: (input shape, images per epoch, batch, target s/epoch on one H100)
+    "dense": ((28, 28, 1), 60_000, 128, 0.4),
+    "conv": ((28, 28, 1), 60_000, 128, 0.5),
+    "loccon": ((28, 28, 1), 60_000, 32, 1.5),
+    "deep": ((32, 32, 3), 50_000, 128, 2.5),
+}
+
+
+# ---- data ------------------------------------------------------------------------------
+
+def _read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find(folder, stem):
+    for name in (stem, stem + ".gz"):
+        p = os.path.join(folder, name)
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def load_data(name, folder, n, shape, seed=0):
+    """(uint8 images (n, *shape), int64 labels (n,), where they came from) on the host."""
+    if folder and shape == (28, 28, 1):
+        xi, yi = _find(folder, "train-images-idx3-ubyte"), _find(folder, "train-labels-idx1-ubyte")
+        if xi and yi:
+            x = _read_idx(xi).reshape((-1,) + shape)[:n]
+            y = _read_idx(yi).astype(np.int64)[:n]
+            return np.ascontiguousarray(x), y, f"MNIST from {folder}"
+    r = np.random.default_rng(seed)
+    return r.integers(0, 256, (n,) + shape, dtype=np.uint8), r.integers(0, 10, n), "random"
+
+
+class DeviceBatches:
+    """The dataset on the device; batches gathered there (as brainprop_np.data.BatchIterator)."""
+
+    def __init__(self, be, x, y, dtype):
+        self.be, self.xp, self.dtype = be, be.xp, np.dtype(dtype)
+        self.x = be.asarray(x)                   # uint8, once
+        self.y = be.asarray(y, "int64")
+        self.n = len(x)
+        self.scale = self.dtype.type(1.0 / 255.0)
+        self.perm = self.xp.empty(self.n, np.int64)   # allocated once: a CUDA graph's inputs
+                                                      # must not move, nor share memory with its temporaries
+
+    def permutation(self, rng):
+        """A host permutation, uploaded once per epoch (before the timed steps), into self.perm."""
+        self.perm[...] = self.be.asarray(rng.permutation(self.n))
+        return self.perm
+
+    def batch(self, perm, i, b, out_x=None, out_y=None):
+        idx = perm[i * b:(i + 1) * b]
+        xb = self.x[idx].astype(self.dtype)
+        xb *= self.scale
+        yb = self.y[idx]
+        if out_x is None:
+            return xb, yb
+        out_x[...] = xb                      # fixed buffers (CUDA graph inputs)
+        out_y[...] = yb
+        return out_x, out_y
+
+
+# ---- --fused: the same step with fewer launches ------------------------------------------
+# What the rule, the optimiser and the BatchNorm layer would do with the GPU backend's
+# extra kernels (kernels/gpu.py: brainprop_step, sgd_update, batchnorm_update_moving).
+# tests/test_gpu_training_step.py checks that this step equals the reference one.
+
+def fused_brainprop(bp):
+    from brainprop_np.rules.base import Trial
+
+    class FusedBrainProp(bp.BrainProp):
+        """Selection, reward, delta, top feedback, loss and reward count in one launch."""
+
+        def trial(self, net, x, labels, train=True, actions=None, batch_size=None):
+            q = net.forward(x, train)
+            b = q.shape[0]
+            nominal = batch_size or b
+            if actions is None and not train:
+                actions = q.argmax(axis=1)
+            u = net.rng.random((2, b), dtype=q.dtype) if actions is None else None
+            actions, reward, delta, fb, sums = net.backend.kernels.brainprop_step(
+                q, labels, self.epsilon, None if u is None else u[0], None if u is None else u[1],
+                1.0 / nominal, actions=actions)
+            net.feedback(fb)
+            return Trial(q, actions, reward, delta, sums[0], sums[1])
+
+    return FusedBrainProp
+
+
+def fused_sgd(bp):
+    class FusedSGD(bp.SGD):
+        """One launch per trained array: w ← w·(1 − 2·lr·l2) − lr·g."""
+
+        def step(self, net, lr):
+            k = net.backend.kernels
+            for layer, pname, w in net.trainable():
+                decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and pname == "kernel") else 1.0
+                k.sgd_update(w, layer.grads[pname], lr, decay)
+
+    return FusedSGD
+
+
+def fuse_batchnorm(net):
+    """BatchNorm layers of `net` update their running statistics in one launch."""
+    import types
+    from brainprop_np.layers import BatchNorm
+
+    def forward(self, x, train):
+        if not train:
+            return BatchNorm.forward(self, x, train)
+        self.train = True
+        self.xhat, y, mean, var, self.inv_std = self.k.batchnorm_train_forward(
+            x, self.params["gamma"], self.params["beta"], self.epsilon)
+        self.k.batchnorm_update_moving(self.state["moving_mean"], self.state["moving_variance"], mean, var,
+                                       self.momentum, x.size // x.shape[-1])
+        return y
+
+    for layer in net.layers:
+        if isinstance(layer, BatchNorm):
+            layer.forward = types.MethodType(forward, layer)
+    return net
+
+
+# ---- timing ----------------------------------------------------------------------------
+
+class Timer:
+    """CUDA events on the GPU (plus the host's enqueue time), a host timer on the CPU."""
+
+    def __init__(self, be):
+        self.be = be
+        self.gpu = be.name == "cupy"
+
+    def __enter__(self):
+        self.be.synchronize()
+        if self.gpu:
+            self.start, self.end = self.be.xp.cuda.Event(), self.be.xp.cuda.Event()
+            self.start.record()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.submit = time.perf_counter() - self.t0
+        if self.gpu:
+            self.end.record()
+            self.end.synchronize()
+            self.seconds = self.be.xp.cuda.get_elapsed_time(self.start, self.end) / 1e3
+        else:
+            self.seconds = time.perf_counter() - self.t0
+        return False
+
+
+def make_step(net, rule, opt, lr, batch, acc):
+    def step(x, y):
+        trial = rule.trial(net, x, y, train=True, batch_size=batch)
+        opt.step(net, lr)
+        acc[0] += trial.loss            # device scalars: no host sync
+        acc[1] += trial.n_correct
+    return step
+
+
+def _why(e):
+    return f"{type(e).__name__}: {e}".splitlines()[0][:200]
+
+
+def capture_graph(be, step, x_static, y_static):
+    """Capture one step on a fresh non-blocking stream: (graph, stream, None) or (None, None, reason).
+
+    Everything that outlives a replay (weights, work buffers, the static inputs, the
+    permutation, the accumulators) is allocated before the capture; the step's temporaries
+    come from the capture stream's memory pool, primed by two eager steps on that stream.
+    """
+    cp = be.xp
+    stream = cp.cuda.Stream(non_blocking=True)
+    try:
+        with stream:
+            for _ in range(2):
+                step(x_static, y_static)
+        stream.synchronize()
+    except Exception as e:
+        return None, None, "eager steps on the capture stream: " + _why(e)
+    error, graph = None, None
+    with stream:
+        try:
+            stream.begin_capture()
+        except Exception as e:
+            return None, None, "begin_capture: " + _why(e)
+        try:
+            step(x_static, y_static)
+        except Exception as e:   # e.g. CuPy refusing a library call while capturing
+            error = "during capture: " + _why(e)
+        try:
+            graph = stream.end_capture()
+        except Exception as e:
+            error = error or "end_capture: " + _why(e)
+    if error is not None:
+        return None, None, error
+    try:
+        if hasattr(graph, "upload"):
+            graph.upload(stream)
+        graph.launch(stream)      # one replay to check that it runs
+        stream.synchronize()
+    except Exception as e:
+        return None, None, "first replay: " + _why(e)
+    return graph, stream, None
+
+
+def time_net(bp, be, name, args, data_dir):
+    shape, n_images, batch, target = NETS[name]
+    dtype = "float32"
+    x, y, source = load_data(name, data_dir, n_images, shape)
+    data = DeviceBatches(be, x, y, dtype)
+    del x, y
+    from brainprop_np.presets import PRESET_SETTINGS
+    net = bp.build_network(name, shape, 10, seed=1, device=be, dtype=dtype)
+    if args.fused and be.name == "cupy":
+        fuse_batchnorm(net)
+        rule = fused_brainprop(bp)(epsilon=0.02)
+        opt = fused_sgd(bp)(lr=0.1, l2=PRESET_SETTINGS[name]["l2"])
+    else:
+        rule = bp.BrainProp(epsilon=0.02)
+        opt = bp.SGD(lr=0.1, l2=PRESET_SETTINGS[name]["l2"])
+    lr = opt.lr_at(0)
+    acc = [be.xp.zeros((), dtype), be.xp.zeros((), dtype)]
+    step = make_step(net, rule, opt, lr, batch, acc)
+    host_rng = np.random.default_rng(0)
+    steps_per_epoch = n_images // batch
+    timed = max(1, min(steps_per_epoch, int(round(args.epochs_frac * steps_per_epoch))))
+    perm = data.permutation(host_rng)
+    for i in range(args.warmup):
+        step(*data.batch(perm, i % steps_per_epoch, batch))
+
+    note = "fused" if args.fused and be.name == "cupy" else ("fused: needs the GPU" if args.fused else "")
+    graph = stream = None
+    if args.graph:
+        if be.name != "cupy":
+            note = (note + "; " if note else "") + "graph: needs the GPU"
+        else:
+            xs = be.xp.empty((batch,) + shape, dtype)
+            ys = be.xp.empty((batch,), np.int64)
+            data.batch(perm, 0, batch, xs, ys)
+            graph, stream, why = capture_graph(be, step, xs, ys)
+            note = (note + "; " if note else "") + ("graph" if graph is not None else f"graph failed ({why}); eager")
+
+    # everything on the stream that does the work (the capture stream for graphs),
+    # the timing events included
+    with (stream if graph is not None else contextlib.nullcontext()):
+        perm = data.permutation(host_rng)      # uploaded before the timer starts
+        with Timer(be) as t:
+            if graph is not None:
+                for i in range(timed):
+                    data.batch(perm, i, batch, xs, ys)
+                    graph.launch(stream)
+            else:
+                for i in range(timed):
+                    step(*data.batch(perm, i, batch))
+    seconds_per_step = t.seconds / timed
+    epoch_s = seconds_per_step * n_images / batch
+    loss = float(bp.to_host(acc[0]))             # read once, after timing
+    return {
+        "net": name, "batch": batch, "s_epoch": epoch_s, "images_s": batch / seconds_per_step,
+        "target": target, "submit": t.submit / max(t.seconds, 1e-12), "steps": timed,
+        "ms_step": seconds_per_step * 1e3, "data": source, "note": note,
+        "finite": math.isfinite(loss),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    ap.add_argument("--nets", default="dense,conv,loccon,deep")
+    ap.add_argument("--epochs-frac", type=float, default=1.0,
+                    help="fraction of an epoch to time, extrapolated to a whole one (default 1)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    ap.add_argument("--graph", action="store_true", help="replay one captured CUDA graph per step")
+    ap.add_argument("--fused", action="store_true",
+                    help="fused output step, SGD update and BatchNorm running statistics (GPU only)")
+    ap.add_argument("--tf32", action="store_true", help="TF32 tensor cores for float32 GEMMs (CUPY_TF32=1)")
+    ap.add_argument("--data", default=None, help="folder with MNIST IDX files (else random data)")
+    ap.add_argument("--csv", default=None, help="also write the table as CSV to this file")
+    args = ap.parse_args(argv)
+    if not 0 < args.epochs_frac <= 1:
+        ap.error("--epochs-frac must be in (0, 1]")
+    if args.tf32:
+        os.environ["CUPY_TF32"] = "1"            # read once, when CuPy is imported
+    import brainprop_np as bp
+
+    be = bp.get_backend(args.device)
+    print(f"backend {be.name} on {be.device_name()}; tf32 {'on' if args.tf32 else 'off'}; "
+          f"graph {'on' if args.graph else 'off'}; fused {'on' if args.fused else 'off'}; "
+          f"timing {args.epochs_frac:g} of an epoch", flush=True)
+    if be.name == "cupy":
+        from brainprop_np.kernels import cuda_module
+        t0 = time.perf_counter()
+        cuda_module.compile_all()
+        print(f"CUDA kernels compiled/loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+    rows = []
+    for name in args.nets.split(","):
+        if name not in NETS:
+            ap.error(f"unknown net {name!r}; use some of {', '.join(NETS)}")
+        rows.append(time_net(bp, be, name, args, args.data))
+        r = rows[-1]
+        print(f"  {name}: {r['ms_step']:.3f} ms/step over {r['steps']} steps ({r['data']}) {r['note']}", flush=True)
+
+    head = f"{'network':<8}{'batch':>6}{'s/epoch':>10}{'images/s':>11}{'target':>8}{'ok':>4}{'submit':>8}"
+    print()
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        ok = "yes" if r["s_epoch"] <= r["target"] else "no"
+        print(f"{r['net']:<8}{r['batch']:>6}{r['s_epoch']:>10.3f}{r['images_s']:>11.0f}{r['target']:>8.2f}"
+              f"{ok:>4}{r['submit']:>8.0%}")
+    if args.csv:
+        import csv
+        with open(args.csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["network", "batch", "s_per_epoch", "images_per_s", "target", "submit_share",
+                        "ms_per_step", "steps", "note"])
+            for r in rows:
+                w.writerow([r["net"], r["batch"], f"{r['s_epoch']:.4f}", f"{r['images_s']:.0f}", r["target"],
+                            f"{r['submit']:.3f}", f"{r['ms_step']:.4f}", r["steps"], r["note"]])
+    bad = [r["net"] for r in rows if not r["finite"]]
+    if bad:
+        print(f"non-finite loss in {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+// brainprop_output.cu: the output step of a trial, one thread per image (row b of q);
+// the reference is brainprop_np/kernels/cpu.py (softmax, select_actions,
+// brainprop_output, ebp_output).
+//
+//   q (B, C) output activity (Q-values, or logits for EBP); labels, actions int64 (B,).
+//   BrainProp: action = argmax q with probability 1 − ε (u_explore ≥ ε), else a sample
+//   of softmax(q) by inverse CDF with u_sample; reward = [action = label];
+//   delta = reward − q[action]; the attention-gated top feedback is non-zero only at
+//   the chosen unit: fb[b, action] = −scale·delta (scale = 1/B, so that the layers'
+//   grads are ∂L/∂W of L = Σ_b ½ delta_b² / B).
+//   EBP: p = softmax(q), fb = scale·(p − onehot(label)).
+// Scalars (epsilon, −scale, scale) arrive rounded to the dtype, as numpy rounds them.
+// B and C are small (C = number of classes), so each thread walks its row serially,
+// in the reference's order (cumulative sums included).
+// Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
+
+namespace bp_output {
+
+__device__ __forceinline__ float exp_t(float v) { return expf(v); }
+__device__ __forceinline__ double exp_t(double v) { return exp(v); }
+
+// Index of the first maximum of q[0..C) (a NaN wins, as with numpy's argmax).
+template <typename T>
+__device__ __forceinline__ int argmax_row(const T* __restrict__ q, int C) {
+    int best = 0;
+    T m = q[0];
+    for (int c = 1; c < C; ++c) {
+        const T v = q[c];
+        if (v > m || (v != v && m == m)) { m = v; best = c; }
+    }
+    return best;
+}
+
+// ε-greedy Boltzmann choice for one row, as cpu.select_actions: greedy unless
+// u_explore < epsilon; then the number of c with cdf[c] < u_sample·cdf[C−1], where
+// cdf = cumsum(softmax(q)), capped at C − 1.
+template <typename T>
+__device__ __forceinline__ int select_row(const T* __restrict__ q, int C, T epsilon, T u_explore,
+                                          T u_sample) {
+    const int greedy = argmax_row(q, C);
+    if (!(u_explore < epsilon)) return greedy;
+    const T m = q[greedy];
+    T s = T(0);
+    for (int c = 0; c < C; ++c) s += exp_t(q[c] - m);
+    T cdf = T(0);
+    for (int c = 0; c < C; ++c) cdf += exp_t(q[c] - m) / s;
+    const T threshold = u_sample * cdf;
+    int below = 0;
+    cdf = T(0);
+    for (int c = 0; c < C; ++c) {
+        cdf += exp_t(q[c] - m) / s;
+        below += (cdf < threshold) ? 1 : 0;
+    }
+    return below < C - 1 ? below : C - 1;
+}
+
+// Each thread: row b (grid-stride): p[b, c] = exp(q − max) / Σ exp(q − max).
+template <typename T>
+__device__ __forceinline__ void softmax(const T* __restrict__ q, T* __restrict__ p, int B, int C) {
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < B; b += gridDim.x * blockDim.x) {
+        const T* row = q + b * C;
+        const T m = row[argmax_row(row, C)];
+        T s = T(0);
+        for (int c = 0; c < C; ++c) s += exp_t(row[c] - m);
+        for (int c = 0; c < C; ++c) p[b * C + c] = exp_t(row[c] - m) / s;
+    }
+}
+
+// Each thread: row b (grid-stride): actions[b] = select_row(q[b], ...).
+template <typename T>
+__device__ __forceinline__ void select_actions(const T* __restrict__ q, const T* __restrict__ u_explore,
+                                               const T* __restrict__ u_sample, long long* __restrict__ actions,
+                                               T epsilon, int B, int C) {
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < B; b += gridDim.x * blockDim.x)
+        actions[b] = select_row(q + b * C, C, epsilon, u_explore[b], u_sample[b]);
+}
+
+// The whole BrainProp output step. Each thread: rows b, b + blockDim.x·gridDim.x, ...:
+// the action (chosen here when `select`, else read from actions[b]), reward, delta and
+// the row of fb (zero except −scale·delta at the action). An action outside [0, C)
+// gives delta = NaN and a zero fb row instead of an out-of-bounds access.
+// With `want_sums` (launched as one block of 256 threads) the block also reduces, in a
+// fixed tree, sums[0] = loss_scale·Σ delta² (the trial's loss) and sums[1] = Σ reward.
+template <typename T>
+__device__ __forceinline__ void brainprop_step(const T* __restrict__ q, const long long* __restrict__ labels,
+                                               long long* __restrict__ actions,
+                                               const T* __restrict__ u_explore, const T* __restrict__ u_sample,
+                                               T* __restrict__ reward, T* __restrict__ delta,
+                                               T* __restrict__ fb, T* __restrict__ sums, T epsilon,
+                                               T neg_scale, T loss_scale, int select, int want_sums,
+                                               int B, int C) {
+    __shared__ T s_sq[256], s_r[256];
+    T sq = T(0), rw = T(0);
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < B; b += gridDim.x * blockDim.x) {
+        const T* row = q + b * C;
+        long long chosen;
+        if (select) {
+            chosen = select_row(row, C, epsilon, u_explore[b], u_sample[b]);
+            actions[b] = chosen;
+        } else {
+            chosen = actions[b];
+        }
+        const bool valid = (chosen >= 0) && (chosen < C);
+        const int a = valid ? (int)chosen : 0;
+        const T r = (valid && chosen == labels[b]) ? T(1) : T(0);
+        const T d = valid ? r - row[a] : (r - r) / (r - r);      // NaN for a bad action
+        reward[b] = r;
+        delta[b] = d;
+        for (int c = 0; c < C; ++c) fb[b * C + c] = (valid && c == a) ? neg_scale * d : T(0);
+        sq += d * d;
+        rw += r;
+    }
+    if (!want_sums) return;          // uniform across the block: no barrier is skipped by some only
+    const int t = threadIdx.x;
+    s_sq[t] = sq; s_r[t] = rw;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) { s_sq[t] += s_sq[t + half]; s_r[t] += s_r[t + half]; }
+        __syncthreads();
+    }
+    if (t == 0) { sums[0] = loss_scale * s_sq[0]; sums[1] = s_r[0]; }
+}
+
+// Each thread: row b (grid-stride): p = softmax(q[b]); fb[b, c] = (p − [c = label])·scale.
+template <typename T>
+__device__ __forceinline__ void ebp_output(const T* __restrict__ q, const long long* __restrict__ labels,
+                                           T* __restrict__ p, T* __restrict__ fb, T scale, int B, int C) {
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < B; b += gridDim.x * blockDim.x) {
+        const T* row = q + b * C;
+        const T m = row[argmax_row(row, C)];
+        const long long label = labels[b];
+        T s = T(0);
+        for (int c = 0; c < C; ++c) s += exp_t(row[c] - m);
+        for (int c = 0; c < C; ++c) {
+            const T pc = exp_t(row[c] - m) / s;
+            p[b * C + c] = pc;
+            fb[b * C + c] = ((long long)c == label ? pc - T(1) : pc) * scale;
+        }
+    }
+}
+
+}  // namespace bp_output
+
+// ---- entry points: one per dtype (loaded by name from kernels/gpu.py) ----------------
+
+extern "C" __global__ void softmax_f32(const float* __restrict__ q, float* __restrict__ p, int B, int C) {
+    bp_output::softmax(q, p, B, C);
+}
+extern "C" __global__ void softmax_f64(const double* __restrict__ q, double* __restrict__ p, int B, int C) {
+    bp_output::softmax(q, p, B, C);
+}
+
+extern "C" __global__ void select_actions_f32(const float* __restrict__ q, const float* __restrict__ u_explore,
+                                              const float* __restrict__ u_sample, long long* __restrict__ actions,
+                                              float epsilon, int B, int C) {
+    bp_output::select_actions(q, u_explore, u_sample, actions, epsilon, B, C);
+}
+extern "C" __global__ void select_actions_f64(const double* __restrict__ q, const double* __restrict__ u_explore,
+                                              const double* __restrict__ u_sample, long long* __restrict__ actions,
+                                              double epsilon, int B, int C) {
+    bp_output::select_actions(q, u_explore, u_sample, actions, epsilon, B, C);
+}
+
+extern "C" __global__ void brainprop_step_f32(const float* __restrict__ q, const long long* __restrict__ labels,
+                                              long long* __restrict__ actions, const float* __restrict__ u_explore,
+                                              const float* __restrict__ u_sample, float* __restrict__ reward,
+                                              float* __restrict__ delta, float* __restrict__ fb,
+                                              float* __restrict__ sums, float epsilon, float neg_scale,
+                                              float loss_scale, int select, int want_sums, int B, int C) {
+    bp_output::brainprop_step(q, labels, actions, u_explore, u_sample, reward, delta, fb, sums, epsilon,
+                              neg_scale, loss_scale, select, want_sums, B, C);
+}
+extern "C" __global__ void brainprop_step_f64(const double* __restrict__ q, const long long* __restrict__ labels,
+                                              long long* __restrict__ actions, const double* __restrict__ u_explore,
+                                              const double* __restrict__ u_sample, double* __restrict__ reward,
+                                              double* __restrict__ delta, double* __restrict__ fb,
+                                              double* __restrict__ sums, double epsilon, double neg_scale,
+                                              double loss_scale, int select, int want_sums, int B, int C) {
+    bp_output::brainprop_step(q, labels, actions, u_explore, u_sample, reward, delta, fb, sums, epsilon,
+                              neg_scale, loss_scale, select, want_sums, B, C);
+}
+
+extern "C" __global__ void ebp_output_f32(const float* __restrict__ q, const long long* __restrict__ labels,
+                                          float* __restrict__ p, float* __restrict__ fb, float scale, int B, int C) {
+    bp_output::ebp_output(q, labels, p, fb, scale, B, C);
+}
+extern "C" __global__ void ebp_output_f64(const double* __restrict__ q, const long long* __restrict__ labels,
+                                          double* __restrict__ p, double* __restrict__ fb, double scale, int B, int C) {
+    bp_output::ebp_output(q, labels, p, fb, scale, B, C);
+}

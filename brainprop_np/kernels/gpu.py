@@ -1,0 +1,508 @@
+"""CuPy twins of `kernels/cpu.py`: the same names, signatures and results, on the GPU.
+
+Every function takes and returns CuPy arrays with the shapes and dtypes of its NumPy
+reference (e.g. max-pool's `arg` int8, `select_actions` int64). The work that cuBLAS
+does not do runs in the hand-written CUDA kernels of this folder (`*.cu`, loaded once
+per process by `cuda_module`); each launch below says what its threads compute.
+
+Conventions of the launches:
+  * inputs are made C-contiguous first (a no-op when they already are);
+  * kernels use 32-bit indices: every array must hold fewer than 2^31 elements;
+  * scalars are passed as numpy scalars of the kernel's C type (RawKernel does not
+    check): `numpy.int32` for `int`, the array's dtype for `float`/`double`;
+  * float32 and float64 arrays are supported (kernels `<name>_f32` / `<name>_f64`);
+  * nothing here synchronises with the host: a training step stays asynchronous.
+
+Beyond the reference, `brainprop_step` runs the whole BrainProp output step — ε-greedy
+Boltzmann selection from the given uniforms, reward, delta, the gated top feedback and
+the trial's loss and reward count — in one launch.
+"""
+import numpy as np
+
+from . import cuda_module
+
+try:  # importable without CuPy, so that tests can collect (and skip) on a CPU machine
+    import cupy as xp
+except Exception:  # ImportError, or a broken CUDA install
+    xp = None
+
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_BLOCK = 256              # threads per block of the 1-D (grid-stride) kernels
+_MAX_BLOCKS = 65535 * 32  # cap of a 1-D grid-stride launch (the loop covers the rest)
+_MAX_GRID_Y = 65535       # CUDA's limit on gridDim.y (the kernels loop over the rest)
+_ROWS = 8                 # cols rows (im2col) / input pixels (col2im) per thread
+_INT32_LIMIT = 2 ** 31
+
+
+def _function(name):
+    """The compiled kernel `name` (indirection point: tests may replace it)."""
+    return cuda_module.get_function(name)
+
+
+def _launch(kernel, dtype, grid, block, args):
+    """Launch `<kernel>_<f32|f64>` for float `dtype` on the current stream."""
+    dt = np.dtype(dtype)
+    if dt not in _SUFFIX:
+        raise TypeError(f"the CUDA kernels take float32 or float64 arrays, got {dt}")
+    grid = tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
+    block = tuple(int(b) for b in block) + (1,) * (3 - len(block))
+    _function(f"{kernel}_{_SUFFIX[dt]}")(grid, block, args)
+
+
+def _c(a, dtype=None):
+    """C-contiguous device array (of `dtype` when given); no copy when it already is."""
+    a = xp.ascontiguousarray(a)
+    if dtype is not None and a.dtype != np.dtype(dtype):
+        a = a.astype(dtype)
+    return a
+
+
+def _check_size(*arrays):
+    for a in arrays:
+        if a.size >= _INT32_LIMIT:
+            raise ValueError(f"an array of shape {tuple(a.shape)} has 2^31 elements or more, beyond the "
+                             "32-bit indexing of the CUDA kernels; use a smaller batch")
+
+
+def _i32(v):
+    return np.int32(v)
+
+
+def _cdiv(a, b):
+    return -(-int(a) // int(b))
+
+
+def _grid_1d(total):
+    return (min(_cdiv(total, _BLOCK), _MAX_BLOCKS),)
+
+
+def _lane_width(n):
+    """Threads along the fast axis of a 2-D block: the next power of two ≥ n, 1..32."""
+    w = 1
+    while w < min(int(n), 32):
+        w *= 2
+    return w
+
+
+# ---- work buffers ---------------------------------------------------------------------
+
+def workspace(ws, key, shape, dtype, zero=False):
+    """A device work array kept in the dict `ws` between calls (allocated once per shape).
+
+    As cpu.workspace: with ws None a new array is returned; zero fills it with zeros on
+    every call. On the GPU this also keeps the addresses of a step's buffers fixed from
+    one step to the next (what a captured CUDA graph needs).
+    """
+    dt = np.dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    if ws is None:
+        return xp.zeros(shape, dt) if zero else xp.empty(shape, dt)
+    a = ws.get(key)
+    if a is None or tuple(a.shape) != shape or a.dtype != dt:
+        a = ws[key] = xp.zeros(shape, dt)
+    elif zero:
+        a.fill(0)
+    return a
+
+
+# ---- convolution and locally-connected layers ----------------------------------------
+
+def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
+    """Unfold receptive fields into rows; see cpu.im2col for the layouts.
+
+    Kernel `im2col`: block (w, 256/w) with w = min(32, K rounded up to a power of two);
+    a thread copies one column q of cols for _ROWS consecutive rows (the padding is
+    read as zeros, never materialised). ws: optional dict of reusable buffers (the
+    result then lives in it until the next call).
+    """
+    x = _c(x)
+    n, h, w, c = x.shape
+    ho, wo = out_hw
+    top, _bottom, left, _right = pads
+    k = kh * kw * c
+    shape = (ho * wo, n, k) if positions_first else (n * ho * wo, k)
+    cols = workspace(ws, "cols", shape, x.dtype)
+    _check_size(x, cols)
+    if cols.size == 0:
+        return cols
+    bx = _lane_width(k)
+    by = _BLOCK // bx
+    runs = _cdiv(n * ho * wo, _ROWS)
+    grid = (_cdiv(k, bx), min(_cdiv(runs, by), _MAX_GRID_Y))
+    _launch("im2col", x.dtype, grid, (bx, by),
+            (x, cols, _i32(n), _i32(h), _i32(w), _i32(c), _i32(kh), _i32(kw), _i32(stride),
+             _i32(top), _i32(left), _i32(ho), _i32(wo), _i32(bool(positions_first)), _i32(_ROWS)))
+    return cols
+
+
+def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
+    """Fold row feedback back onto the input (the adjoint of im2col), as a gather.
+
+    Kernel `col2im`: block (w, 256/w) with w = min(32, C rounded up to a power of two);
+    a thread sums, for one channel and _ROWS consecutive input pixels, every cols entry
+    the pixel was copied to (no atomics: deterministic). Returns (N, H, W, C), in `ws`
+    when given (until the next call).
+    """
+    n, h, w, c = (int(s) for s in x_shape)
+    ho, wo = out_hw
+    top, _bottom, left, _right = pads
+    k = kh * kw * c
+    dcols = _c(dcols)
+    if dcols.size != n * ho * wo * k:
+        expect = (ho * wo, n, k) if positions_first else (n * ho * wo, k)
+        raise ValueError(f"col2im: dcols of shape {tuple(dcols.shape)} does not fit {expect}")
+    out = workspace(ws, "col2im", (n, h, w, c), dcols.dtype)
+    _check_size(dcols, out)
+    if out.size == 0:
+        return out
+    bx = _lane_width(c)
+    by = _BLOCK // bx
+    runs = _cdiv(n * h * w, _ROWS)
+    grid = (_cdiv(c, bx), min(_cdiv(runs, by), _MAX_GRID_Y))
+    _launch("col2im", dcols.dtype, grid, (bx, by),
+            (dcols, out, _i32(n), _i32(h), _i32(w), _i32(c), _i32(kh), _i32(kw), _i32(stride),
+             _i32(top), _i32(left), _i32(ho), _i32(wo), _i32(bool(positions_first)), _i32(_ROWS)))
+    return out
+
+
+# ---- max-pooling ---------------------------------------------------------------------
+
+def maxpool_forward(x, pool):
+    """(y, arg int8) of non-overlapping max-pooling; kernel `maxpool_forward`, a thread per output."""
+    x = _c(x)
+    n, h, w, c = x.shape
+    ho, wo = h // pool, w // pool
+    if pool * pool > 127:
+        raise ValueError(f"maxpool: pool={pool} does not fit the int8 winner index")
+    y = xp.empty((n, ho, wo, c), dtype=x.dtype)
+    arg = xp.empty((n, ho, wo, c), dtype=np.int8)
+    _check_size(x)
+    if y.size:
+        _launch("maxpool_forward", x.dtype, _grid_1d(y.size), (_BLOCK,),
+                (x, y, arg, _i32(h), _i32(w), _i32(c), _i32(pool), _i32(ho), _i32(wo), _i32(y.size)))
+    return y, arg
+
+
+def maxpool_feedback(fb, arg, x_shape, pool):
+    """Feedback to each window's winner only; kernel `maxpool_feedback`, a thread per input unit."""
+    fb = _c(fb)
+    arg = _c(arg, np.int8)
+    n, h, w, c = (int(s) for s in x_shape)
+    ho, wo = fb.shape[1], fb.shape[2]
+    out = xp.empty((n, h, w, c), dtype=fb.dtype)
+    _check_size(out)
+    if out.size:
+        _launch("maxpool_feedback", fb.dtype, _grid_1d(out.size), (_BLOCK,),
+                (fb, arg, out, _i32(h), _i32(w), _i32(c), _i32(pool), _i32(ho), _i32(wo), _i32(out.size)))
+    return out
+
+
+# ---- ReLU ----------------------------------------------------------------------------
+
+def relu_forward(x):
+    """y = max(x, 0); kernel `relu_forward`, a thread per element."""
+    x = _c(x)
+    y = xp.empty_like(x)
+    _check_size(x)
+    if x.size:
+        _launch("relu_forward", x.dtype, _grid_1d(x.size), (_BLOCK,), (x, y, _i32(x.size)))
+    return y
+
+
+def relu_feedback(fb, y):
+    """fb where y > 0, else 0; kernel `relu_feedback`, a thread per element."""
+    fb = _c(fb)
+    y = _c(y, fb.dtype)
+    out = xp.empty_like(fb)
+    _check_size(fb)
+    if fb.size:
+        _launch("relu_feedback", fb.dtype, _grid_1d(fb.size), (_BLOCK,), (fb, y, out, _i32(fb.size)))
+    return out
+
+
+# ---- BatchNorm -----------------------------------------------------------------------
+
+_BN_BLOCK = (32, 8)       # lanes: 32 channels × 8 rows
+
+
+def _bn_chunks(m):
+    """(rows per chunk, number of chunks G) of the partial reductions: G ≤ 1024, ≥ 256 rows each."""
+    chunk = max(256, _cdiv(m, 1024))
+    return chunk, _cdiv(m, chunk)
+
+
+def _bn_rows_grid(m, c):
+    return (_cdiv(c, _BN_BLOCK[0]), min(_cdiv(m, _BN_BLOCK[1]), _MAX_GRID_Y))
+
+
+def batchnorm_stats(x):
+    """Per-channel mean and biased variance of x (..., C) over all other axes.
+
+    Kernels `bn_stats_partial` (Welford per thread, Chan merges per block of chunk) and
+    `bn_stats_final` (a block per channel merges the chunks): stable, deterministic.
+    """
+    x = _c(x)
+    c = x.shape[-1]
+    m = x.size // c if c else 0
+    mean = xp.empty(c, dtype=x.dtype)
+    var = xp.empty(c, dtype=x.dtype)
+    _check_size(x)
+    if m == 0 or c == 0:
+        mean.fill(np.nan)
+        var.fill(np.nan)
+        return mean, var
+    _bn_stats(x, m, c, mean, var, xp.empty(c, dtype=x.dtype), 0.0)
+    return mean, var
+
+
+def _bn_stats(x, m, c, mean, var, inv_std, epsilon):
+    """Launch the two statistics kernels: mean, var and inv_std = 1/sqrt(var + epsilon)."""
+    chunk, g = _bn_chunks(m)
+    part = xp.empty((3, g, c), dtype=x.dtype)
+    _launch("bn_stats_partial", x.dtype, (_cdiv(c, _BN_BLOCK[0]), g), _BN_BLOCK,
+            (x, part, _i32(m), _i32(c), _i32(chunk)))
+    _launch("bn_stats_final", x.dtype, (c,), (_BLOCK,),
+            (part, mean, var, inv_std, x.dtype.type(epsilon), _i32(g), _i32(c)))
+
+
+def batchnorm_train_forward(x, gamma, beta, epsilon):
+    """Batch-statistics BatchNorm: (xhat, y, mean, var, inv_std); see cpu.batchnorm_train_forward.
+
+    Three launches: `bn_stats_partial` and `bn_stats_final` (mean, biased var,
+    inv_std = 1/sqrt(var + epsilon)), then `bn_forward` (xhat = (x − mean)·inv_std,
+    y = gamma·xhat + beta).
+    """
+    x = _c(x)
+    dt = x.dtype
+    c = x.shape[-1]
+    m = x.size // c if c else 0
+    gamma, beta = _c(gamma, dt), _c(beta, dt)
+    mean, var, inv_std = (xp.empty(c, dtype=dt) for _ in range(3))
+    xhat = xp.empty_like(x)
+    y = xp.empty_like(x)
+    _check_size(x)
+    if m == 0 or c == 0:
+        for a in (mean, var, inv_std):
+            a.fill(np.nan)
+        return xhat, y, mean, var, inv_std
+    _bn_stats(x, m, c, mean, var, inv_std, epsilon)
+    _launch("bn_forward", dt, _bn_rows_grid(m, c), _BN_BLOCK,
+            (x, mean, inv_std, gamma, beta, xhat, y, _i32(m), _i32(c)))
+    return xhat, y, mean, var, inv_std
+
+
+def batchnorm_forward(x, mean, inv_std, gamma, beta):
+    """(xhat, y): xhat = (x − mean)·inv_std, y = gamma·xhat + beta; kernel `bn_forward`."""
+    x = _c(x)
+    dt = x.dtype
+    c = x.shape[-1]
+    m = x.size // c if c else 0
+    mean, inv_std, gamma, beta = (_c(a, dt) for a in (mean, inv_std, gamma, beta))
+    xhat = xp.empty_like(x)
+    y = xp.empty_like(x)
+    _check_size(x)
+    if x.size:
+        _launch("bn_forward", dt, _bn_rows_grid(m, c), _BN_BLOCK,
+                (x, mean, inv_std, gamma, beta, xhat, y, _i32(m), _i32(c)))
+    return xhat, y
+
+
+def _bn_feedback(fb, xhat, gamma, inv_std, train):
+    fb = _c(fb)
+    dt = fb.dtype
+    xhat = _c(xhat, dt)
+    gamma, inv_std = _c(gamma, dt), _c(inv_std, dt)
+    c = fb.shape[-1]
+    m = fb.size // c if c else 0
+    dgamma = xp.empty(c, dtype=dt)
+    dbeta = xp.empty(c, dtype=dt)
+    fb_in = xp.empty_like(fb)
+    _check_size(fb)
+    if m == 0 or c == 0:
+        dgamma.fill(0)
+        dbeta.fill(0)
+        return fb_in, dgamma, dbeta
+    chunk, g = _bn_chunks(m)
+    part = xp.empty((2, g, c), dtype=dt)
+    _launch("bn_feedback_partial", dt, (_cdiv(c, _BN_BLOCK[0]), g), _BN_BLOCK,
+            (fb, xhat, part, _i32(m), _i32(c), _i32(chunk)))
+    _launch("bn_feedback_final", dt, (c,), (_BLOCK,), (part, dgamma, dbeta, _i32(g), _i32(c)))
+    _launch("bn_feedback_apply", dt, _bn_rows_grid(m, c), _BN_BLOCK,
+            (fb, xhat, gamma, inv_std, dgamma, dbeta, fb_in, _i32(m), _i32(c), _i32(bool(train))))
+    return fb_in, dgamma, dbeta
+
+
+def batchnorm_feedback_train(fb, xhat, gamma, inv_std):
+    """(fb_in, dgamma, dbeta) through batch-statistics BatchNorm; see cpu.batchnorm_feedback_train.
+
+    Kernels `bn_feedback_partial` + `bn_feedback_final` (per-channel Σ fb, Σ fb·xhat,
+    deterministic) and `bn_feedback_apply`
+    (fb_in = gamma·inv_std·(fb − mean(fb) − xhat·mean(fb·xhat))).
+    """
+    return _bn_feedback(fb, xhat, gamma, inv_std, True)
+
+
+def batchnorm_feedback_inference(fb, xhat, gamma, inv_std):
+    """(fb_in, dgamma, dbeta) through running-statistics BatchNorm: fb_in = gamma·inv_std·fb."""
+    return _bn_feedback(fb, xhat, gamma, inv_std, False)
+
+
+# ---- dropout -------------------------------------------------------------------------
+
+def dropout_mask(u, rate, dtype):
+    """Inverted dropout mask [u ≥ rate] / (1 − rate) from uniforms u; kernel `dropout_mask`.
+
+    rate and 1/(1 − rate) are rounded to the dtype first, as numpy compares and scales.
+    """
+    u = _c(u)
+    dt = np.dtype(dtype)
+    scale = 1.0 / (1.0 - rate)
+    if u.dtype != dt or dt not in _SUFFIX:   # unusual mix of dtypes: plain CuPy, same rounding
+        return ((u >= u.dtype.type(rate)) * scale).astype(dt, copy=False)
+    out = xp.empty_like(u)
+    _check_size(u)
+    if u.size:
+        _launch("dropout_mask", dt, _grid_1d(u.size), (_BLOCK,),
+                (u, out, dt.type(rate), dt.type(scale), _i32(u.size)))
+    return out
+
+
+# ---- output step ---------------------------------------------------------------------
+
+def _rows_grid(b):
+    return (max(1, min(_cdiv(b, _BLOCK), _MAX_BLOCKS)),)
+
+
+def softmax(q):
+    """Row-wise softmax of (B, C), max-subtracted; kernel `softmax`, a thread per row."""
+    q = _c(q)
+    b, c = q.shape
+    p = xp.empty_like(q)
+    if q.size:
+        _launch("softmax", q.dtype, _rows_grid(b), (_BLOCK,), (q, p, _i32(b), _i32(c)))
+    return p
+
+
+def select_actions(q, epsilon, u_explore, u_sample):
+    """ε-greedy Boltzmann selection → int64 (B,); kernel `select_actions`, a thread per row.
+
+    Same uniforms, same actions as cpu.select_actions (up to float rounding of the
+    softmax in cases where u_sample falls within a rounding error of a CDF step).
+    """
+    q = _c(q)
+    dt = q.dtype
+    b, c = q.shape
+    ue, us = _c(u_explore, dt), _c(u_sample, dt)
+    actions = xp.empty(b, dtype=np.int64)
+    if b:
+        _launch("select_actions", dt, _rows_grid(b), (_BLOCK,),
+                (q, ue, us, actions, dt.type(epsilon), _i32(b), _i32(c)))
+    return actions
+
+
+def brainprop_step(q, labels, epsilon=0.0, u_explore=None, u_sample=None, scale=None,
+                   actions=None, loss_scale=None):
+    """The whole BrainProp output step in one launch (kernel `brainprop_step`).
+
+    With actions=None the actions are chosen as select_actions(q, epsilon, u_explore,
+    u_sample); otherwise the given ones are used. scale defaults to 1/B, loss_scale to
+    scale/2. Returns (actions int64 (B,), reward, delta, fb, sums) where sums (2,) holds
+    the trial's loss loss_scale·Σ delta² and Σ reward (the count of rewarded actions), all
+    on the device — what BrainProp.trial computes with select_actions, brainprop_output
+    and two reductions, in one launch of one block.
+    """
+    q = _c(q)
+    dt = q.dtype
+    b, c = q.shape
+    if scale is None:
+        scale = 1.0 / max(b, 1)
+    if loss_scale is None:
+        loss_scale = 0.5 * scale
+    labels = _c(labels, np.int64)
+    select = actions is None
+    if select:
+        if u_explore is None or u_sample is None:
+            raise ValueError("brainprop_step: give u_explore and u_sample, or the actions")
+        ue, us = _c(u_explore, dt), _c(u_sample, dt)
+        actions = xp.empty(b, dtype=np.int64)
+    else:
+        actions = _c(actions, np.int64)
+        ue = us = q             # not read
+    reward = xp.empty(b, dtype=dt)
+    delta = xp.empty(b, dtype=dt)
+    fb = xp.empty_like(q)
+    sums = xp.zeros(2, dtype=dt)
+    _launch("brainprop_step", dt, (1,), (_BLOCK,),
+            (q, labels, actions, ue, us, reward, delta, fb, sums, dt.type(epsilon), dt.type(-scale),
+             dt.type(loss_scale), _i32(select), _i32(1), _i32(b), _i32(c)))
+    return actions, reward, delta, fb, sums
+
+
+def brainprop_output(q, labels, actions, scale):
+    """(reward, delta, fb) for the chosen actions; see cpu.brainprop_output.
+
+    Kernel `brainprop_step` with the actions given, a thread per row:
+    reward = [action = label], delta = reward − q[action], fb = −scale·delta at the action.
+    """
+    q = _c(q)
+    dt = q.dtype
+    b, c = q.shape
+    labels = _c(labels, np.int64)
+    actions = _c(actions, np.int64)
+    reward = xp.empty(b, dtype=dt)
+    delta = xp.empty(b, dtype=dt)
+    fb = xp.empty_like(q)
+    if b:
+        _launch("brainprop_step", dt, _rows_grid(b), (_BLOCK,),
+                (q, labels, actions, q, q, reward, delta, fb, delta, dt.type(0), dt.type(-scale),
+                 dt.type(0), _i32(0), _i32(0), _i32(b), _i32(c)))
+    return reward, delta, fb
+
+
+def ebp_output(q, labels, scale):
+    """(p, fb) with p = softmax(q), fb = scale·(p − onehot(label)); kernel `ebp_output`."""
+    q = _c(q)
+    dt = q.dtype
+    b, c = q.shape
+    labels = _c(labels, np.int64)
+    p = xp.empty_like(q)
+    fb = xp.empty_like(q)
+    if b:
+        _launch("ebp_output", dt, _rows_grid(b), (_BLOCK,), (q, labels, p, fb, dt.type(scale), _i32(b), _i32(c)))
+    return p, fb
+
+
+# ---- optional fused updates (no cpu.py twin; see bench/gpu_epoch.py --fused) -----------
+
+def sgd_update(w, g, lr, decay=1.0):
+    """In place, one launch: w ← w·decay − lr·g (SGD.step: decay = 1 − 2·lr·l2 for kernels).
+
+    Kernel `sgd_update`, a thread per element. w must be C-contiguous (it is updated in place).
+    """
+    if not w.flags.c_contiguous:
+        raise ValueError("sgd_update: w must be C-contiguous (it is updated in place)")
+    dt = w.dtype
+    g = _c(g, dt)
+    if g.size != w.size:
+        raise ValueError(f"sgd_update: gradient of shape {tuple(g.shape)} for weights of shape {tuple(w.shape)}")
+    _check_size(w)
+    if w.size:
+        _launch("sgd_update", dt, _grid_1d(w.size), (_BLOCK,), (w, g, dt.type(lr), dt.type(decay), _i32(w.size)))
+    return w
+
+
+def batchnorm_update_moving(moving_mean, moving_variance, mean, var, momentum, m):
+    """In place, one launch: BatchNorm's running statistics after a batch of m values per channel.
+
+    moving_mean ← momentum·moving_mean + (1 − momentum)·mean;
+    moving_variance ← momentum·moving_variance + (1 − momentum)·var·m/(m − 1) (unbiased, as Keras).
+    Kernel `bn_update_moving`, a thread per channel.
+    """
+    dt = moving_mean.dtype
+    mean, var = _c(mean, dt), _c(var, dt)
+    c = moving_mean.size
+    if c:
+        _launch("bn_update_moving", dt, _rows_grid(c), (_BLOCK,),
+                (moving_mean, moving_variance, mean, var, dt.type(momentum), dt.type(1.0 - momentum),
+                 dt.type(m / max(m - 1, 1)), _i32(c)))
+    return moving_mean, moving_variance

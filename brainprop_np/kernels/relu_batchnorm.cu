@@ -1,0 +1,304 @@
+// relu_batchnorm.cu: ReLU and BatchNorm forward and feedback; the reference is
+// brainprop_np/kernels/cpu.py (relu_*, batchnorm_*).
+//
+// BatchNorm works per channel c of x viewed as (M, C), M = N·H·W rows. The per-channel
+// reductions are deterministic (fixed order, no atomics) and take two launches:
+//   *_partial: block (32, 8), grid (ceil(C/32), G): block (bx, g) reduces the rows of
+//              chunk g for channels 32·bx .. 32·bx + 31; its 8 row lanes (ty) are combined
+//              in order of ty and written to part[·, g, c];
+//   *_final:   one block of 256 threads per channel: thread t combines the chunks t,
+//              t + 256, ... in order, then a shared-memory tree combines the 256 threads.
+// The batch statistics use Welford's update inside a thread and Chan's pairwise
+// combination across threads and chunks (numerically stable, one read of x); the final
+// kernel also gives inv_std = 1/sqrt(var + ε), so that a training forward is 3 launches.
+// The element-wise kernels use block (32, 8) too: lane tx is a channel (its parameters
+// stay in registers), ty and the grid's y walk the rows; a warp reads 32 adjacent values.
+//
+// Every array holds fewer than 2^31 elements (kernels/gpu.py checks).
+// Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
+
+namespace bp_relu_bn {
+
+// ---- ReLU ----------------------------------------------------------------------------
+
+// Each thread: element e (grid-stride). y = max(x, 0); a NaN passes, as with np.maximum.
+template <typename T>
+__device__ __forceinline__ void relu_forward(const T* __restrict__ x, T* __restrict__ y, int total) {
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+         e += (long long)gridDim.x * blockDim.x) {
+        const T v = x[e];
+        y[e] = (v <= T(0)) ? T(0) : v;
+    }
+}
+
+// Each thread: element e (grid-stride). Feedback passes where the unit was active:
+// out = fb if y > 0 else 0 (np.where(y > 0, fb, 0)).
+template <typename T>
+__device__ __forceinline__ void relu_feedback(const T* __restrict__ fb, const T* __restrict__ y,
+                                              T* __restrict__ out, int total) {
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+         e += (long long)gridDim.x * blockDim.x)
+        out[e] = (y[e] > T(0)) ? fb[e] : T(0);
+}
+
+// ---- BatchNorm: batch statistics -----------------------------------------------------
+
+// Chan et al.: merge the statistics (nb, mb, m2b) of a second set into (n, mean, m2).
+template <typename T>
+__device__ __forceinline__ void chan_merge(T& n, T& mean, T& m2, T nb, T mb, T m2b) {
+    if (nb == T(0)) return;
+    if (n == T(0)) { n = nb; mean = mb; m2 = m2b; return; }
+    const T nn = n + nb;
+    const T d = mb - mean;
+    mean += d * (nb / nn);
+    m2 += m2b + d * d * (n * nb / nn);
+    n = nn;
+}
+
+// Block (32, 8), grid (ceil(C/32), G). Thread (tx, ty) of block (bx, g): channel
+// c = 32·bx + tx, rows g·chunk + ty, + 8, ... of chunk g, accumulated with Welford's
+// update; the 8 lanes ty are then merged in order and written to
+// part[0|1|2, g, c] = (count, mean, M2) of the chunk.
+template <typename T>
+__device__ __forceinline__ void bn_stats_partial(const T* __restrict__ x, T* __restrict__ part,
+                                                 int M, int C, int chunk) {
+    __shared__ T s_n[256], s_mean[256], s_m2[256];
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const int g = blockIdx.y, G = gridDim.y;
+    const int r0 = g * chunk;
+    const int r1 = (M - r0 < chunk) ? M : r0 + chunk;
+    T n = T(0), mean = T(0), m2 = T(0);
+    if (c < C) {
+        for (int r = r0 + threadIdx.y; r < r1; r += blockDim.y) {
+            const T v = x[r * C + c];
+            n += T(1);
+            const T d = v - mean;
+            mean += d / n;
+            m2 += d * (v - mean);
+        }
+    }
+    const int t = threadIdx.y * blockDim.x + threadIdx.x;
+    s_n[t] = n; s_mean[t] = mean; s_m2[t] = m2;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        for (int k = 1; k < (int)blockDim.y; ++k) {
+            const int u = k * blockDim.x + threadIdx.x;
+            chan_merge(n, mean, m2, s_n[u], s_mean[u], s_m2[u]);
+        }
+        part[g * C + c] = n;
+        part[(G + g) * C + c] = mean;
+        part[(2 * G + g) * C + c] = m2;
+    }
+}
+
+__device__ __forceinline__ float sqrt_t(float v) { return sqrtf(v); }
+__device__ __forceinline__ double sqrt_t(double v) { return sqrt(v); }
+
+// One block of 256 threads per channel c = blockIdx.x. Thread t merges the chunks
+// t, t + 256, ... in order; a tree (fixed pairs) merges the threads. Thread 0 writes
+// mean[c], the biased variance var[c] = M2 / M and inv_std[c] = 1 / sqrt(var + epsilon).
+template <typename T>
+__device__ __forceinline__ void bn_stats_final(const T* __restrict__ part, T* __restrict__ mean_out,
+                                               T* __restrict__ var_out, T* __restrict__ inv_std_out,
+                                               T epsilon, int G, int C) {
+    __shared__ T s_n[256], s_mean[256], s_m2[256];
+    const int c = blockIdx.x, t = threadIdx.x;
+    T n = T(0), mean = T(0), m2 = T(0);
+    for (int g = t; g < G; g += blockDim.x)
+        chan_merge(n, mean, m2, part[g * C + c], part[(G + g) * C + c], part[(2 * G + g) * C + c]);
+    s_n[t] = n; s_mean[t] = mean; s_m2[t] = m2;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) {
+            n = s_n[t]; mean = s_mean[t]; m2 = s_m2[t];
+            chan_merge(n, mean, m2, s_n[t + half], s_mean[t + half], s_m2[t + half]);
+            s_n[t] = n; s_mean[t] = mean; s_m2[t] = m2;
+        }
+        __syncthreads();
+    }
+    if (t == 0) {
+        const T var = (s_n[0] > T(0)) ? s_m2[0] / s_n[0] : T(0);
+        mean_out[c] = s_mean[0];
+        var_out[c] = var;
+        inv_std_out[c] = T(1) / sqrt_t(var + epsilon);
+    }
+}
+
+// ---- BatchNorm: normalisation --------------------------------------------------------
+
+// Block (32, 8), grid (ceil(C/32), rows). Thread (tx, ty): channel c = 32·bx + tx, rows
+// by·8 + ty, + gridDim.y·8, ...: xhat = (x − mean)·inv_std, y = gamma·xhat + beta.
+template <typename T>
+__device__ __forceinline__ void bn_forward(const T* __restrict__ x, const T* __restrict__ mean,
+                                           const T* __restrict__ inv_std, const T* __restrict__ gamma,
+                                           const T* __restrict__ beta, T* __restrict__ xhat,
+                                           T* __restrict__ y, int M, int C) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const T mu = mean[c], is = inv_std[c], ga = gamma[c], be = beta[c];
+    for (int r = blockIdx.y * blockDim.y + threadIdx.y; r < M; r += gridDim.y * blockDim.y) {
+        const int e = r * C + c;
+        const T h = (x[e] - mu) * is;
+        xhat[e] = h;
+        y[e] = h * ga + be;
+    }
+}
+
+// ---- BatchNorm: feedback -------------------------------------------------------------
+
+// Block (32, 8), grid (ceil(C/32), G), as bn_stats_partial: part[0, g, c] = Σ fb and
+// part[1, g, c] = Σ fb·xhat over the rows of chunk g (lanes ty summed in order).
+template <typename T>
+__device__ __forceinline__ void bn_feedback_partial(const T* __restrict__ fb, const T* __restrict__ xhat,
+                                                    T* __restrict__ part, int M, int C, int chunk) {
+    __shared__ T s_b[256], s_g[256];
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const int g = blockIdx.y, G = gridDim.y;
+    const int r0 = g * chunk;
+    const int r1 = (M - r0 < chunk) ? M : r0 + chunk;
+    T sb = T(0), sg = T(0);
+    if (c < C) {
+        for (int r = r0 + threadIdx.y; r < r1; r += blockDim.y) {
+            const T f = fb[r * C + c];
+            sb += f;
+            sg += f * xhat[r * C + c];
+        }
+    }
+    const int t = threadIdx.y * blockDim.x + threadIdx.x;
+    s_b[t] = sb; s_g[t] = sg;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        for (int k = 1; k < (int)blockDim.y; ++k) {
+            sb += s_b[k * blockDim.x + threadIdx.x];
+            sg += s_g[k * blockDim.x + threadIdx.x];
+        }
+        part[g * C + c] = sb;
+        part[(G + g) * C + c] = sg;
+    }
+}
+
+// One block of 256 threads per channel c = blockIdx.x: sums the G chunk sums (thread t
+// takes t, t + 256, ...; then a fixed tree): dbeta[c] = Σ fb, dgamma[c] = Σ fb·xhat.
+template <typename T>
+__device__ __forceinline__ void bn_feedback_final(const T* __restrict__ part, T* __restrict__ dgamma,
+                                                  T* __restrict__ dbeta, int G, int C) {
+    __shared__ T s_b[256], s_g[256];
+    const int c = blockIdx.x, t = threadIdx.x;
+    T sb = T(0), sg = T(0);
+    for (int g = t; g < G; g += blockDim.x) {
+        sb += part[g * C + c];
+        sg += part[(G + g) * C + c];
+    }
+    s_b[t] = sb; s_g[t] = sg;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if (t < half) { s_b[t] += s_b[t + half]; s_g[t] += s_g[t + half]; }
+        __syncthreads();
+    }
+    if (t == 0) { dbeta[c] = s_b[0]; dgamma[c] = s_g[0]; }
+}
+
+// Block (32, 8), grid (ceil(C/32), rows), as bn_forward. With s = gamma·inv_std:
+//   train:     out = xhat·(−s·dgamma/M) + (−s·dbeta/M) + fb·s
+//              (= s·(fb − mean(fb) − xhat·mean(fb·xhat)), the reference's order of terms);
+//   inference: out = fb·s.
+template <typename T>
+__device__ __forceinline__ void bn_feedback_apply(const T* __restrict__ fb, const T* __restrict__ xhat,
+                                                  const T* __restrict__ gamma, const T* __restrict__ inv_std,
+                                                  const T* __restrict__ dgamma, const T* __restrict__ dbeta,
+                                                  T* __restrict__ out, int M, int C, int train) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    const T s = gamma[c] * inv_std[c];
+    const T m = T(M);
+    const T a = train ? (-s * dgamma[c]) / m : T(0);
+    const T b = train ? (-s * dbeta[c]) / m : T(0);
+    for (int r = blockIdx.y * blockDim.y + threadIdx.y; r < M; r += gridDim.y * blockDim.y) {
+        const int e = r * C + c;
+        out[e] = train ? (xhat[e] * a + b) + fb[e] * s : fb[e] * s;
+    }
+}
+
+}  // namespace bp_relu_bn
+
+// ---- entry points: one per dtype (loaded by name from kernels/gpu.py) ----------------
+
+extern "C" __global__ void relu_forward_f32(const float* __restrict__ x, float* __restrict__ y, int total) {
+    bp_relu_bn::relu_forward(x, y, total);
+}
+extern "C" __global__ void relu_forward_f64(const double* __restrict__ x, double* __restrict__ y, int total) {
+    bp_relu_bn::relu_forward(x, y, total);
+}
+
+extern "C" __global__ void relu_feedback_f32(const float* __restrict__ fb, const float* __restrict__ y,
+                                             float* __restrict__ out, int total) {
+    bp_relu_bn::relu_feedback(fb, y, out, total);
+}
+extern "C" __global__ void relu_feedback_f64(const double* __restrict__ fb, const double* __restrict__ y,
+                                             double* __restrict__ out, int total) {
+    bp_relu_bn::relu_feedback(fb, y, out, total);
+}
+
+extern "C" __global__ void bn_stats_partial_f32(const float* __restrict__ x, float* __restrict__ part,
+                                                int M, int C, int chunk) {
+    bp_relu_bn::bn_stats_partial(x, part, M, C, chunk);
+}
+extern "C" __global__ void bn_stats_partial_f64(const double* __restrict__ x, double* __restrict__ part,
+                                                int M, int C, int chunk) {
+    bp_relu_bn::bn_stats_partial(x, part, M, C, chunk);
+}
+
+extern "C" __global__ void bn_stats_final_f32(const float* __restrict__ part, float* __restrict__ mean,
+                                              float* __restrict__ var, float* __restrict__ inv_std,
+                                              float epsilon, int G, int C) {
+    bp_relu_bn::bn_stats_final(part, mean, var, inv_std, epsilon, G, C);
+}
+extern "C" __global__ void bn_stats_final_f64(const double* __restrict__ part, double* __restrict__ mean,
+                                              double* __restrict__ var, double* __restrict__ inv_std,
+                                              double epsilon, int G, int C) {
+    bp_relu_bn::bn_stats_final(part, mean, var, inv_std, epsilon, G, C);
+}
+
+extern "C" __global__ void bn_forward_f32(const float* __restrict__ x, const float* __restrict__ mean,
+                                          const float* __restrict__ inv_std, const float* __restrict__ gamma,
+                                          const float* __restrict__ beta, float* __restrict__ xhat,
+                                          float* __restrict__ y, int M, int C) {
+    bp_relu_bn::bn_forward(x, mean, inv_std, gamma, beta, xhat, y, M, C);
+}
+extern "C" __global__ void bn_forward_f64(const double* __restrict__ x, const double* __restrict__ mean,
+                                          const double* __restrict__ inv_std, const double* __restrict__ gamma,
+                                          const double* __restrict__ beta, double* __restrict__ xhat,
+                                          double* __restrict__ y, int M, int C) {
+    bp_relu_bn::bn_forward(x, mean, inv_std, gamma, beta, xhat, y, M, C);
+}
+
+extern "C" __global__ void bn_feedback_partial_f32(const float* __restrict__ fb, const float* __restrict__ xhat,
+                                                   float* __restrict__ part, int M, int C, int chunk) {
+    bp_relu_bn::bn_feedback_partial(fb, xhat, part, M, C, chunk);
+}
+extern "C" __global__ void bn_feedback_partial_f64(const double* __restrict__ fb, const double* __restrict__ xhat,
+                                                   double* __restrict__ part, int M, int C, int chunk) {
+    bp_relu_bn::bn_feedback_partial(fb, xhat, part, M, C, chunk);
+}
+
+extern "C" __global__ void bn_feedback_final_f32(const float* __restrict__ part, float* __restrict__ dgamma,
+                                                 float* __restrict__ dbeta, int G, int C) {
+    bp_relu_bn::bn_feedback_final(part, dgamma, dbeta, G, C);
+}
+extern "C" __global__ void bn_feedback_final_f64(const double* __restrict__ part, double* __restrict__ dgamma,
+                                                 double* __restrict__ dbeta, int G, int C) {
+    bp_relu_bn::bn_feedback_final(part, dgamma, dbeta, G, C);
+}
+
+extern "C" __global__ void bn_feedback_apply_f32(const float* __restrict__ fb, const float* __restrict__ xhat,
+                                                 const float* __restrict__ gamma, const float* __restrict__ inv_std,
+                                                 const float* __restrict__ dgamma, const float* __restrict__ dbeta,
+                                                 float* __restrict__ out, int M, int C, int train) {
+    bp_relu_bn::bn_feedback_apply(fb, xhat, gamma, inv_std, dgamma, dbeta, out, M, C, train);
+}
+extern "C" __global__ void bn_feedback_apply_f64(const double* __restrict__ fb, const double* __restrict__ xhat,
+                                                 const double* __restrict__ gamma, const double* __restrict__ inv_std,
+                                                 const double* __restrict__ dgamma, const double* __restrict__ dbeta,
+                                                 double* __restrict__ out, int M, int C, int train) {
+    bp_relu_bn::bn_feedback_apply(fb, xhat, gamma, inv_std, dgamma, dbeta, out, M, C, train);
+}

@@ -1,0 +1,56 @@
+// sgd.cu: optional fused updates (kernels/gpu.py: sgd_update, batchnorm_update_moving).
+// They are not part of the cpu.py contract: the optimiser and the BatchNorm layer do
+// these updates with a few array operations each; bench/gpu_epoch.py --fused measures
+// what one launch per array instead buys.
+//
+// Every array holds fewer than 2^31 elements (kernels/gpu.py checks).
+// Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
+
+namespace bp_sgd {
+
+// Each thread: element e (grid-stride), in place: w = w·decay − lr·g
+// (SGD.step: decay = 1 − 2·lr·l2 for L2-regularised kernels, else 1).
+template <typename T>
+__device__ __forceinline__ void sgd_update(T* __restrict__ w, const T* __restrict__ g, T lr, T decay,
+                                           int total) {
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+         e += (long long)gridDim.x * blockDim.x)
+        w[e] = w[e] * decay - lr * g[e];
+}
+
+// Each thread: channel c (grid-stride), in place (BatchNorm's running statistics):
+// moving_mean = momentum·moving_mean + (1 − momentum)·mean,
+// moving_var  = momentum·moving_var + (1 − momentum)·var·unbias, unbias = M/(M − 1).
+template <typename T>
+__device__ __forceinline__ void bn_update_moving(T* __restrict__ moving_mean, T* __restrict__ moving_var,
+                                                 const T* __restrict__ mean, const T* __restrict__ var,
+                                                 T momentum, T one_minus_momentum, T unbias, int C) {
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
+        moving_mean[c] = moving_mean[c] * momentum + one_minus_momentum * mean[c];
+        moving_var[c] = moving_var[c] * momentum + (one_minus_momentum * var[c]) * unbias;
+    }
+}
+
+}  // namespace bp_sgd
+
+// ---- entry points: one per dtype (loaded by name from kernels/gpu.py) ----------------
+
+extern "C" __global__ void sgd_update_f32(float* __restrict__ w, const float* __restrict__ g, float lr,
+                                          float decay, int total) {
+    bp_sgd::sgd_update(w, g, lr, decay, total);
+}
+extern "C" __global__ void sgd_update_f64(double* __restrict__ w, const double* __restrict__ g, double lr,
+                                          double decay, int total) {
+    bp_sgd::sgd_update(w, g, lr, decay, total);
+}
+
+extern "C" __global__ void bn_update_moving_f32(float* __restrict__ moving_mean, float* __restrict__ moving_var,
+                                                const float* __restrict__ mean, const float* __restrict__ var,
+                                                float momentum, float one_minus_momentum, float unbias, int C) {
+    bp_sgd::bn_update_moving(moving_mean, moving_var, mean, var, momentum, one_minus_momentum, unbias, C);
+}
+extern "C" __global__ void bn_update_moving_f64(double* __restrict__ moving_mean, double* __restrict__ moving_var,
+                                                const double* __restrict__ mean, const double* __restrict__ var,
+                                                double momentum, double one_minus_momentum, double unbias, int C) {
+    bp_sgd::bn_update_moving(moving_mean, moving_var, mean, var, momentum, one_minus_momentum, unbias, C);
+}

@@ -1,0 +1,388 @@
+"""Every CUDA kernel (through kernels/gpu.py) equals its NumPy reference (kernels/cpu.py).
+
+Each test runs on two devices:
+  * `cuda`: CuPy on a real GPU — marked `gpu`, skipped without CuPy or a CUDA device
+    (run them with `python -m pytest -m gpu tests/test_gpu_*.py`, or scripts/gpu_check.sh);
+  * `emulated`: the same .cu sources compiled for the CPU by tests/cuda_emulator.py (g++),
+    which also checks every launch's argument types, launch limits and out-of-bounds
+    writes; skipped without a C++ compiler.
+Tolerances are float32's; copies and gathers in a fixed order must match exactly.
+"""
+import inspect
+
+import numpy as np
+import pytest
+
+import cuda_emulator
+from brainprop_np.kernels import cpu, gpu
+from brainprop_np.layers.geometry import window_2d
+
+
+
+class Device:
+    """How a test reaches the kernels under test: kernels module, host → device → host."""
+
+    def __init__(self, name, k, to_dev, to_host):
+        self.name, self.k, self.to_dev, self.to_host = name, k, to_dev, to_host
+
+    def h(self, *arrays):
+        out = tuple(self.to_host(a) for a in arrays)
+        return out if len(out) > 1 else out[0]
+
+
+def cupy_or_skip():
+    cupy = pytest.importorskip("cupy")
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # no driver, no device
+        pytest.skip(f"CuPy sees no CUDA device ({type(e).__name__}: {e})")
+    if n < 1:
+        pytest.skip("CuPy sees no CUDA device")
+    if gpu.xp is None:
+        pytest.skip("kernels.gpu could not import CuPy")
+    return cupy
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    if not cuda_emulator.available():
+        pytest.skip("no C++ compiler (g++) for the CUDA emulator")
+    return cuda_emulator.Emulator()
+
+
+@pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "emulated"])
+def dev(request, monkeypatch):
+    if request.param == "cuda":
+        cupy = cupy_or_skip()
+        return Device("cuda", gpu, cupy.asarray, cupy.asnumpy)
+    cuda_emulator.patch_gpu_kernels(monkeypatch, request.getfixturevalue("emulator"))
+    return Device("emulated", gpu, lambda a: np.array(a, copy=True), np.asarray)
+
+
+def ref(fn, *args, **kwargs):
+    """Call the NumPy reference; with a fresh work-buffer dict where it takes one."""
+    if "ws" in inspect.signature(fn).parameters and "ws" not in kwargs:
+        kwargs["ws"] = {}
+    return fn(*args, **kwargs)
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def assert_close(got, want, rtol=1e-5, atol=1e-6, what=""):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=what)
+
+
+def assert_equal(got, want, what=""):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
+    np.testing.assert_array_equal(got, want, err_msg=what)
+
+
+# ---- the contract ------------------------------------------------------------------------
+
+def _public_functions(mod):
+    return {n: f for n, f in vars(mod).items()
+            if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == mod.__name__}
+
+
+def test_gpu_module_mirrors_cpu_contract():
+    """Every public function of kernels/cpu.py has a twin in kernels/gpu.py, same parameters."""
+    cpu_fns, gpu_fns = _public_functions(cpu), _public_functions(gpu)
+    missing = sorted(set(cpu_fns) - set(gpu_fns))
+    assert not missing, f"kernels/gpu.py lacks {missing}"
+    for name, f in cpu_fns.items():
+        want = [(p.name, p.kind, p.default) for p in inspect.signature(f).parameters.values()]
+        got = [(p.name, p.kind, p.default) for p in inspect.signature(gpu_fns[name]).parameters.values()]
+        assert got == want, f"{name}: gpu{inspect.signature(gpu_fns[name])} != cpu{inspect.signature(f)}"
+
+
+# ---- im2col / col2im -----------------------------------------------------------------------
+
+GEOMETRIES = [
+    # (N, H, W, C), kernel, stride, padding
+    ((2, 7, 6, 3), 1, 1, "same"),
+    ((2, 7, 6, 3), 3, 1, "same"),
+    ((2, 7, 6, 3), 3, 2, "same"),
+    ((2, 8, 8, 3), 3, 2, "same"),      # even input, stride 2: extra padding at the bottom/right
+    ((2, 7, 6, 3), 3, 1, "valid"),
+    ((2, 9, 8, 2), 3, 2, "valid"),
+    ((1, 9, 9, 5), 5, 1, "same"),
+    ((3, 10, 9, 2), 5, 2, "same"),
+    ((2, 11, 10, 1), 5, 2, "valid"),
+    ((2, 6, 6, 33), 3, 1, "same"),     # C not a multiple of the 32 lanes
+    ((4, 28, 28, 1), 3, 1, "same"),    # MNIST conv 1
+    ((4, 28, 28, 32), 3, 2, "same"),   # MNIST conv 2
+    ((4, 26, 26, 32), 3, 2, "valid"),  # MNIST loccon 2
+]
+
+
+@pytest.mark.parametrize("positions_first", [False, True], ids=["rows", "positions_first"])
+@pytest.mark.parametrize("shape,k,s,padding", GEOMETRIES, ids=[f"{g[0]}-k{g[1]}s{g[2]}{g[3]}" for g in GEOMETRIES])
+def test_im2col_col2im(dev, shape, k, s, padding, positions_first):
+    n, h, w, c = shape
+    out_hw, pads = window_2d(h, w, k, s, padding)
+    x = rng(1).standard_normal(shape).astype(np.float32)
+    cols = dev.k.im2col(dev.to_dev(x), k, k, s, pads, out_hw, positions_first)
+    assert_equal(dev.h(cols), ref(cpu.im2col, x, k, k, s, pads, out_hw, positions_first), "im2col")
+    d = rng(2).standard_normal(cols.shape).astype(np.float32)
+    fb = dev.k.col2im(dev.to_dev(d), x.shape, k, k, s, pads, out_hw, positions_first)
+    assert_close(dev.h(fb), ref(cpu.col2im, d, x.shape, k, k, s, pads, out_hw, positions_first), what="col2im")
+
+
+def test_im2col_col2im_float64_and_workspace(dev):
+    x = rng(3).standard_normal((2, 9, 7, 4))
+    out_hw, pads = window_2d(9, 7, 3, 2, "same")
+    ws = {}
+    for trial in range(2):   # the second call reuses the buffers of the first
+        xi = x + trial
+        cols = dev.k.im2col(dev.to_dev(xi), 3, 3, 2, pads, out_hw, ws=ws)
+        assert_equal(dev.h(cols), ref(cpu.im2col, xi, 3, 3, 2, pads, out_hw), "im2col float64")
+        d = rng(4 + trial).standard_normal(cols.shape)
+        fb = dev.k.col2im(dev.to_dev(d), xi.shape, 3, 3, 2, pads, out_hw, ws=ws)
+        assert_close(dev.h(fb), ref(cpu.col2im, d, xi.shape, 3, 3, 2, pads, out_hw), rtol=1e-12, atol=1e-12,
+                     what="col2im float64")
+    assert "cols" in ws
+
+
+def test_col2im_is_the_adjoint_of_im2col(dev):
+    """<im2col(x), d> = <x, col2im(d)>, on the device alone."""
+    x = rng(5).standard_normal((3, 8, 7, 5))
+    out_hw, pads = window_2d(8, 7, 3, 2, "same")
+    cols = dev.h(dev.k.im2col(dev.to_dev(x), 3, 3, 2, pads, out_hw, True))
+    d = rng(6).standard_normal(cols.shape)
+    back = dev.h(dev.k.col2im(dev.to_dev(d), x.shape, 3, 3, 2, pads, out_hw, True))
+    assert abs((cols * d).sum() - (x * back).sum()) < 1e-9 * np.abs(cols * d).sum()
+
+
+# ---- max-pooling -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,pool", [((2, 8, 8, 3), 2), ((2, 7, 9, 5), 2), ((3, 9, 7, 33), 3), ((2, 32, 32, 64), 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxpool(dev, shape, pool, dtype):
+    # small integers: many ties inside windows, which must go to the first maximum
+    x = rng(7).integers(-2, 3, shape).astype(dtype)
+    y, arg = dev.k.maxpool_forward(dev.to_dev(x), pool)
+    y_ref, arg_ref = cpu.maxpool_forward(x, pool)
+    assert_equal(dev.h(y), y_ref, "maxpool y")
+    assert_equal(dev.h(arg), arg_ref, "maxpool arg")
+    fb = rng(8).standard_normal(y_ref.shape).astype(dtype)
+    got = dev.k.maxpool_feedback(dev.to_dev(fb), arg, x.shape, pool)
+    assert_equal(dev.h(got), cpu.maxpool_feedback(fb, arg_ref, x.shape, pool), "maxpool feedback")
+
+
+# ---- ReLU ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu(dev, dtype):
+    x = rng(9).standard_normal((3, 5, 7, 11)).astype(dtype)
+    x.flat[::7] = 0.0
+    y = dev.k.relu_forward(dev.to_dev(x))
+    assert_equal(dev.h(y), cpu.relu_forward(x), "relu forward")
+    fb = rng(10).standard_normal(x.shape).astype(dtype)
+    got = dev.k.relu_feedback(dev.to_dev(fb), y)
+    assert_equal(dev.h(got), cpu.relu_feedback(fb, cpu.relu_forward(x)), "relu feedback")
+
+
+# ---- BatchNorm ---------------------------------------------------------------------------
+
+BN_SHAPES = [(4, 5, 6, 3), (8, 14, 14, 32), (3, 7, 5, 33), (16, 28, 28, 32), (500, 10), (2, 1, 1, 7)]
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=[str(s) for s in BN_SHAPES])
+def test_batchnorm_stats(dev, shape):
+    x = (3.0 + 2.0 * rng(11).standard_normal(shape)).astype(np.float32)
+    mean, var = dev.h(*dev.k.batchnorm_stats(dev.to_dev(x)))
+    mean_ref, var_ref = cpu.batchnorm_stats(x)
+    assert_close(mean, mean_ref, rtol=1e-5, atol=1e-6, what="mean")
+    assert_close(var, var_ref, rtol=1e-4, atol=1e-6, what="var")
+
+
+def test_batchnorm_stats_is_stable(dev):
+    """A large offset (mean 1000, std 0.1): the per-channel reduction must not lose the variance."""
+    x64 = 1000.0 + 0.1 * rng(12).standard_normal((64, 16, 16, 8))
+    x = x64.astype(np.float32)
+    mean, var = dev.h(*dev.k.batchnorm_stats(dev.to_dev(x)))
+    xd = x.astype(np.float64).reshape(-1, 8)
+    assert_close(mean.astype(np.float64), xd.mean(0), rtol=1e-6, atol=0, what="mean")
+    assert_close(var.astype(np.float64), xd.var(0), rtol=2e-3, atol=0, what="var")
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES[:4], ids=[str(s) for s in BN_SHAPES[:4]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_train_forward(dev, shape, dtype):
+    r = rng(13)
+    c = shape[-1]
+    x = (1.0 + r.standard_normal(shape)).astype(dtype)
+    gamma = (1.0 + 0.1 * r.standard_normal(c)).astype(dtype)
+    beta = (0.1 * r.standard_normal(c)).astype(dtype)
+    got = dev.h(*dev.k.batchnorm_train_forward(dev.to_dev(x), dev.to_dev(gamma), dev.to_dev(beta), 1e-3))
+    want = cpu.batchnorm_train_forward(x, gamma, beta, 1e-3)
+    tol = (1e-4, 1e-5) if dtype == np.float32 else (1e-10, 1e-12)
+    for name, g, w in zip(("xhat", "y", "mean", "var", "inv_std"), got, want):
+        assert_close(g, w, rtol=tol[0], atol=tol[1], what=name)
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES[:4], ids=[str(s) for s in BN_SHAPES[:4]])
+def test_batchnorm_forward_and_feedback(dev, shape):
+    r = rng(14)
+    c = shape[-1]
+    x = r.standard_normal(shape).astype(np.float32)
+    mean = r.standard_normal(c).astype(np.float32)
+    inv_std = (0.5 + r.random(c)).astype(np.float32)
+    gamma = (1.0 + 0.1 * r.standard_normal(c)).astype(np.float32)
+    beta = (0.1 * r.standard_normal(c)).astype(np.float32)
+    args = (mean, inv_std, gamma, beta)
+    got = dev.h(*dev.k.batchnorm_forward(dev.to_dev(x), *map(dev.to_dev, args)))
+    want = cpu.batchnorm_forward(x, *args)
+    for name, g, w in zip(("xhat", "y"), got, want):
+        assert_close(g, w, what=name)
+    xhat = want[0]
+    fb = r.standard_normal(shape).astype(np.float32)
+    for fn in ("batchnorm_feedback_train", "batchnorm_feedback_inference"):
+        got = dev.h(*getattr(dev.k, fn)(dev.to_dev(fb), dev.to_dev(xhat), dev.to_dev(gamma), dev.to_dev(inv_std)))
+        want = getattr(cpu, fn)(fb, xhat, gamma, inv_std)
+        m = fb.size // c
+        scale = np.sqrt(m) * np.abs(fb).max() * np.abs(xhat).max()   # size of the sums' rounding
+        for name, g, w in zip(("fb_in", "dgamma", "dbeta"), got, want):
+            assert_close(g, w, rtol=1e-4, atol=1e-6 * scale if name != "fb_in" else 1e-5, what=f"{fn} {name}")
+
+
+# ---- dropout ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.5, 0.8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_mask(dev, rate, dtype):
+    u = rng(15).random((7, 9, 5, 3), dtype=dtype)
+    u.flat[:20] = dtype(rate)            # exactly at the threshold: kept, as [u >= rate]
+    got = dev.h(dev.k.dropout_mask(dev.to_dev(u), rate, dtype))
+    assert_equal(got, cpu.dropout_mask(u, rate, dtype), f"dropout mask rate {rate}")
+
+
+# ---- output step ---------------------------------------------------------------------------
+
+def _cdf_margin(q, u_sample):
+    """Per row, the float64 distance of u_sample·cdf[-1] from the nearest CDF step."""
+    z = np.exp(q - q.max(axis=1, keepdims=True))
+    cdf = np.cumsum(z / z.sum(axis=1, keepdims=True), axis=1)
+    return np.abs(cdf - (u_sample * cdf[:, -1])[:, None]).min(axis=1)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.02, 0.5, 1.0])
+@pytest.mark.parametrize("n_classes", [10, 100])
+def test_select_actions(dev, epsilon, n_classes):
+    r = rng(16)
+    q = (2.0 * r.standard_normal((512, n_classes))).astype(np.float32)
+    q[:32, 3] = q[:32].max(axis=1)        # ties: the first maximum wins
+    q[:32, 7] = q[:32, 3]
+    u_explore = r.random(512, dtype=np.float32)
+    u_sample = r.random(512, dtype=np.float32)
+    got = dev.h(dev.k.select_actions(dev.to_dev(q), epsilon, dev.to_dev(u_explore), dev.to_dev(u_sample)))
+    want = cpu.select_actions(q, epsilon, u_explore, u_sample)
+    assert got.dtype == np.int64 and got.shape == want.shape
+    clear = _cdf_margin(q.astype(np.float64), u_sample.astype(np.float64)) > 1e-5
+    clear |= u_explore >= epsilon          # greedy rows do not depend on the softmax
+    assert clear.mean() > 0.95
+    assert_equal(got[clear], want[clear], "actions")
+
+
+def test_softmax(dev):
+    q = (3.0 * rng(17).standard_normal((65, 10))).astype(np.float32)
+    assert_close(dev.h(dev.k.softmax(dev.to_dev(q))), cpu.softmax(q), rtol=1e-5, atol=1e-7, what="softmax")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_brainprop_output(dev, dtype):
+    r = rng(18)
+    q = r.standard_normal((300, 10)).astype(dtype)
+    labels = r.integers(0, 10, 300)
+    actions = np.where(r.random(300) < 0.5, labels, r.integers(0, 10, 300)).astype(np.int64)
+    got = dev.h(*dev.k.brainprop_output(dev.to_dev(q), dev.to_dev(labels), dev.to_dev(actions), 1.0 / 128))
+    want = cpu.brainprop_output(q, labels, actions, 1.0 / 128)
+    for name, g, w in zip(("reward", "delta", "fb"), got, want):
+        assert_equal(g, w, name)
+
+
+def test_brainprop_step_is_select_then_output(dev):
+    """The one-launch output step equals select_actions + brainprop_output + the trial's sums."""
+    r = rng(19)
+    b, c, nominal = 200, 10, 256
+    q = r.standard_normal((b, c)).astype(np.float32)
+    labels = r.integers(0, c, b)
+    ue, us = r.random(b, dtype=np.float32), r.random(b, dtype=np.float32)
+    got = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, dev.to_dev(ue), dev.to_dev(us),
+                                      1.0 / nominal))
+    actions = cpu.select_actions(q, 0.3, ue, us)
+    clear = (_cdf_margin(q.astype(np.float64), us.astype(np.float64)) > 1e-5) | (ue >= 0.3)
+    assert_equal(got[0][clear], actions[clear], "actions")
+    actions = got[0]   # go on from the device's choice
+    reward, delta, fb = cpu.brainprop_output(q, labels, actions, 1.0 / nominal)
+    for name, g, w in zip(("reward", "delta", "fb"), got[1:4], (reward, delta, fb)):
+        assert_equal(g, w, name)
+    loss = 0.5 * np.sum(delta.astype(np.float64) ** 2) / nominal
+    assert_close(got[4], np.array([loss, reward.sum()], np.float32), rtol=1e-5, atol=1e-7, what="sums")
+    # with the actions given it is brainprop_output
+    got2 = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), scale=1.0 / nominal,
+                                       actions=dev.to_dev(actions)))
+    assert_equal(got2[0], actions, "given actions")
+    for name, g, w in zip(("reward", "delta", "fb"), got2[1:4], (reward, delta, fb)):
+        assert_equal(g, w, name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ebp_output(dev, dtype):
+    r = rng(20)
+    q = (2.0 * r.standard_normal((130, 10))).astype(dtype)
+    labels = r.integers(0, 10, 130)
+    got = dev.h(*dev.k.ebp_output(dev.to_dev(q), dev.to_dev(labels), 1.0 / 130))
+    want = cpu.ebp_output(q, labels, 1.0 / 130)
+    tol = (1e-5, 1e-7) if dtype == np.float32 else (1e-12, 1e-15)
+    for name, g, w in zip(("p", "fb"), got, want):
+        assert_close(g, w, rtol=tol[0], atol=tol[1], what=name)
+
+
+def test_workspace(dev):
+    ws = {}
+    a = dev.k.workspace(ws, "a", (3, 4), np.float32, zero=True)
+    assert dev.h(a).shape == (3, 4) and not dev.h(a).any()
+    assert dev.k.workspace(ws, "a", (3, 4), np.float32) is a
+    assert dev.k.workspace(ws, "a", (2, 4), np.float32) is not a
+    assert dev.h(dev.k.workspace(None, "b", (5,), np.float64, zero=True)).dtype == np.float64
+
+
+# ---- optional fused updates (no cpu.py twin) ---------------------------------------------
+
+@pytest.mark.parametrize("l2", [0.0, 5e-4])
+def test_sgd_update(dev, l2):
+    r = rng(21)
+    w = r.standard_normal((33, 17)).astype(np.float32)
+    g = r.standard_normal((33, 17)).astype(np.float32)
+    lr = 0.1
+    want = w.copy()                      # what SGD.step does
+    if l2:
+        want *= (1.0 - 2.0 * lr * l2)
+    want -= lr * g
+    wd = dev.to_dev(w)
+    dev.k.sgd_update(wd, dev.to_dev(g), lr, 1.0 - 2.0 * lr * l2 if l2 else 1.0)
+    assert_close(dev.h(wd), want, rtol=1e-6, atol=1e-7, what="sgd_update")
+
+
+def test_batchnorm_update_moving(dev):
+    r = rng(22)
+    mm, mv = r.standard_normal(40).astype(np.float32), r.random(40).astype(np.float32)
+    mean, var = r.standard_normal(40).astype(np.float32), r.random(40).astype(np.float32)
+    m, mom = 1000, 0.99
+    want_mm, want_mv = mm.copy(), mv.copy()   # what the BatchNorm layer does
+    want_mm *= mom
+    want_mm += (1.0 - mom) * mean
+    want_mv *= mom
+    want_mv += (1.0 - mom) * var * (m / (m - 1))
+    dmm, dmv = dev.to_dev(mm), dev.to_dev(mv)
+    dev.k.batchnorm_update_moving(dmm, dmv, dev.to_dev(mean), dev.to_dev(var), mom, m)
+    assert_close(dev.h(dmm), want_mm, rtol=1e-6, atol=1e-7, what="moving_mean")
+    assert_close(dev.h(dmv), want_mv, rtol=1e-6, atol=1e-7, what="moving_variance")

@@ -1,0 +1,176 @@
+"""A whole training step on the GPU backend equals the same step on the CPU.
+
+For each preset (dense, conv, loccon on 28×28×1; deep on 32×32×3), two networks are
+built from the same seed (equal initial weights): one on `device='cpu'` (NumPy), one on
+the GPU backend. Both run one BrainProp trial with the same images, labels and actions
+(`rule.trial(..., actions=...)`), dropout with the same fixed masks and BatchNorm with
+batch statistics, then `SGD.step`. The q-values, the trial's loss and reward count, every
+gradient and every weight after the step (BatchNorm's moving statistics included) must
+agree to float32 tolerances.
+
+Devices, as in test_gpu_kernels.py: `cuda` (CuPy on a GPU; marked `gpu`, skipped without
+one) and `emulated` (kernels/gpu.py on the CUDA sources compiled for the CPU by
+tests/cuda_emulator.py; NumPy does the GEMMs there).
+"""
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+import brainprop_np as bp
+import cuda_emulator
+from brainprop_np import layers as L
+from brainprop_np.backend import to_host
+from brainprop_np.kernels import cpu
+from brainprop_np.presets import PRESET_SETTINGS
+from test_gpu_kernels import cupy_or_skip
+
+CASES = {   # model: (input shape, batch)
+    "dense": ((28, 28, 1), 8),
+    "conv": ((28, 28, 1), 8),
+    "loccon": ((28, 28, 1), 8),
+    "deep": ((32, 32, 3), 4),
+}
+RTOL = 2e-3     # of the largest magnitude of each array: float32 sums in another order
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    if not cuda_emulator.available():
+        pytest.skip("no C++ compiler (g++) for the CUDA emulator")
+    return cuda_emulator.Emulator()
+
+
+@pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "emulated"])
+def device(request, monkeypatch):
+    """What to pass as build_network's `device` for the GPU backend."""
+    if request.param == "cuda":
+        cupy_or_skip()
+        return "gpu"
+    return cuda_emulator.patch_gpu_kernels(monkeypatch, request.getfixturevalue("emulator"))
+
+
+def build_pair(model, device, seed=3, algorithm="brainprop"):
+    shape, _ = CASES[model]
+    ref = bp.build_network(model, shape, 10, seed=seed, device="cpu", algorithm=algorithm)
+    net = bp.build_network(model, shape, 10, seed=seed, device=device, algorithm=algorithm)
+    return ref, net
+
+
+def fix_dropout(ref, net, batch, seed=4):
+    """The same fixed dropout masks on both networks."""
+    r = np.random.default_rng(seed)
+    for a, b in zip(ref.layers, net.layers):
+        if isinstance(a, L.Dropout):
+            u = r.random((batch,) + a.input_shape, dtype=np.float32)
+            mask = cpu.dropout_mask(u, a.rate, np.float32)
+            a.fixed_mask = mask
+            b.fixed_mask = net.backend.asarray(mask)
+
+
+def batch_data(model, seed=5):
+    shape, b = CASES[model]
+    r = np.random.default_rng(seed)
+    x = r.random((b,) + shape, dtype=np.float32)
+    labels = r.integers(0, 10, b)
+    actions = np.where(r.random(b) < 0.5, labels, r.integers(0, 10, b)).astype(np.int64)
+    return x, labels, actions
+
+
+def assert_like(got, want, what, rtol=RTOL):
+    got, want = np.asarray(to_host(got), np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    scale = max(np.abs(want).max(), 1e-30)
+    err = np.abs(got - want).max()
+    assert err <= rtol * scale + 1e-7, f"{what}: max error {err:.3g} vs largest magnitude {scale:.3g}"
+
+
+def run_step(rule, net, x, labels, actions, batch, train, l2, opt=None):
+    be = net.backend
+    trial = rule.trial(net, be.asarray(x), be.asarray(labels, "int64"), train=train,
+                       actions=None if actions is None else be.asarray(actions, "int64"), batch_size=batch)
+    grads = {name: {p: to_host(g).copy() for p, g in d.items()} for name, d in net.grads().items()}
+    (opt or bp.SGD(lr=0.1, l2=l2)).step(net, 0.1)
+    return trial, grads
+
+
+def load_bench():
+    """bench/gpu_epoch.py as a module (its --fused step helpers)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_epoch.py")
+    spec = importlib.util.spec_from_file_location("gpu_epoch_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def compare_step(model, device, train=True, algorithm="brainprop", fused=False):
+    ref, net = build_pair(model, device, algorithm=algorithm)
+    x, labels, actions = batch_data(model)
+    batch = x.shape[0]
+    if train:
+        fix_dropout(ref, net, batch)
+    before = ref.get_weights()
+    for lname, arrays in net.get_weights().items():   # equal initial weights
+        for aname, a in arrays.items():
+            np.testing.assert_array_equal(a, before[lname][aname], err_msg=f"{lname}.{aname} initial")
+    rule = bp.BrainProp(epsilon=0.02) if algorithm == "brainprop" else bp.EBP()
+    l2 = PRESET_SETTINGS[model]["l2"]
+    acts = actions if algorithm == "brainprop" else None
+    t_ref, g_ref = run_step(rule, ref, x, labels, acts, batch, train, l2)
+    if fused:   # the bench's --fused step: one-launch output step, SGD update, BatchNorm statistics
+        bench = load_bench()
+        bench.fuse_batchnorm(net)
+        t_net, g_net = run_step(bench.fused_brainprop(bp)(epsilon=0.02), net, x, labels, acts, batch, train, l2,
+                                opt=bench.fused_sgd(bp)(lr=0.1, l2=l2))
+    else:
+        t_net, g_net = run_step(rule, net, x, labels, acts, batch, train, l2)
+
+    assert_like(t_net.q, t_ref.q, "q")
+    np.testing.assert_array_equal(to_host(t_net.actions), to_host(t_ref.actions))
+    assert_like(t_net.loss, t_ref.loss, "loss")
+    assert float(to_host(t_net.n_correct)) == float(to_host(t_ref.n_correct))
+    for lname, d in g_ref.items():
+        for p, g in d.items():
+            assert_like(g_net[lname][p], g, f"grad {lname}.{p}")
+    after_ref, after_net = ref.get_weights(), net.get_weights()
+    for lname, arrays in after_ref.items():
+        for aname, w in arrays.items():
+            w0 = before[lname][aname]
+            if aname in ("moving_mean", "moving_variance"):
+                assert_like(after_net[lname][aname], w, f"{lname}.{aname}", rtol=1e-4)
+            else:   # compare the updates, which are small next to the weights
+                assert_like(after_net[lname][aname] - w0, w - w0, f"update of {lname}.{aname}")
+
+
+@pytest.mark.parametrize("model", list(CASES))
+def test_brainprop_training_step(device, model):
+    compare_step(model, device, train=True)
+
+
+@pytest.mark.parametrize("model", ["conv", "deep"])
+def test_fused_training_step(device, model):
+    """bench/gpu_epoch.py --fused (extra one-launch kernels) gives the reference step."""
+    compare_step(model, device, train=True, fused=True)
+
+
+def test_brainprop_inference_mode_step(device):
+    """train=False: running BatchNorm statistics, no dropout (the deterministic path)."""
+    compare_step("conv", device, train=False)
+
+
+@pytest.mark.parametrize("model", ["dense", "conv"])
+def test_ebp_training_step(device, model):
+    compare_step(model, device, train=True, algorithm="ebp")
+
+
+def test_selection_on_the_device_is_deterministic(device):
+    """Without given actions the GPU backend draws them from its own generator: same seed, same step."""
+    results = []
+    for _ in range(2):
+        _, net = build_pair("conv", device)
+        x, labels, _ = batch_data("conv")
+        t, _ = run_step(bp.BrainProp(epsilon=0.5), net, x, labels, None, x.shape[0], True, 0.0)
+        results.append((to_host(t.actions), to_host(net.get_weights()["conv2d"]["kernel"])))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
