@@ -110,15 +110,6 @@ def get_backend(device="auto"):
     return be
 
 
-def get_array_module(a):
-    """numpy or cupy, whichever owns `a`."""
-    mod = type(a).__module__
-    if mod.startswith("cupy"):
-        import cupy
-        return cupy
-    return np
-
-
 def to_host(a):
     """A NumPy copy (or view) of a NumPy or CuPy array; scalars pass through."""
     if hasattr(a, "get") and type(a).__module__.startswith("cupy"):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import to_host
+from .kernels import cpu
 
 
 @dataclass
@@ -51,11 +52,6 @@ class Trace:
     fd_skipped: int = 0      # sampled weights whose step crossed a ReLU / max-pool kink
 
 
-def _softmax(q):
-    z = np.exp(q - q.max())
-    return z / z.sum()
-
-
 def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
     """Run one BrainProp trial on x (1, H, W, C) with `label`; return a Trace (no weights change).
 
@@ -66,10 +62,13 @@ def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
     q = net.forward(x, train=False)
     qh = to_host(q)[0].astype(np.float64)
     rng = np.random.default_rng(seed)
+    k = net.backend.kernels
     greedy = int(qh.argmax())
-    p_soft = _softmax(qh)
-    explored = bool(rng.random() < epsilon)
-    action = int(rng.choice(len(qh), p=p_soft)) if explored else greedy
+    p_soft = cpu.softmax(qh[None])[0]
+    u_explore, u_sample = rng.random(), rng.random()          # the two uniforms of one trial
+    action = int(to_host(k.select_actions(q, epsilon, xp.asarray([u_explore], dtype=q.dtype),
+                                          xp.asarray([u_sample], dtype=q.dtype)))[0])
+    explored = bool(u_explore < epsilon)
     p_choice = epsilon * p_soft
     p_choice[greedy] += 1 - epsilon
     reward = float(action == int(label))

@@ -26,6 +26,27 @@ LAYER_TYPES = OrderedDict([
     ("dropout", (L.Dropout, ("rate",), ())),
     ("flatten", (L.Flatten, (), ())),
 ])
+def _is_int(v, lo):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _is_real(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# spec key → (test, what is allowed)
+SPEC_VALUES = {
+    "filters": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "units": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "kernel": (lambda v: _is_int(v, 1) and v % 2 == 1, "an odd integer >= 1"),
+    "stride": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "padding": (lambda v: v in ("same", "valid"), "'same' or 'valid'"),
+    "init_std": (lambda v: _is_real(v) and v > 0, "a number > 0"),
+    "momentum": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "epsilon": (lambda v: _is_real(v) and v > 0, "a number > 0"),
+    "pool": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "rate": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
+}
 ALGORITHMS = ("brainprop", "ebp")
 STATE_KEYS = ("moving_mean", "moving_variance")
 
@@ -47,9 +68,10 @@ def make_layer(spec, index=0, init_std=0.005):
     for key in required:
         if key not in kwargs:
             raise ValueError(f"{where} ({kind}): missing key {key!r}")
-    for key in ("filters", "units"):
-        if key in kwargs and (not isinstance(kwargs[key], int) or isinstance(kwargs[key], bool) or kwargs[key] < 1):
-            raise ValueError(f"{where} ({kind}): {key}={kwargs[key]!r} is not allowed; use an integer >= 1")
+    for key, value in kwargs.items():
+        check, allowed = SPEC_VALUES[key]
+        if not check(value):
+            raise ValueError(f"{where} ({kind}): {key}={value!r} is not allowed; use {allowed}")
     if "init_std" in optional:
         kwargs.setdefault("init_std", init_std)
     return cls(**kwargs)
@@ -67,7 +89,9 @@ class Network:
         self.backend, self.xp, self.dtype = backend, backend.xp, dtype
         self.input_shape, self.n_classes = tuple(input_shape), int(n_classes)
         self.algorithm, self.seed = algorithm, seed
-        self.rng = backend.rng(seed)
+        # Exploration and dropout draw from their own stream, independent of the one that
+        # drew the initial weights (numpy's default_rng(seed) on the host).
+        self.rng = backend.rng(int(np.random.SeedSequence([seed, 2]).generate_state(1)[0]))
         for layer in self.layers:
             if isinstance(layer, L.Dropout):
                 layer.rng = self.rng
@@ -80,6 +104,9 @@ class Network:
         """x (B, H, W, C) → q (B, n_classes); `train` selects batch statistics and dropout."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"input of shape {tuple(x.shape)} does not fit the network's input (N,)+{self.input_shape}")
+        if x.dtype.kind not in "f":
+            raise ValueError(f"input of dtype {x.dtype} is not allowed; pass float images scaled to [0, 1] "
+                             "(e.g. x_uint8 / 255.0, as the original code does)")
         h = self.backend.asarray(x, self.dtype) if not isinstance(x, self.xp.ndarray) or x.dtype != self.dtype else x
         for layer in self.layers:
             h = layer.forward(h, train)

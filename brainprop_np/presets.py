@@ -6,10 +6,10 @@ paper has it) BatchNorm. The linear output layer is appended by `build_network`.
 """
 
 
-def _block(kind, filters, stride, padding, bn=True):
-    spec = [{"type": kind, "filters": filters, "kernel": 3, "stride": stride, "padding": padding},
-            {"type": "relu"}]
-    return spec + ([{"type": "batchnorm"}] if bn else [])
+def _block(kind, filters, stride, padding):
+    """kind (conv2d | locally_connected2d) 3×3 → ReLU → BatchNorm."""
+    return [{"type": kind, "filters": filters, "kernel": 3, "stride": stride, "padding": padding},
+            {"type": "relu"}, {"type": "batchnorm"}]
 
 
 def _dense(units, dropout=None):

@@ -114,8 +114,9 @@ def maxpool_feedback(fb, arg, x_shape, pool):
     """Route feedback (N, Ho, Wo, C) only to each window's winning input → (N, H, W, C)."""
     n, h, w, c = x_shape
     ho, wo = fb.shape[1], fb.shape[2]
-    onehot = (arg[..., None] == np.arange(pool * pool, dtype=np.int8)).astype(fb.dtype)
-    win = (onehot * fb[..., None]).reshape(n, ho, wo, c, pool, pool).transpose(0, 1, 4, 2, 5, 3)
+    win = np.zeros((n, ho, wo, c, pool * pool), dtype=fb.dtype)
+    np.put_along_axis(win, arg[..., None].astype(np.intp), fb[..., None], axis=-1)
+    win = win.reshape(n, ho, wo, c, pool, pool).transpose(0, 1, 4, 2, 5, 3)
     out = np.zeros(x_shape, dtype=fb.dtype)
     out[:, :ho * pool, :wo * pool, :] = win.reshape(n, ho * pool, wo * pool, c)
     return out

@@ -38,7 +38,7 @@ class Conv2D(Layer):
 
     def forward(self, x, train):
         self.x_shape = x.shape
-        self.cols = self.k.im2col(x, *self._geometry(), ws=self.ws)            # pre: (B·Ho·Wo, k·k·C)
+        self.cols = self.k.im2col(x, *self._geometry(), ws=self.ws if train else None)   # pre: (B·Ho·Wo, k·k·C)
         w = self.params["kernel"].reshape(-1, self.filters)
         return (self.cols @ w).reshape((x.shape[0],) + self.output_shape)
 

@@ -40,7 +40,8 @@ class LocallyConnected2D(Layer):
 
     def forward(self, x, train):
         self.x_shape = x.shape
-        self.cols = self.k.im2col(x, *self._geometry(), positions_first=True, ws=self.ws)   # (P, B, K)
+        self.cols = self.k.im2col(x, *self._geometry(), positions_first=True,
+                                 ws=self.ws if train else None)                     # (P, B, K)
         y = self.xp.matmul(self.cols, self.params["kernel"])                     # (P, B, F)
         return y.transpose(1, 0, 2).reshape((x.shape[0],) + self.output_shape)
 
