@@ -6,16 +6,25 @@
     python run.py CONFIG.yaml --load WEIGHTS            (or: python run.py --load RUN_DIR/weights_best.npz)
 
 Exit status: 0 done; 1 runtime failure (missing data, no GPU, non-finite loss, unreadable
-weights); 2 bad config, key, value or command line; 130 interrupted (Ctrl-C: a checkpoint
-is written; the message says how to resume).
+weights, out of memory, an error inside training or evaluation); 2 bad config, key, value
+or command line; 130 interrupted (Ctrl-C: a checkpoint is written; the message says how
+to resume). Every failure prints one line, `error: ...`, on stderr.
 """
 import argparse
 import sys
 from pathlib import Path
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: ...` and exit status 2 (no usage block)."""
+
+    def error(self, message):
+        _fail(2, f"{message}; see python run.py --help")
+        raise SystemExit(2)
+
+
 def _parser():
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="run.py",
         description="Train a network with BrainProp (or the EBP baseline) following the paper's protocol.",
         epilog="examples: python run.py configs/mnist_loccon.yaml | "
@@ -41,8 +50,14 @@ def _parser():
 
 
 def _fail(code, message):
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    print("error: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
     return code
+
+
+def _out_of_memory(e):
+    what = " ".join(str(e).split()) or type(e).__name__
+    return _fail(1, f"out of memory ({what}); try a smaller train.batch_size or train.eval_batch_size, "
+                    "e.g. train.eval_batch_size=64")
 
 
 def main(argv=None):
@@ -71,9 +86,14 @@ def main(argv=None):
                                 "python run.py CONFIG.yaml --explain [--load WEIGHTS] [--figures DIR]")
             if ns.figures and not ns.explain:
                 return _fail(2, "--figures is allowed only with --explain")
+            if ns.image < 0:
+                return _fail(2, f"--image {ns.image} is not allowed; use a test image index >= 0")
             from brainprop_np.explain import explain_config
-            _, text, paths = explain_config(config, overrides, weights=ns.load, image_index=ns.image,
-                                            figures=ns.figures)
+            try:
+                _, text, paths = explain_config(config, overrides, weights=ns.load, image_index=ns.image,
+                                                figures=ns.figures)
+            except ValueError as e:      # explain.py's checks (--image beyond the test set, the weights)
+                return _fail(2, str(e))
             print(text)
             for path in paths:
                 print(f"wrote {path}")
@@ -106,8 +126,10 @@ def main(argv=None):
         return _fail(2, str(e))
     except (TrainingError, DataError, BackendError, RuntimeError) as e:
         return _fail(1, str(e))
-    except ValueError as e:
-        return _fail(2, str(e))
+    except ValueError as e:              # raised while training or evaluating: a runtime failure
+        return _fail(1, str(e))
+    except MemoryError as e:             # CuPy's OutOfMemoryError derives from it
+        return _out_of_memory(e)
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         return _fail(1, f"cannot read or write{where}: {e.strerror or e}")

@@ -3,7 +3,9 @@
 A config is a YAML mapping. Every key is optional except `model` and `data.name`; what
 is left out takes the default below, and `train.batch_size`, `train.init_std` and
 `train.l2` left out (or null) take the preset's values from `PRESET_SETTINGS` when
-`model` names a preset (128 / 0.005 / 0 for a layer list).
+`model` names a preset (128 / 0.005 / 0 for a layer list). The shipped configs leave
+them null, so that `model=deep` on the command line also brings deep's L2 (and
+`model=loccon` its batch of 32); the run folder's config.yaml holds the resolved values.
 
     name: mnist_conv          # run name; default: the file's stem. Run folder runs/<name>/<time>
     algorithm: brainprop      # brainprop | ebp (the error-backpropagation baseline)

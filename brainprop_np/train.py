@@ -14,8 +14,10 @@ runs after every epoch in inference mode (argmax). Loss and counts are summed on
 device and read once per epoch.
 
 Early stopping follows Keras's EarlyStopping(monitor='val_accuracy', patience,
-min_delta): an epoch improves when val_acc − min_delta > best (best: the val_acc of the
-last improving epoch); after an improvement the wait counter is 0, otherwise it grows
+min_delta): an epoch improves when acc − min_delta > best, where acc is val_acc rounded
+to float32 (Keras's val_accuracy is a float32 turned into a Python float, so a gain of
+exactly min_delta sometimes counts) and best is that rounded value of the last
+improving epoch; after an improvement the wait counter is 0, otherwise it grows
 by one; training stops once wait ≥ patience (patience null: never). Independently,
 `weights_best.npz` holds the weights of the epoch with the highest val_acc (the first
 such epoch), which is what summary.json's best_val_acc / best_epoch report.
@@ -23,7 +25,10 @@ such epoch), which is what summary.json's best_val_acc / best_epoch report.
 Outputs, in the run folder, each written to a temporary name and renamed into place:
 config.yaml (resolved), history.csv, summary.json, weights_best.npz, checkpoint.npz and
 accuracy.png (with matplotlib). After every epoch the checkpoint, history and summary
-are rewritten.
+are rewritten; accuracy.png every PLOT_EVERY (10) epochs and whenever the run stops.
+
+Runtime failures inside training or evaluation (a ValueError from a kernel, say) are
+raised as TrainingError; MemoryError (CuPy's OutOfMemoryError included) passes through.
 
 Interruption (SIGINT, Ctrl-C): the current batch finishes, then the checkpoint is
 written *mid-epoch*: it stores the epoch's permutation, the index of the next batch,
@@ -34,6 +39,7 @@ aside) as an uninterrupted one, bit for bit. (On the GPU CuPy's generator state 
 be saved: a resumed run reseeds it from (seed, epoch, batch) and is equivalent, not
 identical.) A second Ctrl-C aborts at once; the last checkpoint on disk stays valid.
 """
+import contextlib
 import math
 import platform
 import signal
@@ -57,8 +63,7 @@ from .rules import make_rule
 from .runfolder import new_run_dir, write_csv, write_json, write_text
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds")
-FILES = ("config.yaml", "history.csv", "summary.json", "weights_best.npz", "checkpoint.npz", "accuracy.png")
-STOP_REASONS = ("early_stopping", "max_epochs", "interrupted", "non_finite_loss")
+PLOT_EVERY = 10           # accuracy.png is redrawn every PLOT_EVERY epochs and when the run stops
 
 
 class TrainingError(RuntimeError):
@@ -214,12 +219,29 @@ def evaluate(net, batches, batch_size):
     return int(to_host(correct)) / len(batches) if correct is not None else float("nan")
 
 
+@contextlib.contextmanager
+def _runtime(where):
+    """Raise a ValueError from inside training or evaluation (a kernel's, say) as TrainingError.
+
+    where: text (or a callable returning it) that starts the message. ConfigError and
+    MemoryError pass through unchanged.
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise TrainingError(f"{where() if callable(where) else where}: {e}") from e
+
+
 def _reg_loss(net, l2):
     """λ·ΣW² over the kernels, on the device (what Keras adds to the reported loss)."""
+    xp = net.backend.xp
     total = None
     for _, pname, w in net.trainable():
         if pname == "kernel":
-            s = (w * w).sum()
+            flat = w.ravel()                   # a view: no w*w temporary per kernel per batch
+            s = xp.vdot(flat, flat)
             total = s if total is None else total + s
     return l2 * total
 
@@ -323,6 +345,8 @@ class _Run:
         self.epoch, self.batch = int(meta["epoch"]), int(meta["batch"])
         self.history = [dict(r) for r in meta["history"]]
         self.es_best, self.es_wait = meta["es_best"], int(meta["es_wait"])
+        if self.es_best is not None:          # float32-rounded (a no-op for this version's checkpoints)
+            self.es_best = float(np.float32(self.es_best))
         self.best_val_acc, self.best_epoch = meta["best_val_acc"], meta["best_epoch"]
         if not set_rng_state(self.host_rng, meta["rng"]["host"]):
             raise TrainingError(f"{self.path('checkpoint.npz')}: the shuffling generator's state cannot be restored")
@@ -416,15 +440,19 @@ class _Run:
                 self.best_val_acc, self.best_epoch = val_acc, self.epoch + 1
                 save_weights(self.path("weights_best.npz"), net)
                 mark = " *"
-            if self.es_best is None or val_acc - t["min_delta"] > self.es_best:   # Keras's test
-                self.es_best, self.es_wait = val_acc, 0
+            # Keras's test: its val_accuracy is a float32 turned into a Python float, so the
+            # comparison (in float64) is made on the float32-rounded value; es_best keeps it.
+            es_acc = float(np.float32(val_acc))
+            if self.es_best is None or es_acc - t["min_delta"] > self.es_best:
+                self.es_best, self.es_wait = es_acc, 0
             else:
                 self.es_wait += 1
             self.epoch, self.batch = self.epoch + 1, 0
             self.write_checkpoint()
             self.write_history()
             self.write_summary()
-            self.write_plot()
+            if self.epoch % PLOT_EVERY == 0:     # and always when the run stops (train())
+                self.write_plot()
             self.say.out(f"epoch {row['epoch']:>3}/{t['epochs']}  lr {lr:.4g}  loss {train_loss:.4f}  "
                          f"train_acc {train_acc:.4f}  val_acc {val_acc:.4f}{mark}  {seconds:.1f}s  "
                          f"(best {self.best_val_acc:.4f} @ {self.best_epoch}, wait {self.es_wait})")
@@ -511,18 +539,25 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
             f"batch {t['batch_size']}, {net.backend.name} on {net.backend.device_name()}; run folder {run.out_dir}")
 
     try:
-        with _SigintFlag() as sigint:
+        with _SigintFlag() as sigint, _runtime(lambda: f"training stopped in epoch {run.epoch + 1}"):
             run.loop(sigint)
     except KeyboardInterrupt:
         if run.path("checkpoint.npz").is_file():
             say.err(f"aborted; the last checkpoint in {run.out_dir} is intact: "
                     f"python run.py --resume {run.out_dir}")
         raise
+    except (TrainingError, MemoryError):
+        try:
+            run.write_plot()               # the run stopped: draw the epochs it finished
+        except Exception:
+            pass
+        raise
 
     if run.stop_reason in ("early_stopping", "max_epochs") and cfg["data"]["holdout"] and run.best_epoch:
         _load_weights(net, run.path("weights_best.npz"), "weights_best")
         test_it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
-        run.test_acc = evaluate(net, test_it, t["eval_batch_size"])
+        with _runtime("evaluating the best weights on the test set"):
+            run.test_acc = evaluate(net, test_it, t["eval_batch_size"])
     run.write_history()
     run.write_summary()
     run.write_plot()
@@ -551,4 +586,6 @@ def evaluate_weights(config, weights, overrides=(), verbose=True):
     _load_weights(net, weights, "--load")
     from .data import BatchIterator
     it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
-    return evaluate(net, it, cfg["train"]["eval_batch_size"]), len(split.x_test), info["used"]
+    with _runtime(f"evaluating {weights}"):
+        acc = evaluate(net, it, cfg["train"]["eval_batch_size"])
+    return acc, len(split.x_test), info["used"]

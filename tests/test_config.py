@@ -50,6 +50,27 @@ def test_shipped_config_validates(path):
     assert load_config(path, ["algorithm=ebp"])["algorithm"] == "ebp"
 
 
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_leave_the_preset_settings_to_the_model(path):
+    train = (yaml.safe_load(path.read_text()) or {}).get("train") or {}
+    for key in ("batch_size", "l2", "init_std"):
+        assert train.get(key) is None, (path.stem, key, train.get(key))
+
+
+@pytest.mark.parametrize("stem, model", [("cifar10_conv", "deep"), ("mnist_conv", "loccon"),
+                                         ("cifar10_deep", "conv"), ("mnist_dense", "conv"),
+                                         ("quickstart", "conv")])
+def test_model_override_brings_its_preset_settings(stem, model):
+    cfg = load_config(ROOT / "configs" / f"{stem}.yaml", [f"model={model}"])
+    for key in ("batch_size", "l2", "init_std"):
+        assert cfg["train"][key] == PRESET_SETTINGS[model][key], (stem, model, key)
+    written = yaml.safe_load(dump(cfg))["train"]          # what the run folder's config.yaml holds
+    assert (written["batch_size"], written["l2"], written["init_std"]) == \
+        tuple(PRESET_SETTINGS[model][k] for k in ("batch_size", "l2", "init_std"))
+    assert load_config(ROOT / "configs" / f"{stem}.yaml", [f"model={model}", "train.batch_size=7"])["train"][
+        "batch_size"] == 7
+
+
 @pytest.mark.parametrize("model", list(PRESET_SETTINGS))
 def test_preset_defaults_fill_what_is_left_out(model):
     cfg = resolve({"model": model, "data": {"name": "cifar10"}})

@@ -189,3 +189,70 @@ def test_sigint_writes_a_resumable_checkpoint(tmp_path):
     assert s["stop_reason"] == "max_epochs" and s["epochs_run"] == done + 1
     with open(out / "history.csv", newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(1, done + 2))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["{cfg}", "--bogus"], ["unrecognized arguments: --bogus", "--help"]),
+    (["{cfg}", "--explain", "--image", "abc"], ["--image", "'abc'"]),
+    (["{cfg}", "--out"], ["--out", "expected one argument"]),
+])
+def test_bad_options_exit_2_with_one_line_and_no_usage_block(tmp_path, args, words):
+    proc = _run(*[a.format(cfg=_write_config(tmp_path)) for a in args])
+    line = _one_line_error(proc, 2)
+    assert proc.stderr.strip() == line and proc.stdout == ""
+    for w in words:
+        assert w in line, (w, line)
+
+
+# ---- run.main in-process: which failure gives which exit status
+
+def _main(monkeypatch, capsys, argv, patches=()):
+    """run.main(argv) with patches [(module, attribute, value)]; (exit status, the error line)."""
+    import importlib
+    import importlib.util
+    for module, name, fn in patches:
+        monkeypatch.setattr(importlib.import_module(module), name, fn)
+    spec = importlib.util.spec_from_file_location("run_cli_under_test", ROOT / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    code = run.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return code, lines[0]
+
+
+def _raise(exc):
+    def fn(*a, **k):
+        raise exc
+    return fn
+
+
+def test_value_error_from_training_exits_1(monkeypatch, capsys, tmp_path):
+    code, line = _main(monkeypatch, capsys, [_write_config(tmp_path)],
+                       [("brainprop_np.train", "train", _raise(ValueError("sgd_update: w must be C-contiguous")))])
+    assert code == 1 and "sgd_update" in line
+
+
+@pytest.mark.parametrize("argv", [["{cfg}"], ["{cfg}", "--load", "{tmp}/w.npz"]])
+def test_out_of_memory_exits_1_suggesting_smaller_batches(monkeypatch, capsys, tmp_path, argv):
+    oom = _raise(MemoryError("Out of memory allocating 1,073,741,824 bytes\n(allocated so far: 0 bytes)."))
+    code, line = _main(monkeypatch, capsys, [a.format(cfg=_write_config(tmp_path), tmp=tmp_path) for a in argv],
+                       [("brainprop_np.train", "train", oom), ("brainprop_np.train", "evaluate_weights", oom)])
+    assert code == 1
+    assert "out of memory" in line and "1,073,741,824 bytes" in line
+    assert "train.batch_size" in line and "train.eval_batch_size" in line
+
+
+def test_explain_image_is_checked_before_explaining(monkeypatch, capsys, tmp_path):
+    called = []
+    code, line = _main(monkeypatch, capsys, [_write_config(tmp_path), "--explain", "--image", "-1"],
+                       [("brainprop_np.explain", "explain_config", lambda *a, **k: called.append(1))])
+    assert code == 2 and "--image -1" in line and ">= 0" in line and not called
+
+
+def test_value_error_from_explain_exits_2(monkeypatch, capsys, tmp_path):
+    code, line = _main(monkeypatch, capsys, [_write_config(tmp_path), "--explain", "--image", "99999"],
+                       [("brainprop_np.explain", "explain_config",
+                         _raise(ValueError("--image 99999 is not allowed; use 0..299")))])
+    assert code == 2 and "--image 99999" in line

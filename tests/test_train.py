@@ -177,6 +177,10 @@ def test_resume_of_a_finished_run_does_nothing(reference):
     ([0.5, 0.6, 0.6], 2, 3, "max_epochs", 2),
     ([0.5, 0.7, 0.6, 0.8], 0, 3, "early_stopping", 2),       # patience 0: first non-improvement stops
     ([0.5, 0.4, 0.3, 0.2], None, 4, "max_epochs", 1),        # null: no early stopping
+    # Keras compares float32 accuracies: 0.9010 − 0.001 > 0.9000 holds in float32 (a gain of
+    # exactly min_delta, 10 of 10,000 images, counts here) but 0.5010 − 0.001 > 0.5000 does not.
+    ([0.9, 0.901, 0.5, 0.5], 1, 3, "early_stopping", 2),
+    ([0.5, 0.501, 0.5, 0.5], 1, 2, "early_stopping", 2),
 ])
 def test_early_stopping_follows_keras(tmp_path, monkeypatch, accs, patience, stop_epoch, reason, best_epoch):
     seq = iter(accs)
@@ -188,6 +192,91 @@ def test_early_stopping_follows_keras(tmp_path, monkeypatch, accs, patience, sto
     assert res.stop_reason == reason
     assert res.summary["best_epoch"] == best_epoch
     assert res.summary["best_val_acc"] == max(accs[:stop_epoch])
+
+
+def test_early_stopping_best_is_the_float32_value_and_resumes_exactly(tmp_path, monkeypatch):
+    accs = iter([0.9, 0.901, 0.5])
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: next(accs))
+    cfg = _config(epochs=2, patience=1, min_delta=0.001)
+    cfg["data"]["limit_train"] = 64
+    res = _run(tmp_path, "es32", cfg)
+    assert res.summary["early_stopping"] == {"best": float(np.float32(0.901)), "wait": 0,
+                                             "patience": 1, "min_delta": 0.001}
+    assert res.summary["best_val_acc"] == 0.901                # the plain value, not rounded
+    _, meta, _ = load_checkpoint(tmp_path / "es32" / "checkpoint.npz")
+    assert meta["es_best"] == float(np.float32(0.901)) and meta["es_wait"] == 0
+    res = T.train(resume=tmp_path / "es32", overrides=["train.epochs=5"], verbose=False, progress=False)
+    assert res.summary["epochs_run"] == 3 and res.stop_reason == "early_stopping"
+    assert res.summary["early_stopping"]["best"] == float(np.float32(0.901))
+
+
+@pytest.mark.parametrize("case", ["max_epochs", "early_stopping", "interrupted"])
+def test_accuracy_png_every_10_epochs_and_when_the_run_stops(tmp_path, monkeypatch, case):
+    drawn = []
+    monkeypatch.setattr(T, "plot_accuracy", lambda history, *a, **k: drawn.append(len(history)))
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: 0.5)
+    cfg = _config(epochs=23, patience=14 if case == "early_stopping" else None)
+    cfg["data"]["limit_train"] = 64                             # one batch per epoch
+    if case == "interrupted":
+        real = T.make_rule
+        monkeypatch.setattr(T, "make_rule", lambda *a, **k: _KillAfter(real(*a, **k), 12))
+    res = _run(tmp_path, "png", cfg)
+    assert res.stop_reason == case
+    last = {"max_epochs": 23, "early_stopping": 15, "interrupted": 12}[case]
+    assert res.summary["epochs_run"] == last
+    assert drawn == [e for e in (10, 20) if e < last] + [last]
+
+
+def test_value_errors_inside_training_are_training_errors(tmp_path, monkeypatch):
+    real = T.make_rule
+
+    class Failing:
+        def __init__(self, rule):
+            self.rule, self.calls = rule, 0
+
+        def trial(self, *a, **kw):
+            self.calls += 1
+            if self.calls == 7:                       # epoch 2, batch 2
+                raise ValueError("col2im: dcols of shape (1, 2) does not fit (3, 4)")
+            return self.rule.trial(*a, **kw)
+
+    monkeypatch.setattr(T, "make_rule", lambda *a, **k: Failing(real(*a, **k)))
+    with pytest.raises(T.TrainingError, match=r"training stopped in epoch 2: col2im: dcols") as e:
+        _run(tmp_path, "val", _config(epochs=3))
+    assert isinstance(e.value.__cause__, ValueError) and not isinstance(e.value, ConfigError)
+    assert (tmp_path / "val" / "accuracy.png").is_file()       # drawn for the epoch it finished
+
+    def oom(*a, **k):
+        raise MemoryError("Out of memory allocating 1,024 bytes")
+
+    monkeypatch.setattr(T, "make_rule", lambda *a, **k: type("R", (), {"trial": staticmethod(oom)})())
+    with pytest.raises(MemoryError):                  # passes through: run.py suggests a smaller batch
+        _run(tmp_path, "oom", _config(epochs=1))
+
+    def bad_kernel(*a, **k):
+        raise ValueError("maxpool: bad")
+
+    monkeypatch.setattr(T, "evaluate", bad_kernel)
+    with pytest.raises(T.TrainingError, match="maxpool: bad"):
+        T.evaluate_weights(_config(), tmp_path / "val" / "weights_best.npz", verbose=False)
+
+
+def test_reg_loss_makes_no_kernel_sized_temporaries():
+    import tracemalloc
+    from brainprop_np.network import build_network
+    net = build_network([{"type": "flatten"}, {"type": "dense", "units": 2000}], input_shape=(28, 28, 1),
+                        n_classes=10, seed=1, device="cpu", dtype="float32")
+    kernels = [w for _, p, w in net.trainable() if p == "kernel"]
+    expect = 5e-4 * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in kernels)
+    T._reg_loss(net, 5e-4)                            # warm-up
+    tracemalloc.start()
+    try:
+        got = T._reg_loss(net, 5e-4)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == pytest.approx(expect, rel=1e-5)
+    assert peak < kernels[0].nbytes // 10, peak                # w*w would allocate the whole kernel again
 
 
 def test_non_finite_loss_stops_and_keeps_best_weights(tmp_path, monkeypatch):
