@@ -370,7 +370,7 @@ class _Run:
         return None
 
     def loop(self, sigint):
-        cfg, t = self.cfg, self.cfg["train"]
+        t = self.cfg["train"]
         be, xp, net = self.backend, self.backend.xp, self.net
         bs, n = t["batch_size"], len(self.train_it)
         nb = self.train_it.n_batches(bs)

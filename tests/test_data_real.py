@@ -1,22 +1,21 @@
 """Real MNIST / Fashion-MNIST from ../shared/datasets (or $BRAINPROP_DATA); skipped when absent.
 Also the MNIST sample shipped in the package."""
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from brainprop_np import data
+from shared_data import SHARED as WORKSPACE, dataset_roots
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+SHARED = WORKSPACE / "datasets"
+
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def real(name):
     """The dataset from $BRAINPROP_DATA or ../shared/datasets, or skip."""
-    roots = [Path(os.environ["BRAINPROP_DATA"])] if os.environ.get("BRAINPROP_DATA") else []
-    for root in roots + [SHARED]:
+    for root in dataset_roots():
         try:
             return data.load(name, root=root, download=False)
         except data.DataError:

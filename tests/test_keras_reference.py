@@ -10,16 +10,15 @@ the value. Evaluation is in float32, as TensorFlow's; measured differences are a
 2e-7 of the scale (float64 evaluation is no closer, since TF's rounding dominates).
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import brainprop_np as bp
+from shared_data import KERAS_WEIGHTS, mnist_root
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-WEIGHTS = SHARED / "keras_weights"
+WEIGHTS = KERAS_WEIGHTS
 ARCHS = ["dense", "conv", "loccon"]
 RTOL = 1e-5
 
@@ -30,20 +29,9 @@ def stem(arch):
     return WEIGHTS / f"MNIST_{arch}_BrainProp_seed1_ep1_n60000"
 
 
-def datasets_root():
-    """$BRAINPROP_DATA when it holds MNIST, else ../shared/datasets; None when neither does."""
-    roots = [Path(os.environ["BRAINPROP_DATA"]).expanduser()] if os.environ.get("BRAINPROP_DATA") else []
-    roots.append(SHARED / "datasets")
-    for root in roots:
-        for folder in (root / "mnist", root):
-            if (folder / "t10k-images-idx3-ubyte.gz").exists() or (folder / "t10k-images-idx3-ubyte").exists():
-                return root
-    return None
-
-
 @pytest.fixture(scope="module")
 def mnist_test():
-    root = datasets_root()
+    root = mnist_root()
     if root is None:
         pytest.skip("MNIST test images not found in $BRAINPROP_DATA or ../shared/datasets")
     ds = bp.data.load("mnist", root=root, download=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from shared_data import mnist_root
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "run.py")]
@@ -20,16 +21,8 @@ TINY = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "s
         {"type": "flatten"}, {"type": "dense", "units": 32}, {"type": "relu"}]
 
 
-def _mnist_root():
-    for cand in (os.environ.get("BRAINPROP_DATA"),
-                 Path(__file__).resolve().parents[1].parent / "shared" / "datasets"):
-        if cand and (Path(cand) / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file():
-            return str(Path(cand))
-    return None
-
-
 def _write_config(tmp_path, epochs=2, limit_train=384, **extra):
-    root = _mnist_root()
+    root = mnist_root()
     data = ({"name": "mnist", "root": root, "download": False, "fallback": "none"} if root
             else {"name": "mnist_sample"})
     data.update(limit_train=limit_train, limit_test=300)

@@ -16,6 +16,7 @@ import pytest
 
 from brainprop_np.checkpoint import load_checkpoint, read_weights
 from brainprop_np.config import ConfigError
+from shared_data import mnist_root
 
 T = importlib.import_module("brainprop_np.train")   # the module; bp.train is its function
 
@@ -25,16 +26,8 @@ TINY = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "s
         {"type": "dropout", "rate": 0.3}]
 
 
-def _mnist_root():
-    for cand in (os.environ.get("BRAINPROP_DATA"),
-                 Path(__file__).resolve().parents[1].parent / "shared" / "datasets"):
-        if cand and (Path(cand) / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file():
-            return str(Path(cand))
-    return None
-
-
 def _config(**train):
-    root = _mnist_root()
+    root = mnist_root()
     data = ({"name": "mnist", "root": root, "download": False, "fallback": "none"} if root
             else {"name": "mnist_sample"})
     data.update(limit_train=300, limit_test=200)
