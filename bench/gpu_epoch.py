@@ -1,9 +1,11 @@
 """Seconds per training epoch with the data resident on the device.
 
     PYTHONPATH=. python bench/gpu_epoch.py [--device gpu|cpu|auto] [--nets dense,conv,loccon,deep]
-        [--epochs-frac F] [--warmup N] [--graph] [--fused] [--tf32] [--data MNIST_FOLDER] [--csv FILE]
+        [--epochs-frac F] [--warmup N] [--graph] [--tf32] [--data MNIST_FOLDER] [--csv FILE]
 
-Training only — forward, selection, feedback, update (BrainProp, `rule.trial` + `SGD.step`)
+Training only — forward, selection, feedback, update (BrainProp, `rule.trial` + `SGD.step`,
+with their fused kernels: the output step, each array's SGD update and each BatchNorm's
+running statistics in one launch each)
 — for MNIST `dense` (batch 128), `conv` (128), `loccon` (32) on 60,000 images, and
 `deep` (128) on CIFAR-shaped data (32×32×3, 50,000 images). The uint8 images and the labels
 are copied to the device once; every step gathers its batch there (a permutation uploaded
@@ -20,10 +22,6 @@ well below: the GPU is the bottleneck).
           batch; the batch is copied into fixed input buffers first. If capture fails (e.g.
           CuPy refuses cuBLAS or the generator during capture) the reason is printed and the
           eager timing stands. Graph replays reuse the captured learning rate.
---fused   the same step with the GPU backend's extra one-launch kernels: the whole output
-          step (selection, reward, delta, feedback, loss, reward count), the SGD update of
-          each array and BatchNorm's running statistics (what rules/, optim.py and the
-          BatchNorm layer could call); shows what fewer launches buy.
 --tf32    let cuBLAS use TF32 tensor cores for float32 GEMMs (sets CUPY_TF32=1 before CuPy
           is imported; results differ from float32 in the 4th digit).
 --data    folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]);
@@ -108,67 +106,6 @@ class DeviceBatches:
         out_x[...] = xb                      # fixed buffers (CUDA graph inputs)
         out_y[...] = yb
         return out_x, out_y
-
-
-# ---- --fused: the same step with fewer launches ------------------------------------------
-# What the rule, the optimiser and the BatchNorm layer would do with the GPU backend's
-# extra kernels (kernels/gpu.py: brainprop_step, sgd_update, batchnorm_update_moving).
-# tests/test_gpu_training_step.py checks that this step equals the reference one.
-
-def fused_brainprop(bp):
-    from brainprop_np.rules.base import Trial
-
-    class FusedBrainProp(bp.BrainProp):
-        """Selection, reward, delta, top feedback, loss and reward count in one launch."""
-
-        def trial(self, net, x, labels, train=True, actions=None, batch_size=None):
-            q = net.forward(x, train)
-            b = q.shape[0]
-            nominal = batch_size or b
-            if actions is None and not train:
-                actions = q.argmax(axis=1)
-            u = net.rng.random((2, b), dtype=q.dtype) if actions is None else None
-            actions, reward, delta, fb, sums = net.backend.kernels.brainprop_step(
-                q, labels, self.epsilon, None if u is None else u[0], None if u is None else u[1],
-                1.0 / nominal, actions=actions)
-            net.feedback(fb)
-            return Trial(q, actions, reward, delta, sums[0], sums[1])
-
-    return FusedBrainProp
-
-
-def fused_sgd(bp):
-    class FusedSGD(bp.SGD):
-        """One launch per trained array: w ← w·(1 − 2·lr·l2) − lr·g."""
-
-        def step(self, net, lr):
-            k = net.backend.kernels
-            for layer, pname, w in net.trainable():
-                decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and pname == "kernel") else 1.0
-                k.sgd_update(w, layer.grads[pname], lr, decay)
-
-    return FusedSGD
-
-
-def fuse_batchnorm(net):
-    """BatchNorm layers of `net` update their running statistics in one launch."""
-    import types
-    from brainprop_np.layers import BatchNorm
-
-    def forward(self, x, train):
-        if not train:
-            return BatchNorm.forward(self, x, train)
-        self.train = True
-        self.xhat, y, mean, var, self.inv_std = self.k.batchnorm_train_forward(
-            x, self.params["gamma"], self.params["beta"], self.epsilon)
-        self.k.batchnorm_update_moving(self.state["moving_mean"], self.state["moving_variance"], mean, var,
-                                       self.momentum, x.size // x.shape[-1])
-        return y
-
-    for layer in net.layers:
-        if isinstance(layer, BatchNorm):
-            layer.forward = types.MethodType(forward, layer)
-    return net
 
 
 # ---- timing ----------------------------------------------------------------------------
@@ -262,13 +199,8 @@ def time_net(bp, be, name, args, data_dir):
     del x, y
     from brainprop_np.presets import PRESET_SETTINGS
     net = bp.build_network(name, shape, 10, seed=1, device=be, dtype=dtype)
-    if args.fused and be.name == "cupy":
-        fuse_batchnorm(net)
-        rule = fused_brainprop(bp)(epsilon=0.02)
-        opt = fused_sgd(bp)(lr=0.1, l2=PRESET_SETTINGS[name]["l2"])
-    else:
-        rule = bp.BrainProp(epsilon=0.02)
-        opt = bp.SGD(lr=0.1, l2=PRESET_SETTINGS[name]["l2"])
+    rule = bp.BrainProp(epsilon=0.02)
+    opt = bp.SGD(lr=0.1, l2=PRESET_SETTINGS[name]["l2"])
     lr = opt.lr_at(0)
     acc = [be.xp.zeros((), dtype), be.xp.zeros((), dtype)]
     step = make_step(net, rule, opt, lr, batch, acc)
@@ -279,7 +211,7 @@ def time_net(bp, be, name, args, data_dir):
     for i in range(args.warmup):
         step(*data.batch(perm, i % steps_per_epoch, batch))
 
-    note = "fused" if args.fused and be.name == "cupy" else ("fused: needs the GPU" if args.fused else "")
+    note = ""
     graph = stream = None
     if args.graph:
         if be.name != "cupy":
@@ -322,8 +254,6 @@ def main(argv=None):
                     help="fraction of an epoch to time, extrapolated to a whole one (default 1)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     ap.add_argument("--graph", action="store_true", help="replay one captured CUDA graph per step")
-    ap.add_argument("--fused", action="store_true",
-                    help="fused output step, SGD update and BatchNorm running statistics (GPU only)")
     ap.add_argument("--tf32", action="store_true", help="TF32 tensor cores for float32 GEMMs (CUPY_TF32=1)")
     ap.add_argument("--data", default=None, help="folder with MNIST IDX files (else random data)")
     ap.add_argument("--csv", default=None, help="also write the table as CSV to this file")
@@ -336,7 +266,7 @@ def main(argv=None):
 
     be = bp.get_backend(args.device)
     print(f"backend {be.name} on {be.device_name()}; tf32 {'on' if args.tf32 else 'off'}; "
-          f"graph {'on' if args.graph else 'off'}; fused {'on' if args.fused else 'off'}; "
+          f"graph {'on' if args.graph else 'off'}; "
           f"timing {args.epochs_frac:g} of an epoch", flush=True)
     if be.name == "cupy":
         from brainprop_np.kernels import cuda_module

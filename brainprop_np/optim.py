@@ -23,12 +23,16 @@ class SGD:
         return self.lr0 * 0.5 ** (epoch // self.halve_every)
 
     def step(self, net, lr):
-        """Apply the layers' stored grads in place."""
+        """Apply the layers' stored grads in place: W ← W·decay − lr·∂L/∂W.
+
+        decay = 1 − 2·lr·l2 for kernels (the L2 term folded in), 1 for everything else.
+        One fused update per array (`kernels.sgd_update`: one launch on the GPU, no
+        temporary the size of W on the CPU); the grads are left as they are.
+        """
+        k = net.backend.kernels
         for layer, pname, w in net.trainable():
-            g = layer.grads[pname]
-            if self.l2 and pname == "kernel":
-                w *= (1.0 - 2.0 * lr * self.l2)
-            w -= lr * g
+            decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and pname == "kernel") else 1.0
+            k.sgd_update(w, layer.grads[pname], lr, decay)
 
     def regularisation_loss(self, net):
         """λ·ΣW² over kernels (what Keras adds to the reported loss)."""

@@ -7,8 +7,7 @@
 # 2. the CUDA kernels compiled with NVRTC (cupy.RawModule), timed;
 # 3. the GPU tests: every kernel and a whole training step per preset against NumPy
 #    (python -m pytest -q -m gpu tests/test_gpu_*.py), and the nvcc compile test;
-# 4. the epoch benchmark (bench/gpu_epoch.py): eager, with the fused extra kernels, with
-#    a CUDA graph, with TF32;
+# 4. the epoch benchmark (bench/gpu_epoch.py): eager, with a CUDA graph, with TF32;
 # 5. compute-sanitizer memcheck / racecheck on a subset of the kernel tests (time-limited);
 # 6. a short table last.
 # MNIST_FOLDER holds MNIST's IDX files (train-images-idx3-ubyte[.gz], ...); without it
@@ -71,10 +70,9 @@ rc_nvcc=${PIPESTATUS[0]}
 echo
 echo "== 4. benchmark (${FRAC} of an epoch per network, extrapolated)"
 rc_bench=0
-for mode in eager fused graph tf32; do
+for mode in eager graph tf32; do
   case $mode in
     eager) extra=() ;;
-    fused) extra=(--fused) ;;
     graph) extra=(--graph) ;;
     tf32) extra=(--tf32) ;;
   esac
@@ -113,7 +111,7 @@ echo "nvcc compile test: $(status $rc_nvcc); benchmark: $(status $rc_bench); com
 import csv, os, sys
 d = sys.argv[1]
 rows = {}
-MODES = ("eager", "fused", "graph", "tf32")
+MODES = ("eager", "graph", "tf32")
 for mode in MODES:
     p = os.path.join(d, f"bench_{mode}.csv")
     if os.path.exists(p):

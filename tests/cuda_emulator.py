@@ -55,6 +55,13 @@ int launch(const unsigned* dims, void (*body)(void*), void* arg, int* mode, char
 #define __forceinline__ inline
 #define __shared__ static
 #define __syncthreads() ::cuda_emu::sync_threads()
+// correctly rounded arithmetic without contraction (g++ -std=c++17 does not fuse a·b + c)
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dsub_rn(double a, double b) { return a - b; }
 """
 
 RUNTIME = r"""

@@ -316,7 +316,7 @@ def test_brainprop_step_is_select_then_output(dev):
     labels = r.integers(0, c, b)
     ue, us = r.random(b, dtype=np.float32), r.random(b, dtype=np.float32)
     got = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, dev.to_dev(ue), dev.to_dev(us),
-                                      1.0 / nominal))
+                                      nominal))
     actions = cpu.select_actions(q, 0.3, ue, us)
     clear = (_cdf_margin(q.astype(np.float64), us.astype(np.float64)) > 1e-5) | (ue >= 0.3)
     assert_equal(got[0][clear], actions[clear], "actions")
@@ -325,13 +325,64 @@ def test_brainprop_step_is_select_then_output(dev):
     for name, g, w in zip(("reward", "delta", "fb"), got[1:4], (reward, delta, fb)):
         assert_equal(g, w, name)
     loss = 0.5 * np.sum(delta.astype(np.float64) ** 2) / nominal
-    assert_close(got[4], np.array([loss, reward.sum()], np.float32), rtol=1e-5, atol=1e-7, what="sums")
+    assert_close(np.array(got[4:6]), np.array([loss, reward.sum()], np.float32), rtol=1e-5, atol=1e-7, what="sums")
     # with the actions given it is brainprop_output
-    got2 = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), scale=1.0 / nominal,
+    got2 = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, None, None, nominal,
                                        actions=dev.to_dev(actions)))
     assert_equal(got2[0], actions, "given actions")
     for name, g, w in zip(("reward", "delta", "fb"), got2[1:4], (reward, delta, fb)):
         assert_equal(g, w, name)
+    # without uniforms: argmax (test time)
+    got3 = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, None, None, nominal))
+    assert_equal(got3[0], q.argmax(axis=1).astype(np.int64), "greedy actions")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("how", ["select", "greedy", "given"])
+def test_brainprop_step_matches_cpu(dev, dtype, how):
+    """cpu.brainprop_step and the kernel: the same actions, reward, delta, fb; loss and count close."""
+    r = rng(23)
+    b, c, nominal = 37, 10, 40
+    q = r.standard_normal((b, c)).astype(dtype)
+    labels = r.integers(0, c, b)
+    ue = us = actions = None
+    if how == "select":   # exploration well away from the CDF steps (see test_select_actions)
+        ue = np.where(r.random(b) < 0.5, 0.01, 0.9).astype(dtype)
+        us = r.random(b).astype(dtype)
+        assert (_cdf_margin(q.astype(np.float64), us.astype(np.float64)) > 1e-4).all()   # no near-ties
+    elif how == "given":
+        actions = np.where(r.random(b) < 0.5, labels, r.integers(0, c, b)).astype(np.int64)
+    want = cpu.brainprop_step(q, labels, 0.5, ue, us, nominal, actions)
+    opt = (lambda a: None if a is None else dev.to_dev(a))
+    got = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.5, opt(ue), opt(us), nominal, opt(actions)))
+    for name, g, w in zip(("actions", "reward", "delta", "fb"), got[:4], want[:4]):
+        assert_equal(g, w, name)
+    tol = (1e-5, 1e-7) if dtype == np.float32 else (1e-12, 1e-15)
+    assert_close(np.asarray(got[4]), np.asarray(want[4]), *tol, what="loss")
+    assert float(got[5]) == float(want[5])
+
+
+def test_cpu_brainprop_step_is_the_trial_output_step():
+    """cpu.brainprop_step gives, bit for bit, what BrainProp.trial computed step by step before."""
+    r = rng(24)
+    for dtype in (np.float32, np.float64):
+        b, c, nominal = 21, 10, 24
+        q = r.standard_normal((b, c)).astype(dtype)
+        labels = r.integers(0, c, b)
+        ue, us = r.random(b, dtype=dtype), r.random(b, dtype=dtype)
+        actions, reward, delta, fb, loss, n_correct = cpu.brainprop_step(q, labels, 0.3, ue, us, nominal)
+        want_actions = cpu.select_actions(q, 0.3, ue, us)
+        want = cpu.brainprop_output(q, labels, want_actions, 1.0 / nominal)
+        assert_equal(actions, want_actions, "actions")
+        for name, g, w in zip(("reward", "delta", "fb"), (reward, delta, fb), want):
+            assert_equal(g, w, name)
+        want_loss = 0.5 * np.sum(want[1] * want[1]) / nominal
+        assert type(loss) is type(want_loss) and loss == want_loss
+        assert type(n_correct) is type(np.sum(want[0])) and n_correct == np.sum(want[0])
+        greedy = cpu.brainprop_step(q, labels, 0.3, None, None, nominal)
+        assert_equal(greedy[0], q.argmax(axis=1), "greedy")
+        with pytest.raises(ValueError):
+            cpu.brainprop_step(q, labels, 0.3, ue, None, nominal)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -355,34 +406,83 @@ def test_workspace(dev):
     assert dev.h(dev.k.workspace(None, "b", (5,), np.float64, zero=True)).dtype == np.float64
 
 
-# ---- optional fused updates (no cpu.py twin) ---------------------------------------------
+# ---- updates after a trial ----------------------------------------------------------------
 
+def _sgd_reference(w, g, lr, decay):
+    """What SGD.step did before the fused update: two or three array operations."""
+    w = w.copy()
+    if decay != 1.0:
+        w *= decay
+    w -= lr * g
+    return w
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("l2", [0.0, 5e-4])
-def test_sgd_update(dev, l2):
+def test_sgd_update(dev, l2, dtype):
+    """One launch, the same bits as the array operations (each product rounded on its own)."""
     r = rng(21)
-    w = r.standard_normal((33, 17)).astype(np.float32)
-    g = r.standard_normal((33, 17)).astype(np.float32)
     lr = 0.1
-    want = w.copy()                      # what SGD.step does
-    if l2:
-        want *= (1.0 - 2.0 * lr * l2)
-    want -= lr * g
-    wd = dev.to_dev(w)
-    dev.k.sgd_update(wd, dev.to_dev(g), lr, 1.0 - 2.0 * lr * l2 if l2 else 1.0)
-    assert_close(dev.h(wd), want, rtol=1e-6, atol=1e-7, what="sgd_update")
+    decay = 1.0 - 2.0 * lr * l2 if l2 else 1.0
+    for shape in ((33, 17), (3, 3, 4, 5), (7,)):
+        w = r.standard_normal(shape).astype(dtype)
+        g = r.standard_normal(shape).astype(dtype)
+        want = _sgd_reference(w, g, lr, decay)
+        wd = dev.to_dev(w)
+        assert dev.k.sgd_update(wd, dev.to_dev(g), lr, decay) is wd
+        assert_equal(dev.h(wd), want, f"sgd_update {shape}")
 
 
-def test_batchnorm_update_moving(dev):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("decay", [1.0, 1.0 - 2.0 * 0.1 * 5e-4])
+def test_cpu_sgd_update_is_bitwise_the_array_operations(dtype, decay):
+    """In pieces through a small scratch buffer, yet the same bits; g untouched."""
+    r = rng(25)
+    chunk = cpu._SGD_CHUNK_BYTES // np.dtype(dtype).itemsize
+    for n in (1, 1000, chunk, chunk + 1, 3 * chunk + 17):
+        w = r.standard_normal(n).astype(dtype).reshape(-1, 1) if n % 2 else r.standard_normal(n).astype(dtype)
+        g = r.standard_normal(w.shape).astype(dtype)
+        g0 = g.copy()
+        want = _sgd_reference(w, g, 0.1, decay)
+        assert cpu.sgd_update(w, g, 0.1, decay) is w
+        assert_equal(w, want, f"n={n}")
+        assert_equal(g, g0, "g is not modified")
+    # non-contiguous weights or grads, another dtype of lr: still the array operations
+    w = r.standard_normal((40, 30)).astype(dtype)
+    g = r.standard_normal((30, 40)).astype(dtype).T
+    want = _sgd_reference(w, g, np.float64(0.1), decay)
+    cpu.sgd_update(w, g, np.float64(0.1), decay)
+    assert_equal(w, want, "non-contiguous g, numpy lr")
+    w2 = r.standard_normal((30, 40)).astype(dtype)
+    want = _sgd_reference(w2.T, g, 0.1, decay)
+    view = w2.T
+    cpu.sgd_update(view, g, 0.1, decay)
+    assert_equal(view, want, "non-contiguous w")
+
+
+def _moving_reference(mm, mv, mean, var, mom, m):
+    """What the BatchNorm layer did before the fused update."""
+    mm, mv = mm.copy(), mv.copy()
+    mm *= mom
+    mm += (1.0 - mom) * mean
+    mv *= mom
+    mv += (1.0 - mom) * var * (m / max(m - 1, 1))
+    return mm, mv
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_update_moving(dev, dtype):
     r = rng(22)
-    mm, mv = r.standard_normal(40).astype(np.float32), r.random(40).astype(np.float32)
-    mean, var = r.standard_normal(40).astype(np.float32), r.random(40).astype(np.float32)
-    m, mom = 1000, 0.99
-    want_mm, want_mv = mm.copy(), mv.copy()   # what the BatchNorm layer does
-    want_mm *= mom
-    want_mm += (1.0 - mom) * mean
-    want_mv *= mom
-    want_mv += (1.0 - mom) * var * (m / (m - 1))
-    dmm, dmv = dev.to_dev(mm), dev.to_dev(mv)
-    dev.k.batchnorm_update_moving(dmm, dmv, dev.to_dev(mean), dev.to_dev(var), mom, m)
-    assert_close(dev.h(dmm), want_mm, rtol=1e-6, atol=1e-7, what="moving_mean")
-    assert_close(dev.h(dmv), want_mv, rtol=1e-6, atol=1e-7, what="moving_variance")
+    mm, mv = r.standard_normal(40).astype(dtype), r.random(40).astype(dtype)
+    mean, var = r.standard_normal(40).astype(dtype), r.random(40).astype(dtype)
+    for m, mom in ((1000, 0.99), (1, 0.9)):
+        want_mm, want_mv = _moving_reference(mm, mv, mean, var, mom, m)
+        dmm, dmv = dev.to_dev(mm), dev.to_dev(mv)
+        dev.k.batchnorm_update_moving(dmm, dmv, dev.to_dev(mean), dev.to_dev(var), mom, m)
+        assert_equal(dev.h(dmm), want_mm, "moving_mean")
+        assert_equal(dev.h(dmv), want_mv, "moving_variance")
+        cmm, cmv = mm.copy(), mv.copy()
+        out = cpu.batchnorm_update_moving(cmm, cmv, mean, var, mom, m)
+        assert out[0] is cmm and out[1] is cmv
+        assert_equal(cmm, want_mm, "cpu moving_mean")
+        assert_equal(cmv, want_mv, "cpu moving_variance")

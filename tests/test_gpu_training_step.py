@@ -6,15 +6,13 @@ the GPU backend. Both run one BrainProp trial with the same images, labels and a
 (`rule.trial(..., actions=...)`), dropout with the same fixed masks and BatchNorm with
 batch statistics, then `SGD.step`. The q-values, the trial's loss and reward count, every
 gradient and every weight after the step (BatchNorm's moving statistics included) must
-agree to float32 tolerances.
+agree to float32 tolerances. The step takes the fused kernels (`brainprop_step`,
+`sgd_update`, `bn_update_moving`); on the emulator a test counts their launches.
 
 Devices, as in test_gpu_kernels.py: `cuda` (CuPy on a GPU; marked `gpu`, skipped without
 one) and `emulated` (kernels/gpu.py on the CUDA sources compiled for the CPU by
 tests/cuda_emulator.py; NumPy does the GEMMs there).
 """
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
@@ -95,16 +93,7 @@ def run_step(rule, net, x, labels, actions, batch, train, l2, opt=None):
     return trial, grads
 
 
-def load_bench():
-    """bench/gpu_epoch.py as a module (its --fused step helpers)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "gpu_epoch.py")
-    spec = importlib.util.spec_from_file_location("gpu_epoch_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def compare_step(model, device, train=True, algorithm="brainprop", fused=False):
+def compare_step(model, device, train=True, algorithm="brainprop", select=False):
     ref, net = build_pair(model, device, algorithm=algorithm)
     x, labels, actions = batch_data(model)
     batch = x.shape[0]
@@ -116,15 +105,9 @@ def compare_step(model, device, train=True, algorithm="brainprop", fused=False):
             np.testing.assert_array_equal(a, before[lname][aname], err_msg=f"{lname}.{aname} initial")
     rule = bp.BrainProp(epsilon=0.02) if algorithm == "brainprop" else bp.EBP()
     l2 = PRESET_SETTINGS[model]["l2"]
-    acts = actions if algorithm == "brainprop" else None
+    acts = actions if algorithm == "brainprop" and not select else None
     t_ref, g_ref = run_step(rule, ref, x, labels, acts, batch, train, l2)
-    if fused:   # the bench's --fused step: one-launch output step, SGD update, BatchNorm statistics
-        bench = load_bench()
-        bench.fuse_batchnorm(net)
-        t_net, g_net = run_step(bench.fused_brainprop(bp)(epsilon=0.02), net, x, labels, acts, batch, train, l2,
-                                opt=bench.fused_sgd(bp)(lr=0.1, l2=l2))
-    else:
-        t_net, g_net = run_step(rule, net, x, labels, acts, batch, train, l2)
+    t_net, g_net = run_step(rule, net, x, labels, acts, batch, train, l2)
 
     assert_like(t_net.q, t_ref.q, "q")
     np.testing.assert_array_equal(to_host(t_net.actions), to_host(t_ref.actions))
@@ -149,9 +132,28 @@ def test_brainprop_training_step(device, model):
 
 
 @pytest.mark.parametrize("model", ["conv", "deep"])
-def test_fused_training_step(device, model):
-    """bench/gpu_epoch.py --fused (extra one-launch kernels) gives the reference step."""
-    compare_step(model, device, train=True, fused=True)
+def test_training_step_with_selection(emulator, monkeypatch, model):
+    """Emulated only (its generator is NumPy's, as on the CPU): the same uniforms, the same choice."""
+    compare_step(model, cuda_emulator.patch_gpu_kernels(monkeypatch, emulator), train=True, select=True)
+
+
+# what a training step launches instead of the fused kernels (CuPy's elementwise work aside)
+UNFUSED = ("select_actions", "softmax")
+
+
+@pytest.mark.parametrize("model", list(CASES))
+def test_training_step_takes_the_fused_kernels(emulator, monkeypatch, model):
+    """rule.trial + SGD.step: one output-step launch, one update per trained array, one per BatchNorm."""
+    net = bp.build_network(model, CASES[model][0], 10, seed=3,
+                           device=cuda_emulator.patch_gpu_kernels(monkeypatch, emulator))
+    x, labels, _ = batch_data(model)
+    emulator.launches.clear()
+    run_step(bp.BrainProp(epsilon=0.02), net, x, labels, None, x.shape[0], True, PRESET_SETTINGS[model]["l2"])
+    n_bn = sum(isinstance(layer, L.BatchNorm) for layer in net.layers)
+    assert emulator.launches.get("brainprop_step_f32") == 1, emulator.launches
+    assert emulator.launches.get("sgd_update_f32") == len(list(net.trainable())), emulator.launches
+    assert emulator.launches.get("bn_update_moving_f32", 0) == n_bn, emulator.launches
+    assert not [k for k in emulator.launches if k.rsplit("_", 1)[0] in UNFUSED], emulator.launches
 
 
 def test_brainprop_inference_mode_step(device):

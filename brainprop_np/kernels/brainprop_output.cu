@@ -6,10 +6,11 @@
 //   BrainProp: action = argmax q with probability 1 − ε (u_explore ≥ ε), else a sample
 //   of softmax(q) by inverse CDF with u_sample; reward = [action = label];
 //   delta = reward − q[action]; the attention-gated top feedback is non-zero only at
-//   the chosen unit: fb[b, action] = −scale·delta (scale = 1/B, so that the layers'
-//   grads are ∂L/∂W of L = Σ_b ½ delta_b² / B).
+//   the chosen unit: fb[b, action] = −scale·delta (scale = 1/nominal, so that the
+//   layers' grads are ∂L/∂W of L = Σ_b ½ delta_b² / nominal, the trial's loss).
 //   EBP: p = softmax(q), fb = scale·(p − onehot(label)).
-// Scalars (epsilon, −scale, scale) arrive rounded to the dtype, as numpy rounds them.
+// Scalars (epsilon, −scale, scale, nominal) arrive rounded to the dtype, as numpy
+// rounds them.
 // B and C are small (C = number of classes), so each thread walks its row serially,
 // in the reference's order (cumulative sums included).
 // Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
@@ -75,27 +76,34 @@ __device__ __forceinline__ void select_actions(const T* __restrict__ q, const T*
         actions[b] = select_row(q + b * C, C, epsilon, u_explore[b], u_sample[b]);
 }
 
+// How brainprop_step finds the actions.
+enum { ACTIONS_GIVEN = 0, ACTIONS_EPSILON_GREEDY = 1, ACTIONS_GREEDY = 2 };
+
 // The whole BrainProp output step. Each thread: rows b, b + blockDim.x·gridDim.x, ...:
-// the action (chosen here when `select`, else read from actions[b]), reward, delta and
-// the row of fb (zero except −scale·delta at the action). An action outside [0, C)
-// gives delta = NaN and a zero fb row instead of an out-of-bounds access.
+// the action (mode ACTIONS_EPSILON_GREEDY: select_row with the uniforms; ACTIONS_GREEDY:
+// argmax, as at test time; ACTIONS_GIVEN: read from actions[b]), reward, delta and the
+// row of fb (zero except −scale·delta at the action). An action outside [0, C) gives
+// delta = NaN and a zero fb row instead of an out-of-bounds access.
 // With `want_sums` (launched as one block of 256 threads) the block also reduces, in a
-// fixed tree, sums[0] = loss_scale·Σ delta² (the trial's loss) and sums[1] = Σ reward.
+// fixed tree, sums[0] = ½·Σ delta² / nominal (the trial's loss) and sums[1] = Σ reward.
 template <typename T>
 __device__ __forceinline__ void brainprop_step(const T* __restrict__ q, const long long* __restrict__ labels,
                                                long long* __restrict__ actions,
                                                const T* __restrict__ u_explore, const T* __restrict__ u_sample,
                                                T* __restrict__ reward, T* __restrict__ delta,
                                                T* __restrict__ fb, T* __restrict__ sums, T epsilon,
-                                               T neg_scale, T loss_scale, int select, int want_sums,
+                                               T neg_scale, T nominal, int mode, int want_sums,
                                                int B, int C) {
     __shared__ T s_sq[256], s_r[256];
     T sq = T(0), rw = T(0);
     for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < B; b += gridDim.x * blockDim.x) {
         const T* row = q + b * C;
         long long chosen;
-        if (select) {
+        if (mode == ACTIONS_EPSILON_GREEDY) {
             chosen = select_row(row, C, epsilon, u_explore[b], u_sample[b]);
+            actions[b] = chosen;
+        } else if (mode == ACTIONS_GREEDY) {
+            chosen = argmax_row(row, C);
             actions[b] = chosen;
         } else {
             chosen = actions[b];
@@ -118,7 +126,7 @@ __device__ __forceinline__ void brainprop_step(const T* __restrict__ q, const lo
         if (t < half) { s_sq[t] += s_sq[t + half]; s_r[t] += s_r[t + half]; }
         __syncthreads();
     }
-    if (t == 0) { sums[0] = loss_scale * s_sq[0]; sums[1] = s_r[0]; }
+    if (t == 0) { sums[0] = (T(0.5) * s_sq[0]) / nominal; sums[1] = s_r[0]; }
 }
 
 // Each thread: row b (grid-stride): p = softmax(q[b]); fb[b, c] = (p − [c = label])·scale.
@@ -166,18 +174,18 @@ extern "C" __global__ void brainprop_step_f32(const float* __restrict__ q, const
                                               const float* __restrict__ u_sample, float* __restrict__ reward,
                                               float* __restrict__ delta, float* __restrict__ fb,
                                               float* __restrict__ sums, float epsilon, float neg_scale,
-                                              float loss_scale, int select, int want_sums, int B, int C) {
+                                              float nominal, int mode, int want_sums, int B, int C) {
     bp_output::brainprop_step(q, labels, actions, u_explore, u_sample, reward, delta, fb, sums, epsilon,
-                              neg_scale, loss_scale, select, want_sums, B, C);
+                              neg_scale, nominal, mode, want_sums, B, C);
 }
 extern "C" __global__ void brainprop_step_f64(const double* __restrict__ q, const long long* __restrict__ labels,
                                               long long* __restrict__ actions, const double* __restrict__ u_explore,
                                               const double* __restrict__ u_sample, double* __restrict__ reward,
                                               double* __restrict__ delta, double* __restrict__ fb,
                                               double* __restrict__ sums, double epsilon, double neg_scale,
-                                              double loss_scale, int select, int want_sums, int B, int C) {
+                                              double nominal, int mode, int want_sums, int B, int C) {
     bp_output::brainprop_step(q, labels, actions, u_explore, u_sample, reward, delta, fb, sums, epsilon,
-                              neg_scale, loss_scale, select, want_sums, B, C);
+                              neg_scale, nominal, mode, want_sums, B, C);
 }
 
 extern "C" __global__ void ebp_output_f32(const float* __restrict__ q, const long long* __restrict__ labels,

@@ -269,3 +269,74 @@ def ebp_output(q, labels, scale):
     fb[np.arange(q.shape[0]), labels] -= 1
     fb *= scale
     return p, fb
+
+
+# ---- the fused steps of a training trial (one launch each on the GPU) -----------------
+
+def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=None):
+    """The whole BrainProp output step of a trial: select, reward, delta, feedback, loss.
+
+    select:   actions = select_actions(q, epsilon, u_explore, u_sample) (ε-greedy
+              Boltzmann); argmax q when u_explore and u_sample are None (test time);
+              the given `actions` when there are some;
+    reward:   reward_b = [action_b = label_b];
+    delta:    delta_b = reward_b − q[b, action_b];
+    feedback: fb[b, c] = −delta_b / nominal if c = action_b else 0 (brainprop_output with
+              scale 1/nominal), so that the layers' grads are ∂L/∂W of
+    loss:     L = ½·Σ_b delta_b² / nominal (nominal: the batch size the loss divides by);
+    n_correct = Σ_b reward_b.
+    Returns (actions, reward, delta, fb, loss, n_correct).
+    """
+    if actions is None:
+        if u_explore is None and u_sample is None:
+            actions = q.argmax(axis=1)
+        elif u_explore is None or u_sample is None:
+            raise ValueError("brainprop_step: give both u_explore and u_sample (or neither, for argmax)")
+        else:
+            actions = select_actions(q, epsilon, u_explore, u_sample)
+    reward, delta, fb = brainprop_output(q, labels, actions, 1.0 / nominal)
+    loss = 0.5 * np.sum(delta * delta) / nominal
+    return actions, reward, delta, fb, loss, np.sum(reward)
+
+
+_SGD_CHUNK_BYTES = 1 << 18   # a cache-sized piece of w per pass of sgd_update
+
+
+def sgd_update(w, g, lr, decay=1.0):
+    """In place: w ← w·decay − lr·g (SGD.step: decay = 1 − 2·lr·l2 for L2-regularised kernels).
+
+    The same roundings as `w *= decay; w -= lr * g` (decay = 1 skips the product), but
+    in cache-sized pieces through one small scratch buffer: no temporary the size of w,
+    one pass over memory. g is not modified. Returns w.
+    """
+    if not (w.flags.c_contiguous and w.flags.writeable) or g.shape != w.shape:
+        if decay != 1.0:
+            w *= decay
+        w -= lr * g
+        return w
+    wf, gf = w.reshape(-1), g.reshape(-1)       # views (g copied only when not contiguous)
+    n = wf.size
+    chunk = max(1, _SGD_CHUNK_BYTES // w.itemsize)
+    scratch = np.empty(min(n, chunk), dtype=np.result_type(g.dtype, lr))   # the dtype of lr * g
+    for i in range(0, n, chunk):
+        wc = wf[i:i + chunk]
+        t = scratch[:wc.size]
+        if decay != 1.0:
+            np.multiply(wc, decay, out=wc)
+        np.multiply(gf[i:i + chunk], lr, out=t)
+        np.subtract(wc, t, out=wc)
+    return w
+
+
+def batchnorm_update_moving(moving_mean, moving_variance, mean, var, momentum, m):
+    """In place: BatchNorm's running statistics after a batch of m values per channel.
+
+    moving_mean ← momentum·moving_mean + (1 − momentum)·mean;
+    moving_variance ← momentum·moving_variance + (1 − momentum)·var·m/(m − 1)
+    (the unbiased batch variance, as Keras's fused BatchNorm). Returns both.
+    """
+    moving_mean *= momentum
+    moving_mean += (1.0 - momentum) * mean
+    moving_variance *= momentum
+    moving_variance += (1.0 - momentum) * var * (m / max(m - 1, 1))
+    return moving_mean, moving_variance

@@ -13,9 +13,11 @@ Conventions of the launches:
   * float32 and float64 arrays are supported (kernels `<name>_f32` / `<name>_f64`);
   * nothing here synchronises with the host: a training step stays asynchronous.
 
-Beyond the reference, `brainprop_step` runs the whole BrainProp output step — ε-greedy
-Boltzmann selection from the given uniforms, reward, delta, the gated top feedback and
-the trial's loss and reward count — in one launch.
+The training step takes the fused kernels: `brainprop_step` runs the whole BrainProp
+output step — ε-greedy Boltzmann selection from the given uniforms, reward, delta, the
+gated top feedback and the trial's loss and reward count — in one launch;
+`sgd_update` updates one trained array and `batchnorm_update_moving` BatchNorm's running
+statistics in one launch each, in place (with the NumPy reference's rounding: same bits).
 """
 import numpy as np
 
@@ -400,42 +402,43 @@ def select_actions(q, epsilon, u_explore, u_sample):
     return actions
 
 
-def brainprop_step(q, labels, epsilon=0.0, u_explore=None, u_sample=None, scale=None,
-                   actions=None, loss_scale=None):
-    """The whole BrainProp output step in one launch (kernel `brainprop_step`).
+def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=None):
+    """The whole BrainProp output step in one launch; see cpu.brainprop_step.
 
-    With actions=None the actions are chosen as select_actions(q, epsilon, u_explore,
-    u_sample); otherwise the given ones are used. scale defaults to 1/B, loss_scale to
-    scale/2. Returns (actions int64 (B,), reward, delta, fb, sums) where sums (2,) holds
-    the trial's loss loss_scale·Σ delta² and Σ reward (the count of rewarded actions), all
-    on the device — what BrainProp.trial computes with select_actions, brainprop_output
-    and two reductions, in one launch of one block.
+    Kernel `brainprop_step`, one block of 256 threads, a thread per row (grid-stride):
+    the action (ε-greedy from u_explore, u_sample as select_actions; argmax when both
+    are None; the given `actions` when there are some), reward, delta, the row of fb
+    (−delta/nominal at the action) and, in a fixed tree over the block, the loss
+    ½·Σ delta² / nominal and the reward count Σ reward. Returns (actions int64 (B,),
+    reward, delta, fb, loss, n_correct), loss and n_correct 0-d device arrays: nothing
+    synchronises with the host.
     """
     q = _c(q)
     dt = q.dtype
     b, c = q.shape
-    if scale is None:
-        scale = 1.0 / max(b, 1)
-    if loss_scale is None:
-        loss_scale = 0.5 * scale
     labels = _c(labels, np.int64)
-    select = actions is None
-    if select:
-        if u_explore is None or u_sample is None:
-            raise ValueError("brainprop_step: give u_explore and u_sample, or the actions")
+    if actions is not None:
+        mode = 0                                   # ACTIONS_GIVEN
+        actions = _c(actions, np.int64)
+        ue = us = q                                # not read
+    elif u_explore is None and u_sample is None:
+        mode = 2                                   # ACTIONS_GREEDY
+        actions = xp.empty(b, dtype=np.int64)
+        ue = us = q                                # not read
+    elif u_explore is None or u_sample is None:
+        raise ValueError("brainprop_step: give both u_explore and u_sample (or neither, for argmax)")
+    else:
+        mode = 1                                   # ACTIONS_EPSILON_GREEDY
         ue, us = _c(u_explore, dt), _c(u_sample, dt)
         actions = xp.empty(b, dtype=np.int64)
-    else:
-        actions = _c(actions, np.int64)
-        ue = us = q             # not read
     reward = xp.empty(b, dtype=dt)
     delta = xp.empty(b, dtype=dt)
     fb = xp.empty_like(q)
-    sums = xp.zeros(2, dtype=dt)
+    sums = xp.empty(2, dtype=dt)
     _launch("brainprop_step", dt, (1,), (_BLOCK,),
-            (q, labels, actions, ue, us, reward, delta, fb, sums, dt.type(epsilon), dt.type(-scale),
-             dt.type(loss_scale), _i32(select), _i32(1), _i32(b), _i32(c)))
-    return actions, reward, delta, fb, sums
+            (q, labels, actions, ue, us, reward, delta, fb, sums, dt.type(epsilon), dt.type(-(1.0 / nominal)),
+             dt.type(nominal), _i32(mode), _i32(1), _i32(b), _i32(c)))
+    return actions, reward, delta, fb, sums[0], sums[1]
 
 
 def brainprop_output(q, labels, actions, scale):
@@ -455,7 +458,7 @@ def brainprop_output(q, labels, actions, scale):
     if b:
         _launch("brainprop_step", dt, _rows_grid(b), (_BLOCK,),
                 (q, labels, actions, q, q, reward, delta, fb, delta, dt.type(0), dt.type(-scale),
-                 dt.type(0), _i32(0), _i32(0), _i32(b), _i32(c)))
+                 dt.type(1), _i32(0), _i32(0), _i32(b), _i32(c)))
     return reward, delta, fb
 
 
@@ -472,19 +475,22 @@ def ebp_output(q, labels, scale):
     return p, fb
 
 
-# ---- optional fused updates (no cpu.py twin; see bench/gpu_epoch.py --fused) -----------
+# ---- updates after a trial -------------------------------------------------------------
 
 def sgd_update(w, g, lr, decay=1.0):
-    """In place, one launch: w ← w·decay − lr·g (SGD.step: decay = 1 − 2·lr·l2 for kernels).
+    """In place, one launch: w ← w·decay − lr·g; see cpu.sgd_update.
 
-    Kernel `sgd_update`, a thread per element. w must be C-contiguous (it is updated in place).
+    Kernel `sgd_update`, a thread per element, each product and the difference rounded
+    on its own as NumPy does (decay = 1 skips the product). A w that is not C-contiguous
+    (never so for a layer's parameters) takes the plain CuPy operations instead.
     """
-    if not w.flags.c_contiguous:
-        raise ValueError("sgd_update: w must be C-contiguous (it is updated in place)")
     dt = w.dtype
+    if not w.flags.c_contiguous or dt not in _SUFFIX or tuple(g.shape) != tuple(w.shape):
+        if decay != 1.0:
+            w *= decay
+        w -= lr * g
+        return w
     g = _c(g, dt)
-    if g.size != w.size:
-        raise ValueError(f"sgd_update: gradient of shape {tuple(g.shape)} for weights of shape {tuple(w.shape)}")
     _check_size(w)
     if w.size:
         _launch("sgd_update", dt, _grid_1d(w.size), (_BLOCK,), (w, g, dt.type(lr), dt.type(decay), _i32(w.size)))
@@ -492,13 +498,15 @@ def sgd_update(w, g, lr, decay=1.0):
 
 
 def batchnorm_update_moving(moving_mean, moving_variance, mean, var, momentum, m):
-    """In place, one launch: BatchNorm's running statistics after a batch of m values per channel.
+    """In place, one launch: BatchNorm's running statistics after a batch; see cpu.batchnorm_update_moving.
 
     moving_mean ← momentum·moving_mean + (1 − momentum)·mean;
     moving_variance ← momentum·moving_variance + (1 − momentum)·var·m/(m − 1) (unbiased, as Keras).
     Kernel `bn_update_moving`, a thread per channel.
     """
     dt = moving_mean.dtype
+    if not (moving_mean.flags.c_contiguous and moving_variance.flags.c_contiguous) or moving_variance.dtype != dt:
+        raise ValueError("batchnorm_update_moving: the running statistics must be C-contiguous arrays of one dtype")
     mean, var = _c(mean, dt), _c(var, dt)
     c = moving_mean.size
     if c:

@@ -1,21 +1,33 @@
-// sgd.cu: optional fused updates (kernels/gpu.py: sgd_update, batchnorm_update_moving).
-// They are not part of the cpu.py contract: the optimiser and the BatchNorm layer do
-// these updates with a few array operations each; bench/gpu_epoch.py --fused measures
-// what one launch per array instead buys.
+// sgd.cu: the in-place updates after a trial (kernels/gpu.py: sgd_update,
+// batchnorm_update_moving; their NumPy twins are in kernels/cpu.py). One launch per array
+// instead of the two or three array operations (and a temporary) each would take.
 //
+// Every product and sum is rounded on its own (__fmul_rn, __fadd_rn, ...: no fused
+// multiply-add), in the order of the NumPy reference, so that the same inputs give the
+// same bits on both backends.
 // Every array holds fewer than 2^31 elements (kernels/gpu.py checks).
 // Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
 
 namespace bp_sgd {
 
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
+
 // Each thread: element e (grid-stride), in place: w = w·decay − lr·g
-// (SGD.step: decay = 1 − 2·lr·l2 for L2-regularised kernels, else 1).
+// (SGD.step: decay = 1 − 2·lr·l2 for L2-regularised kernels, else 1, which skips the product).
 template <typename T>
 __device__ __forceinline__ void sgd_update(T* __restrict__ w, const T* __restrict__ g, T lr, T decay,
                                            int total) {
+    const bool scaled = decay != T(1);
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
-         e += (long long)gridDim.x * blockDim.x)
-        w[e] = w[e] * decay - lr * g[e];
+         e += (long long)gridDim.x * blockDim.x) {
+        const T v = scaled ? mul_rn(w[e], decay) : w[e];
+        w[e] = sub_rn(v, mul_rn(lr, g[e]));
+    }
 }
 
 // Each thread: channel c (grid-stride), in place (BatchNorm's running statistics):
@@ -26,8 +38,8 @@ __device__ __forceinline__ void bn_update_moving(T* __restrict__ moving_mean, T*
                                                  const T* __restrict__ mean, const T* __restrict__ var,
                                                  T momentum, T one_minus_momentum, T unbias, int C) {
     for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
-        moving_mean[c] = moving_mean[c] * momentum + one_minus_momentum * mean[c];
-        moving_var[c] = moving_var[c] * momentum + (one_minus_momentum * var[c]) * unbias;
+        moving_mean[c] = add_rn(mul_rn(moving_mean[c], momentum), mul_rn(one_minus_momentum, mean[c]));
+        moving_var[c] = add_rn(mul_rn(moving_var[c], momentum), mul_rn(mul_rn(one_minus_momentum, var[c]), unbias));
     }
 }
 

@@ -39,12 +39,10 @@ class BatchNorm(Layer):
         if train:
             self.xhat, y, mean, var, self.inv_std = self.k.batchnorm_train_forward(
                 x, self.params["gamma"], self.params["beta"], self.epsilon)
-            m = x.size // x.shape[-1]
-            mom, st = self.momentum, self.state
-            st["moving_mean"] *= mom
-            st["moving_mean"] += (1.0 - mom) * mean
-            st["moving_variance"] *= mom
-            st["moving_variance"] += (1.0 - mom) * var * (m / max(m - 1, 1))
+            # moving_mean ← momentum·moving_mean + (1 − momentum)·mean, moving_variance likewise
+            # with the unbiased var·M/(M − 1); in place, one fused update (one launch on the GPU)
+            self.k.batchnorm_update_moving(self.state["moving_mean"], self.state["moving_variance"],
+                                           mean, var, self.momentum, x.size // x.shape[-1])
             return y
         self.inv_std = 1.0 / self.xp.sqrt(self.state["moving_variance"] + self.epsilon)
         self.xhat, y = self.k.batchnorm_forward(x, self.state["moving_mean"], self.inv_std,

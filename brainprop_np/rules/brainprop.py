@@ -29,20 +29,37 @@ class BrainProp(Rule):
             raise ValueError(f"epsilon={epsilon!r} is not allowed; use 0 <= epsilon <= 1")
         self.epsilon = float(epsilon)
 
+    def uniforms(self, net, b, dtype):
+        """(u_explore, u_sample), each (B,) uniforms in [0, 1) from the network's generator."""
+        u_explore, u_sample = net.rng.random((2, b), dtype=dtype)
+        return u_explore, u_sample
+
     def select(self, net, q):
         """action (B,) int64: argmax with probability 1 − ε, else sampled from softmax(q)."""
-        b = q.shape[0]
-        u_explore = net.rng.random(b, dtype=q.dtype)
-        u_sample = net.rng.random(b, dtype=q.dtype)
+        u_explore, u_sample = self.uniforms(net, q.shape[0], q.dtype)
         return net.backend.kernels.select_actions(q, self.epsilon, u_explore, u_sample)
 
     def trial(self, net, x, labels, train=True, actions=None, batch_size=None):
-        xp, k = net.xp, net.backend.kernels
-        q = net.forward(x, train)
-        if actions is None:
-            actions = self.select(net, q) if train else q.argmax(axis=1)
+        """One batch of trials (steps 1–5 above; `SGD.step` does 6): leaves ∂L/∂W on the layers.
+
+        Steps 2–4 and the feedback that enters at the output are one kernel,
+        `brainprop_step` (one launch on the GPU):
+          select:   action = select(q) when training (the same uniforms and rule);
+                    argmax q at test time; the given `actions` when there are some;
+          reward:   reward = [action = label];
+          delta:    delta = reward − q[action];
+          feedback: fb[b, c] = −delta_b / nominal if c = action_b else 0: attention at
+                    the chosen unit, with delta folded in;
+          and the batch's loss ½·Σ delta² / nominal and reward count Σ reward.
+        nominal = batch_size (the nominal batch size; default the batch's own).
+        Returns a Trial (device arrays; nothing waits for the device).
+        """
+        q = net.forward(x, train)                                       # 1. forward
         nominal = batch_size or q.shape[0]
-        reward, delta, fb = k.brainprop_output(q, labels, actions, 1.0 / nominal)
-        net.feedback(fb)
-        loss = 0.5 * xp.sum(delta * delta) / nominal
-        return Trial(q, actions, reward, delta, loss, xp.sum(reward))
+        u_explore = u_sample = None                                     # none: argmax
+        if actions is None and train:
+            u_explore, u_sample = self.uniforms(net, q.shape[0], q.dtype)
+        actions, reward, delta, fb, loss, n_correct = net.backend.kernels.brainprop_step(   # 2.–5.
+            q, labels, self.epsilon, u_explore, u_sample, nominal, actions)
+        net.feedback(fb)        # 5. down through every layer: tags, and grads ∂L/∂W (SGD.step does 6.)
+        return Trial(q, actions, reward, delta, loss, n_correct)
