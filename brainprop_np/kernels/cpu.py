@@ -198,10 +198,10 @@ def batchnorm_feedback_train(fb, xhat, gamma, inv_std):
     m = fb.size // fb.shape[-1]
     dbeta = _channel_sum(fw, k)
     dgamma = np.einsum("ij,ij->j", fw, hw).reshape(k, -1).sum(axis=0)
-    scale = gamma * inv_std
-    fb_in = hw * np.tile(-scale * dgamma / m, k)
-    fb_in += np.tile(-scale * dbeta / m, k)
-    fb_in += fw * np.tile(scale, k)
+    fb_in = hw * np.tile(-dgamma / m, k)           # in place from here: no further temporaries
+    fb_in += fw
+    fb_in += np.tile(-dbeta / m, k)
+    fb_in *= np.tile(gamma * inv_std, k)
     return fb_in.reshape(fb.shape), dgamma, dbeta
 
 
