@@ -158,6 +158,22 @@ def capture_graph(be, step, x_static, y_static):
     """
     cp = be.xp
     stream = cp.cuda.Stream(non_blocking=True)
+    probe = cp.ones((8, 8), dtype=cp.float32)
+    with stream:                  # CuPy refuses cuBLAS during capture (cupy/cupy#6290): ask first
+        try:
+            stream.begin_capture()
+            probe @ probe
+        except Exception as e:
+            error = "a cuBLAS GEMM during capture: " + _why(e)
+        else:
+            error = None
+        finally:
+            try:
+                stream.end_capture()
+            except Exception:
+                pass
+    if error is not None:
+        return None, None, error
     try:
         with stream:
             for _ in range(2):

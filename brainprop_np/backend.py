@@ -30,7 +30,7 @@ def _try_cupy():
     try:
         import cupy
     except Exception as e:  # ImportError, or a broken CUDA install
-        return None, f"CuPy is not importable ({type(e).__name__}: {e}); install the GPU extra: pip install -e .[gpu]"
+        return None, f"CuPy is not importable ({type(e).__name__}: {e}); install the GPU extra: pip install -e .[gpu] (CUDA 12) or .[gpu13] (CUDA 13)"
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:

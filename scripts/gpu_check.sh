@@ -7,7 +7,10 @@
 # 2. the CUDA kernels compiled with NVRTC (cupy.RawModule), timed;
 # 3. the GPU tests: every kernel and a whole training step per preset against NumPy
 #    (python -m pytest -q -m gpu tests/test_gpu_*.py), and the nvcc compile test;
-# 4. the epoch benchmark (bench/gpu_epoch.py): eager, with a CUDA graph, with TF32;
+# 4. the epoch benchmark (bench/gpu_epoch.py): eager and with TF32 (CUDA-graph capture is
+#    not tried here: CuPy refuses cuBLAS calls during stream capture, cupy/cupy#6290;
+#    `python bench/gpu_epoch.py --graph` checks that first and says so);
+# 4b. a training smoke run through run.py on the GPU: 1 epoch, then --resume to 2;
 # 5. compute-sanitizer memcheck / racecheck on a subset of the kernel tests (time-limited);
 # 6. a short table last.
 # MNIST_FOLDER holds MNIST's IDX files (train-images-idx3-ubyte[.gz], ...); without it
@@ -70,10 +73,9 @@ rc_nvcc=${PIPESTATUS[0]}
 echo
 echo "== 4. benchmark (${FRAC} of an epoch per network, extrapolated)"
 rc_bench=0
-for mode in eager graph tf32; do
+for mode in eager tf32; do
   case $mode in
     eager) extra=() ;;
-    graph) extra=(--graph) ;;
     tf32) extra=(--tf32) ;;
   esac
   echo "-- $mode"
@@ -82,6 +84,14 @@ for mode in eager graph tf32; do
   rc=${PIPESTATUS[0]}
   [ "$rc" -ne 0 ] && rc_bench=$rc
 done
+
+echo
+echo "== 4b. training smoke run (run.py on the GPU: 1 epoch, then resumed to 2)"
+rc_smoke=0
+"$PY" run.py configs/quickstart.yaml device="$DEVICE" train.epochs=1 data.limit_train=2000 --no-progress \
+    --out "$LOG_DIR/smoke" 2>&1 | tail -2 || rc_smoke=1
+"$PY" run.py --resume "$LOG_DIR/smoke" train.epochs=2 --no-progress 2>&1 | tail -2 || rc_smoke=1
+echo "smoke run: $(status $rc_smoke)"
 
 echo
 echo "== 5. compute-sanitizer (memcheck, racecheck) on some kernel tests; SANITIZE=0 skips, SANITIZE_S limits"
@@ -93,12 +103,12 @@ if [ "${SANITIZE:-1}" != "0" ] && command -v compute-sanitizer >/dev/null 2>&1; 
       memcheck) sel="im2col_col2im and (k3s2 or k5s2) or maxpool or relu or dropout or brainprop or ebp" ;;
       racecheck) sel="batchnorm or brainprop_step" ;;
     esac
-    timeout "${SANITIZE_S:-150}" compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 \
+    BRAINPROP_NO_POOL=1 timeout "${SANITIZE_S:-90}" compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 \
         "$PY" -m pytest -q -x -m gpu -p no:cacheprovider tests/test_gpu_kernels.py -k "$sel" \
         > "$LOG_DIR/sanitize_$tool.log" 2>&1
     rc=$?
     echo "$tool: $(status $rc) ($(grep -Eo '[0-9]+ (passed|failed|skipped)' "$LOG_DIR/sanitize_$tool.log" | tr '\n' ' ')$(grep -m1 -Eo 'ERROR SUMMARY: [0-9]+ errors?' "$LOG_DIR/sanitize_$tool.log"))"
-    [ "$rc" -eq 124 ] && echo "  (timed out after ${SANITIZE_S:-150} s: partial; see $LOG_DIR/sanitize_$tool.log)"
+    [ "$rc" -eq 124 ] && echo "  (timed out after ${SANITIZE_S:-90} s: partial; see $LOG_DIR/sanitize_$tool.log)"
     [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && rc_san=$rc && grep -m5 -E "Invalid|Race|Hazard|ERROR" "$LOG_DIR/sanitize_$tool.log"
   done
 fi
@@ -106,12 +116,12 @@ fi
 echo
 echo "== 6. summary"
 echo "kernels compiled: $(status $rc_compile); GPU tests: $(status $rc_tests) ($(grep -Eo '[0-9]+ (passed|failed|skipped|error)[a-z]*' "$LOG_DIR/gpu_tests.log" | tr '\n' ' '))"
-echo "nvcc compile test: $(status $rc_nvcc); benchmark: $(status $rc_bench); compute-sanitizer: $rc_san; logs in $LOG_DIR"
+echo "nvcc compile test: $(status $rc_nvcc); benchmark: $(status $rc_bench); smoke run: $(status $rc_smoke); compute-sanitizer: $rc_san; logs in $LOG_DIR"
 "$PY" - "$LOG_DIR" <<'EOF'
 import csv, os, sys
 d = sys.argv[1]
 rows = {}
-MODES = ("eager", "graph", "tf32")
+MODES = ("eager", "tf32")
 for mode in MODES:
     p = os.path.join(d, f"bench_{mode}.csv")
     if os.path.exists(p):
@@ -122,15 +132,13 @@ def cell(r, mode):
     if v is None:
         return "-"
     s = f"{float(v['s_per_epoch']):.3f}"
-    return s + ("*" if mode == "graph" and v["note"] != "graph" else "")
+    return s
 print(f"{'network':<8}{'batch':>6}" + "".join(f"{m + ' s':>9}" for m in MODES) + f"{'target':>8}{'submit':>8}  met")
 for net, r in rows.items():
     best = min(float(r[m]["s_per_epoch"]) for m in MODES if m in r)
     sub = f"{float(r['eager']['submit_share']):.0%}" if "eager" in r else "-"
     print(f"{net:<8}{r['batch']:>6}" + "".join(f"{cell(r, m):>9}" for m in MODES)
           + f"{r['target']:>8.2f}{sub:>8}  {'yes' if best <= r['target'] else 'no'}")
-if any(r.get("graph", {}).get("note", "graph") != "graph" for r in rows.values()):
-    print("* graph capture failed: eager timing (see bench_graph.log for why)")
 print("submit = share of the eager time the host spent enqueueing (~100%: launch-bound)")
 EOF
 [ "$rc_tests" -eq 0 ] && [ "$rc_compile" -eq 0 ] && [ "$rc_bench" -eq 0 ]

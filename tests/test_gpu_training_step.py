@@ -110,9 +110,13 @@ def compare_step(model, device, train=True, algorithm="brainprop", select=False)
     t_net, g_net = run_step(rule, net, x, labels, acts, batch, train, l2)
 
     assert_like(t_net.q, t_ref.q, "q")
-    np.testing.assert_array_equal(to_host(t_net.actions), to_host(t_ref.actions))
+    a_net, a_ref = to_host(t_net.actions), to_host(t_ref.actions)
+    q_ref = np.sort(to_host(t_ref.q), axis=1)
+    clear = (q_ref[:, -1] - q_ref[:, -2]) > 1e-5 * np.abs(q_ref).max()   # argmax ties may flip under other BLAS
+    np.testing.assert_array_equal(a_net[clear], a_ref[clear])
     assert_like(t_net.loss, t_ref.loss, "loss")
-    assert float(to_host(t_net.n_correct)) == float(to_host(t_ref.n_correct))
+    n_net, n_ref = float(to_host(t_net.n_correct)), float(to_host(t_ref.n_correct))
+    assert abs(n_net - n_ref) <= np.count_nonzero(~clear)
     for lname, d in g_ref.items():
         for p, g in d.items():
             assert_like(g_net[lname][p], g, f"grad {lname}.{p}")

@@ -52,8 +52,12 @@ def _launch(kernel, dtype, grid, block, args):
 
 
 def _c(a, dtype=None):
-    """C-contiguous device array (of `dtype` when given); no copy when it already is."""
-    a = xp.ascontiguousarray(a)
+    """C-contiguous device array (of `dtype` when given); no copy when it already is.
+
+    Host (NumPy) arrays are moved to the device first: cupy.ascontiguousarray accepts
+    only device arrays.
+    """
+    a = xp.ascontiguousarray(xp.asarray(a))
     if dtype is not None and a.dtype != np.dtype(dtype):
         a = a.astype(dtype)
     return a

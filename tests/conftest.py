@@ -1,0 +1,14 @@
+"""Test-session settings.
+
+BRAINPROP_NO_POOL=1 turns CuPy's memory pool off (plain cudaMalloc per array), so that
+compute-sanitizer's memcheck sees out-of-bounds accesses that the pool's rounded-up
+blocks would otherwise hide (scripts/gpu_check.sh sets it for the sanitizer run).
+"""
+import os
+
+if os.environ.get("BRAINPROP_NO_POOL") == "1":
+    try:
+        import cupy
+        cupy.cuda.set_allocator(None)
+    except Exception:   # no CuPy: nothing to turn off
+        pass
