@@ -11,7 +11,10 @@ Conventions of the launches:
   * scalars are passed as numpy scalars of the kernel's C type (RawKernel does not
     check): `numpy.int32` for `int`, the array's dtype for `float`/`double`;
   * float32 and float64 arrays are supported (kernels `<name>_f32` / `<name>_f64`);
-  * nothing here synchronises with the host: a training step stays asynchronous.
+  * nothing here synchronises with the host: a training step stays asynchronous;
+  * CuPy compiles every kernel with -ftz=true (flush-to-zero, appended after our options),
+    so float32 subnormals (|x| < 1.2e-38) count as 0 on the GPU: ReLU, max-pool ties and
+    the "same bits" of the updates below hold for normal numbers only.
 
 The training step takes the fused kernels: `brainprop_step` runs the whole BrainProp
 output step — ε-greedy Boltzmann selection from the given uniforms, reward, delta, the

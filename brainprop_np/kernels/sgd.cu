@@ -4,7 +4,8 @@
 //
 // Every product and sum is rounded on its own (__fmul_rn, __fadd_rn, ...: no fused
 // multiply-add), in the order of the NumPy reference, so that the same inputs give the
-// same bits on both backends.
+// same bits on both backends (for normal numbers: CuPy compiles with -ftz=true, which
+// flushes float32 subnormals to zero).
 // Every array holds fewer than 2^31 elements (kernels/gpu.py checks).
 // Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
 
