@@ -4,7 +4,21 @@ import numpy as np
 from .errors import DataError
 
 
-class Dataset:
+class ImageSets:
+    """What a set of labelled images knows about itself (needs x_train and classes)."""
+
+    @property
+    def n_classes(self):
+        """Number of classes (len(classes))."""
+        return len(self.classes)
+
+    @property
+    def input_shape(self):
+        """(H, W, C) of one image."""
+        return tuple(self.x_train.shape[1:])
+
+
+class Dataset(ImageSets):
     """A loaded dataset.
 
     x_train: uint8 (N, H, W, C), channels last; y_train: int64 (N,) in 0..n_classes-1;
@@ -21,16 +35,6 @@ class Dataset:
         for k, v in meta.items():
             setattr(self, k, v)
         self._check()
-
-    @property
-    def n_classes(self):
-        """Number of classes (len(classes))."""
-        return len(self.classes)
-
-    @property
-    def input_shape(self):
-        """(H, W, C) of one image."""
-        return tuple(self.x_train.shape[1:])
 
     def _check(self):
         for split in ("train", "test"):

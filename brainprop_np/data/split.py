@@ -1,8 +1,10 @@
 """Training / validation / test arrays for one run: limits and the validation choice."""
 import numbers
 
+from .dataset import ImageSets
 
-class Split:
+
+class Split(ImageSets):
     """Views of a dataset's arrays for one run.
 
     x_train, y_train: the training images (uint8 (N, H, W, C)) and labels (int64 (N,));
@@ -16,14 +18,6 @@ class Split:
         self.x_train, self.y_train = x_train, y_train
         self.x_val, self.y_val = x_val, y_val
         self.x_test, self.y_test = x_test, y_test
-
-    @property
-    def n_classes(self):
-        return len(self.classes)
-
-    @property
-    def input_shape(self):
-        return tuple(self.x_train.shape[1:])
 
     def __repr__(self):
         return (f"Split({self.name!r}, train={len(self.x_train)}, val={len(self.x_val)}"
