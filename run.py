@@ -11,8 +11,14 @@ or command line; 130 interrupted (Ctrl-C: a checkpoint is written; the message s
 to resume). Every failure prints one line, `error: ...`, on stderr.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
+
+# OpenBLAS's idle threads otherwise spin for ~0.1 s after each GEMM and slow down the
+# element-wise work that brainprop_np spreads over the cores (kernels/threads.py); this
+# must be set before NumPy loads.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,7 +12,8 @@ import os
 import sys
 import time
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")   # as run.py: before NumPy loads
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import brainprop_np as bp  # noqa: E402
@@ -82,7 +83,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     be = bp.get_backend(args.device)
     rate = gemm_rate(be)
-    print(f"backend {be.name} on {be.device_name()}; threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
+    from brainprop_np.kernels import threads
+    print(f"backend {be.name} on {be.device_name()}; element-wise threads {threads.N_THREADS}, "
+          f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
     print(f"{'net':<8}{'batch':>6}{'ms/step':>10}{'images/s':>11}{'s/epoch':>9}{'GFLOP/s':>9}{'of GEMM':>9}")
     for model in args.nets.split(","):

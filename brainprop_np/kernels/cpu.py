@@ -9,6 +9,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import threads
+
 xp = np
 
 
@@ -66,10 +68,11 @@ def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
     k = kh * kw * c
     if positions_first:
         cols = workspace(ws, "cols", (ho * wo, n, k), x.dtype)
-        np.copyto(cols.reshape(ho, wo, n, kh, kw, c), v.transpose(1, 2, 0, 3, 4, 5))
+        dst, src = cols.reshape(ho, wo, n, kh, kw, c), v.transpose(1, 2, 0, 3, 4, 5)
     else:
         cols = workspace(ws, "cols", (n * ho * wo, k), x.dtype)
-        np.copyto(cols.reshape(n, ho, wo, kh, kw, c), v)
+        dst, src = cols.reshape(n, ho, wo, kh, kw, c), v
+    threads.chunked(lambda a, b: np.copyto(dst[a:b], src[a:b]), dst.shape[0], cols.size)
     return cols
 
 
@@ -87,11 +90,16 @@ def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False, 
         d = dcols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5)
     else:
         d = dcols.reshape(n, ho, wo, kh, kw, c)
-    out = workspace(ws, "col2im", (n, h + top + bottom, w + left + right, c), dcols.dtype, zero=True)
-    for dy in range(kh):
-        for dx in range(kw):
-            o = out[:, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride, :]
-            np.add(o, d[:, :, :, dy, dx, :], out=o)
+    out = workspace(ws, "col2im", (n, h + top + bottom, w + left + right, c), dcols.dtype)
+
+    def images(a, b):                       # images a..b-1; each sums its offsets in order
+        out[a:b] = 0
+        for dy in range(kh):
+            for dx in range(kw):
+                o = out[a:b, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride, :]
+                np.add(o, d[a:b, :, :, dy, dx, :], out=o)
+
+    threads.chunked(images, n, out.size)
     return out[:, top:top + h, left:left + w, :]
 
 
@@ -122,14 +130,25 @@ def maxpool_feedback(fb, arg, x_shape, pool):
     return out
 
 
+def _rows(a):
+    """a as (N, rest): a view when a is contiguous (else a copy, for reading)."""
+    return a.reshape(a.shape[0], -1)
+
+
 def relu_forward(x):
     """y = max(x, 0)."""
-    return np.maximum(x, 0)
+    y = np.empty(x.shape, x.dtype)
+    xr, yr = _rows(x), _rows(y)
+    threads.chunked(lambda a, b: np.maximum(xr[a:b], 0, out=yr[a:b]), len(xr), x.size)
+    return y
 
 
 def relu_feedback(fb, y):
     """Feedback passes only where the unit was active: fb · [y > 0]."""
-    return fb * (y > 0)
+    out = np.empty(fb.shape, fb.dtype)
+    fr, yr, o = _rows(fb), _rows(y), _rows(out)
+    threads.chunked(lambda a, b: np.multiply(fr[a:b], yr[a:b] > 0, out=o[a:b]), len(fr), fb.size)
+    return out
 
 
 def _wide(x):
@@ -168,22 +187,34 @@ def batchnorm_train_forward(x, gamma, beta, epsilon):
     xw, k = _wide(x)
     m = x.size // x.shape[-1]
     mean = (_channel_sum(xw, k) / m).astype(x.dtype, copy=False)
-    xhat = xw - np.tile(mean, k)
+    xhat = np.empty_like(xw)
+    mean_k = np.tile(mean, k)
+    threads.chunked(lambda a, b: np.subtract(xw[a:b], mean_k, out=xhat[a:b]), len(xw), xw.size)
     var = (np.einsum("ij,ij->j", xhat, xhat).reshape(k, -1).sum(axis=0) / m).astype(x.dtype, copy=False)
     inv_std = (1.0 / np.sqrt(var + epsilon)).astype(x.dtype, copy=False)
-    xhat *= np.tile(inv_std, k)
-    y = xhat * np.tile(gamma, k)
-    y += np.tile(beta, k)
+    y = np.empty_like(xw)
+    _normalise_rows(xhat, y, None, np.tile(inv_std, k), np.tile(gamma, k), np.tile(beta, k))
     return xhat.reshape(x.shape), y.reshape(x.shape), mean, var, inv_std
+
+
+def _normalise_rows(xhat, y, x, inv_std_k, gamma_k, beta_k, mean_k=None):
+    """Row-parallel xhat = (x − mean)·inv_std (or xhat ·= inv_std in place when x is None),
+    then y = gamma·xhat + beta, on wide views."""
+    def rows(a, b):
+        h = xhat[a:b]
+        if x is not None:
+            np.subtract(x[a:b], mean_k, out=h)
+        h *= inv_std_k
+        np.multiply(h, gamma_k, out=y[a:b])
+        y[a:b] += beta_k
+    threads.chunked(rows, len(xhat), xhat.size)
 
 
 def batchnorm_forward(x, mean, inv_std, gamma, beta):
     """xhat = (x − mean)·inv_std, y = gamma·xhat + beta (per channel, last axis)."""
     xw, k = _wide(x)
-    xhat = np.subtract(xw, np.tile(mean, k))
-    xhat *= np.tile(inv_std, k)
-    y = xhat * np.tile(gamma, k)
-    y += np.tile(beta, k)
+    xhat, y = np.empty_like(xw), np.empty_like(xw)
+    _normalise_rows(xhat, y, xw, np.tile(inv_std, k), np.tile(gamma, k), np.tile(beta, k), np.tile(mean, k))
     return xhat.reshape(x.shape), y.reshape(x.shape)
 
 
@@ -198,10 +229,17 @@ def batchnorm_feedback_train(fb, xhat, gamma, inv_std):
     m = fb.size // fb.shape[-1]
     dbeta = _channel_sum(fw, k)
     dgamma = np.einsum("ij,ij->j", fw, hw).reshape(k, -1).sum(axis=0)
-    fb_in = hw * np.tile(-dgamma / m, k)           # in place from here: no further temporaries
-    fb_in += fw
-    fb_in += np.tile(-dbeta / m, k)
-    fb_in *= np.tile(gamma * inv_std, k)
+    fb_in = np.empty_like(fw)
+    a_k, b_k, s_k = np.tile(-dgamma / m, k), np.tile(-dbeta / m, k), np.tile(gamma * inv_std, k)
+
+    def rows(a, b):                         # in place: no temporaries
+        o = fb_in[a:b]
+        np.multiply(hw[a:b], a_k, out=o)
+        o += fw[a:b]
+        o += b_k
+        o *= s_k
+
+    threads.chunked(rows, len(fw), fw.size)
     return fb_in.reshape(fb.shape), dgamma, dbeta
 
 
@@ -214,7 +252,9 @@ def batchnorm_feedback_inference(fb, xhat, gamma, inv_std):
     hw, _ = _wide(xhat)
     dbeta = _channel_sum(fw, k)
     dgamma = np.einsum("ij,ij->j", fw, hw).reshape(k, -1).sum(axis=0)
-    fb_in = fw * np.tile(gamma * inv_std, k)
+    fb_in = np.empty_like(fw)
+    s_k = np.tile(gamma * inv_std, k)
+    threads.chunked(lambda a, b: np.multiply(fw[a:b], s_k, out=fb_in[a:b]), len(fw), fw.size)
     return fb_in.reshape(fb.shape), dgamma, dbeta
 
 
