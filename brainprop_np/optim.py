@@ -2,7 +2,7 @@
 
     lr(epoch) = lr0 · 0.5^(epoch // halve_every)          (epoch counted from 0)
     W ← W − lr · (∂L/∂W + 2·l2·W)   for kernels (Keras l2(λ) adds λ·ΣW² to the loss)
-    gamma, beta ← − lr · ∂L/∂param  (no regularisation, as in the original code)
+    gamma ← gamma − lr · ∂L/∂gamma, beta likewise  (no regularisation, as in the original code)
 """
 
 
@@ -33,9 +33,3 @@ class SGD:
         for layer, pname, w in net.trainable():
             decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and pname == "kernel") else 1.0
             k.sgd_update(w, layer.grads[pname], lr, decay)
-
-    def regularisation_loss(self, net):
-        """λ·ΣW² over kernels (what Keras adds to the reported loss)."""
-        if not self.l2:
-            return 0.0
-        return self.l2 * sum(float((w * w).sum()) for _, p, w in net.trainable() if p == "kernel")

@@ -9,8 +9,9 @@ One trial, batched over B images:
      every layer sends down and uses to tag its synapses (tag = pre × fb);
   6. update:  ΔW = lr · (1/B) · Σ_b delta_b · tag_b.
 Since tags are linear in fb_out, folding −delta_b/B into fb_out gives every layer
-∂L/∂W of L = Σ_b ½ delta_b² / B directly (`trial` does this; `tags_per_trial` in the
-tests shows the two agree).
+∂L/∂W of L = Σ_b ½ delta_b² / B directly (`trial` does this;
+tests/test_brainprop_rule.py::test_per_trial_delta_times_tag_equals_folded_update shows
+that the two agree).
 """
 from .base import Rule, Trial
 
