@@ -86,6 +86,9 @@ def main(argv=None):
         overrides = overrides + [f"init_from={ns.init_from}"]
     progress = False if (ns.no_progress or ns.quiet) else None
     try:
+        if (ns.explain or ns.figures) and config is None and ns.load:
+            guess = Path(ns.load).resolve().parent / "config.yaml"      # a run folder's weights
+            config = str(guess) if guess.is_file() else None
         if ns.explain or ns.figures:
             if config is None or ns.resume or ns.out or ns.init_from:
                 return _fail(2, "--explain needs a config and is not allowed with --resume, --out or --init-from: "

@@ -4,8 +4,9 @@
     print(format_trace(trace))
 
 The trial runs on one image (x: (1, H, W, C)) in inference mode (running BatchNorm
-statistics, no dropout), so that a single image is a well-defined batch; the choice is
-still ε-greedy Boltzmann. The feedback loop is written out here, layer by layer, so the
+statistics, no dropout): training normalises with the statistics of a whole batch, which
+one image does not have, and dropout would make the trace a lottery. The choice is still
+ε-greedy Boltzmann, as in training. The feedback loop is written out here, layer by layer, so the
 trace can record what each layer receives: the number of units with feedback, its size,
 the tags (presynaptic activity × postsynaptic feedback) and the weight change
 ΔW = lr · δ · tag. The trace ends with the check that this update equals −lr times the
@@ -153,7 +154,9 @@ def _fmt(v):
 def format_trace(t, class_names=None):
     """The trace as an aligned, terminal-width table."""
     name = (lambda c: f"{c} ({class_names[c]})") if class_names else str
-    lines = ["One BrainProp learning trial (inference-mode forward pass, ε-greedy choice)", ""]
+    lines = ["One BrainProp learning trial",
+             "(forward pass in inference mode: BatchNorm with its running statistics, since one image",
+             " has no batch statistics, and no dropout; the choice is ε-greedy Boltzmann as in training)", ""]
     lines.append(f"label            {name(t.label)}")
     lines.append("Q-values         " + " ".join(f"{v:7.4f}" for v in t.q))
     lines.append("softmax(Q)       " + " ".join(f"{v:7.4f}" for v in t.p_softmax))
@@ -260,6 +263,9 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
     from .train import _as_config
 
     cfg = _as_config(config, list(overrides) + ["device=cpu", "dtype=float64"])
+    if cfg["algorithm"] != "brainprop":
+        raise ValueError(f"algorithm={cfg['algorithm']!r} is not allowed with --explain: it traces one BrainProp "
+                         "trial (choice, reward, delta, attention-gated feedback); EBP has no choice to explain")
     try:
         ds = data.load(cfg["data"]["name"], root=cfg["data"]["root"], download=False,
                        label_mode=cfg["data"]["label_mode"])
