@@ -211,8 +211,9 @@ def _model(key, v):
         for i, spec in enumerate(v):
             try:
                 make_layer(spec, i)
-            except (ValueError, TypeError) as e:
-                raise ConfigError(f"{key}: {e}") from None
+            except (ValueError, TypeError) as e:   # make_layer's text starts "model layer i"
+                msg = str(e)
+                raise ConfigError(msg if msg.startswith(key) else f"{key}: {msg}") from None
             out.append(dict(spec))
         return out
     raise _bad(key, v, f"use a preset ({', '.join(PRESETS)}) or a non-empty list of layer specs")

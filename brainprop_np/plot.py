@@ -56,6 +56,8 @@ def plot_runs(run_dirs, out, show_train=False, title="validation accuracy"):
             ax.plot([best], [hit[0]["val_acc"]], "o", color=color)
             ax.annotate(f"{hit[0]['val_acc']:.4f} @ {int(best)}", (best, hit[0]["val_acc"]),
                         textcoords="offset points", xytext=(4, -12), fontsize=8, color=color)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))    # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_title(title + (" (dashed: training, on the chosen actions)" if show_train else ""), fontsize=10)

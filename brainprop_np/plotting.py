@@ -11,6 +11,7 @@ def plot_accuracy(history, best_epoch, path, title=""):
     """
     try:
         from matplotlib.figure import Figure   # no pyplot: no GUI backend is touched
+        from matplotlib.ticker import MaxNLocator
     except Exception:
         return False
     epochs = [r["epoch"] for r in history]
@@ -23,6 +24,7 @@ def plot_accuracy(history, best_epoch, path, title=""):
         ax.plot([best_epoch], [best[0]["val_acc"]], "o", color="black",
                 label=f"best: epoch {best_epoch}, {best[0]['val_acc']:.4f}")
         ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))    # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     if title:

@@ -29,6 +29,8 @@ are rewritten; accuracy.png every PLOT_EVERY (10) epochs and whenever the run st
 
 Runtime failures inside training or evaluation (a ValueError from a kernel, say) are
 raised as TrainingError; MemoryError (CuPy's OutOfMemoryError included) passes through.
+NumPy's floating-point warnings are silenced inside training and evaluation: a diverging
+run ends with the one-line non-finite-loss error, not a page of RuntimeWarnings.
 
 Interruption (SIGINT, Ctrl-C): the current batch finishes, then the checkpoint is
 written *mid-epoch*: it stores the epoch's permutation, the index of the next batch,
@@ -40,12 +42,14 @@ be saved: a resumed run reseeds it from (seed, epoch, batch) and is equivalent, 
 identical.) A second Ctrl-C aborts at once; the last checkpoint on disk stays valid.
 """
 import contextlib
+import json
 import math
 import platform
 import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,6 +141,11 @@ class _SigintFlag:
         return False
 
 
+def _epochs(n):
+    """'1 epoch', '2 epochs'."""
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
 def _versions(backend):
     from . import __version__
     v = {"python": platform.python_version(), "numpy": np.__version__, "brainprop_np": __version__}
@@ -196,7 +205,9 @@ def _build(cfg, split):
     except BackendError as e:
         raise TrainingError(str(e)) from None
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"model: {e} (input {split.input_shape}, {split.n_classes} classes)") from None
+        msg = str(e)
+        msg = msg if msg.startswith("model") else f"model: {msg}"    # no "model: model layer 0 ..."
+        raise ConfigError(f"{msg} (input {split.input_shape}, {split.n_classes} classes)") from None
 
 
 def _load_weights(net, path, what):
@@ -217,6 +228,20 @@ def evaluate(net, batches, batch_size):
         c = (q.argmax(axis=1) == y).sum()
         correct = c if correct is None else correct + c
     return int(to_host(correct)) / len(batches) if correct is not None else float("nan")
+
+
+@contextlib.contextmanager
+def _quiet_fp():
+    """No NumPy floating-point warnings (overflow, invalid value in matmul, ...) while inside.
+
+    A diverging run would print them before its one-line error; the loss check after each
+    epoch reports a non-finite loss instead. np.errstate covers this thread; the warnings
+    filter covers the worker threads of kernels/threads.py, which do not inherit errstate.
+    """
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message=r"(overflow|invalid value|divide by zero|underflow) encountered")
+        yield
 
 
 @contextlib.contextmanager
@@ -296,7 +321,8 @@ class _Run:
                                "patience": self.cfg["train"]["patience"],
                                "min_delta": self.cfg["train"]["min_delta"]},
             "backend": self.backend.name,
-            "device": self.backend.device_name(),
+            "device": self.backend.device,              # 'cpu' | 'gpu', as the config's device
+            "device_name": self.backend.device_name(),  # e.g. 'x86_64', 'NVIDIA H100 80GB HBM3'
             "dtype": self.cfg["dtype"],
             "seed": self.cfg["seed"],
             "versions": _versions(self.backend),
@@ -360,14 +386,17 @@ class _Run:
             self.partial = (np.asarray(arrays["perm"]), arrays["loss_sum"], arrays["correct"],
                             float(arrays["seconds"]))
 
+    def es_text(self):
+        """Early stopping's state in words, for the epoch line (its counter is not `best`'s)."""
+        t = self.cfg["train"]
+        if t["patience"] is None:
+            return "no early stopping (train.patience null)"
+        return (f"early stopping: {self.es_wait}/{t['patience']} epochs without a gain "
+                f"> {t['min_delta']:g}")
+
     # ---- the loop
     def stop_before_epoch(self):
-        t = self.cfg["train"]
-        if t["patience"] is not None and self.es_wait > 0 and self.es_wait >= t["patience"]:
-            return "early_stopping"
-        if self.epoch >= t["epochs"]:
-            return "max_epochs"
-        return None
+        return _stop_reason(self.cfg["train"], self.epoch, self.es_wait)
 
     def loop(self, sigint):
         t = self.cfg["train"]
@@ -455,11 +484,52 @@ class _Run:
                 self.write_plot()
             self.say.out(f"epoch {row['epoch']:>3}/{t['epochs']}  lr {lr:.4g}  loss {train_loss:.4f}  "
                          f"train_acc {train_acc:.4f}  val_acc {val_acc:.4f}{mark}  {seconds:.1f}s  "
-                         f"(best {self.best_val_acc:.4f} @ {self.best_epoch}, wait {self.es_wait})")
+                         f"(best {self.best_val_acc:.4f} @ {self.best_epoch}; {self.es_text()})")
             if sigint.set and self.stop_before_epoch() is None:
                 self.stop_reason = "interrupted"
                 self.message = f"interrupted after epoch {self.epoch}"
                 return
+
+
+def _stop_reason(t, epochs_run, es_wait):
+    """Why a run with `epochs_run` epochs and early-stopping counter `es_wait` stops before
+    its next epoch under the train section `t` ('early_stopping', 'max_epochs'), or None."""
+    if t["patience"] is not None and es_wait > 0 and es_wait >= t["patience"]:
+        return "early_stopping"
+    if epochs_run >= t["epochs"]:
+        return "max_epochs"
+    return None
+
+
+def _finished(run_dir, cfg, meta, say):
+    """For a resume, before any data is loaded: refuse a train.epochs below the epochs the
+    checkpoint holds (ConfigError); when the run has nothing left to do under `cfg`, say so
+    in one line and return its TrainResult (summary.json's, with this stop_reason; no file
+    is written); else None.
+    """
+    t = cfg["train"]
+    n, batch, wait = int(meta["epoch"]), int(meta["batch"]), int(meta["es_wait"])
+    if batch and t["epochs"] <= n:
+        raise ConfigError(f"train.epochs={t['epochs']} is not allowed when resuming {run_dir}: it stopped inside "
+                          f"epoch {n + 1} after {_epochs(n)}; give train.epochs >= {n + 1}")
+    if t["epochs"] < n:
+        raise ConfigError(f"train.epochs={t['epochs']} is not allowed when resuming {run_dir}: it has run "
+                          f"{_epochs(n)} already; give train.epochs=M with M > {n} to extend it")
+    reason = None if batch else _stop_reason(t, n, wait)
+    if reason is None:
+        return None
+    hints = []
+    if n >= t["epochs"]:
+        hints.append(f"train.epochs=M with M > {n}")
+    if reason == "early_stopping":
+        hints.append(f"train.patience=P with P > {wait} (or null)")
+    say.out(f"{run_dir}: run already finished after {_epochs(n)} ({reason}); give {' and '.join(hints)} to extend it")
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {"best_val_acc": meta["best_val_acc"], "best_epoch": meta["best_epoch"], "epochs_run": n}
+    summary["stop_reason"] = reason
+    return TrainResult(Path(run_dir), summary, [dict(r) for r in meta["history"]])
 
 
 def train(config=None, out=None, overrides=(), resume=None, verbose=True, progress=None):
@@ -467,7 +537,9 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
 
     out: run folder (default runs/<name>/<YYYYmmdd-HHMMSS>); overrides: ['train.epochs=2', ...];
     resume: a run folder to continue from its checkpoint.npz (overrides may change only
-    config.RESUMABLE_KEYS, e.g. a larger train.epochs); verbose: print epoch lines and
+    config.RESUMABLE_KEYS, e.g. a larger train.epochs; a run with nothing left to do is
+    reported in one line and returned without loading data; a train.epochs below the
+    epochs already run is a ConfigError); verbose: print epoch lines and
     notices; progress: draw a per-epoch progress bar (default: when stderr is a terminal).
 
     Raises ConfigError (bad config), TrainingError (runtime failure, e.g. missing data,
@@ -488,6 +560,9 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
             ckpt_weights, meta, arrays = load_checkpoint(ckpt)
         except (OSError, ValueError, KeyError) as e:
             raise TrainingError(f"cannot resume: {e}") from None
+        done = _finished(run_dir, cfg, meta, say)
+        if done is not None:
+            return done
     else:
         if config is None:
             raise ConfigError("config=None is not allowed; give a YAML path or a dict (or resume=RUN_DIR)")
@@ -539,7 +614,10 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
             f"batch {t['batch_size']}, {net.backend.name} on {net.backend.device_name()}; run folder {run.out_dir}")
 
     try:
-        with _SigintFlag() as sigint, _runtime(lambda: f"training stopped in epoch {run.epoch + 1}"):
+        # NumPy's floating-point warnings (overflow, invalid value in matmul) would precede the
+        # one-line non-finite-loss error: the loss check after each epoch reports it instead.
+        with _quiet_fp(), _SigintFlag() as sigint, \
+                _runtime(lambda: f"training stopped in epoch {run.epoch + 1}"):
             run.loop(sigint)
     except KeyboardInterrupt:
         if run.path("checkpoint.npz").is_file():
@@ -556,7 +634,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     if run.stop_reason in ("early_stopping", "max_epochs") and cfg["data"]["holdout"] and run.best_epoch:
         _load_weights(net, run.path("weights_best.npz"), "weights_best")
         test_it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
-        with _runtime("evaluating the best weights on the test set"):
+        with _quiet_fp(), _runtime("evaluating the best weights on the test set"):
             run.test_acc = evaluate(net, test_it, t["eval_batch_size"])
     run.write_history()
     run.write_summary()
@@ -568,7 +646,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         extra = f", test_acc {run.test_acc:.4f}" if run.test_acc is not None else ""
         best = f"{run.best_val_acc:.4f} at epoch {run.best_epoch}" if run.best_epoch else "none"
         on = " (ON THE MNIST SAMPLE, not full MNIST)" if data_info["fallback"] else ""
-        say.out(f"done ({run.stop_reason}) after {len(run.history)} epochs: best val_acc {best}{extra}{on}; "
+        say.out(f"done ({run.stop_reason}) after {_epochs(len(run.history))}: best val_acc {best}{extra}{on}; "
                 f"files in {run.out_dir}")
     return TrainResult(run.out_dir, summary, list(run.history))
 
@@ -586,6 +664,6 @@ def evaluate_weights(config, weights, overrides=(), verbose=True):
     _load_weights(net, weights, "--load")
     from .data import BatchIterator
     it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
-    with _runtime(f"evaluating {weights}"):
+    with _quiet_fp(), _runtime(f"evaluating {weights}"):
         acc = evaluate(net, it, cfg["train"]["eval_batch_size"])
     return acc, len(split.x_test), info["used"]

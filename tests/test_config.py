@@ -152,6 +152,12 @@ def test_bad_structures():
     assert "unknown key trian" in _err({"model": "conv", "data": {"name": "mnist"}, "trian": {}})
 
 
+def test_layer_spec_errors_say_model_once():
+    assert _err(overrides=["model=[{type: dense}]"]) == "model layer 0 (dense): missing key 'units'"
+    msg = _err(overrides=["model=[{type: flatten}, {type: conv2d, filters: 2, kernel: 4}]"])
+    assert msg.startswith("model layer 1 (conv2d): kernel=4 is not allowed"), msg
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot be read"):
         load_config(tmp_path / "nope.yaml")

@@ -114,6 +114,7 @@ def test_offline_message(tmp_path):
     assert f"Expected in {folder}: " + ", ".join(IDX_FILES) in msg
     assert "get them from https://ossci-datasets.s3.amazonaws.com/mnist/ or " in msg
     assert "(see http://yann.lecun.com/exdb/mnist/)" in msg and "BRAINPROP_DATA" in msg
+    assert "data.root=" in msg
     assert "\n" not in msg
     assert not (tmp_path / "mnist").exists()   # the folder this call made is removed again
     with pytest.raises(DataError):
@@ -133,6 +134,7 @@ def test_download_false_message(tmp_path):
     msg = str(e.value)
     assert "cifar-10-python.tar.gz" in msg and str(tmp_path / "cifar10") in msg
     assert "https://www.cs.toronto.edu/~kriz/" in msg and "download=False" in msg
+    assert "data.download=true" in msg and "data.root=" in msg and "\n" not in msg
 
 
 def test_cifar_download(tmp_path, monkeypatch):

@@ -68,6 +68,7 @@ def test_missing_files_without_download(tmp_path):
     msg = str(e.value)
     assert "t10k-labels-idx1-ubyte.gz" in msg and str(tmp_path / "mnist") in msg
     assert "download=False" in msg and "\n" not in msg
+    assert "data.download=true" in msg and "data.root=" in msg     # the config keys to type
 
 
 def test_unknown_name_and_label_mode():

@@ -67,8 +67,12 @@ def test_bad_command_lines_exit_2_with_one_line(tmp_path, args, words):
 
 def test_bad_model_for_the_data_exits_2(tmp_path):
     cfg = _write_config(tmp_path)
+    proc = _run(cfg, "model=[{type: conv2d, filters: 2, kernel: 41, padding: valid}]")
+    line = _one_line_error(proc, 2)
+    assert "model" in line and "41x41" in line and "model: model" not in line, line
     proc = _run(cfg, "model=[{type: conv2d, filters: 2, kernel: 40, padding: valid}]")
-    assert "model" in _one_line_error(proc, 2)
+    line = _one_line_error(proc, 2)
+    assert line.startswith("error: model layer 0 (conv2d): kernel=40 is not allowed"), line
 
 
 def test_missing_data_without_fallback_exits_1(tmp_path):
@@ -77,6 +81,33 @@ def test_missing_data_without_fallback_exits_1(tmp_path):
                 "data.fallback=none")
     line = _one_line_error(proc, 1)
     assert "train-images-idx3-ubyte.gz" in line and str(tmp_path / "empty") in line
+
+
+def test_diverging_run_prints_one_line_and_no_numpy_warnings(tmp_path):
+    cfg = _write_config(tmp_path, epochs=2, limit_train=512)
+    proc = _run(cfg, "train.lr=1e8", "train.batch_size=128", "--no-progress", "--out", tmp_path / "nan")
+    line = _one_line_error(proc, 1)
+    assert "training loss became nan in epoch 1" in line
+    assert proc.stderr.strip() == line, proc.stderr           # no RuntimeWarning before it
+    s = json.loads((tmp_path / "nan" / "summary.json").read_text())
+    assert s["stop_reason"] == "non_finite_loss"
+
+
+def test_resume_of_a_finished_run_says_so_and_refuses_fewer_epochs(tmp_path):
+    cfg = _write_config(tmp_path, epochs=2, limit_train=128)
+    out = tmp_path / "fin"
+    assert _run(cfg, "--out", out).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = _run("--resume", out)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.strip() == (f"{out}: run already finished after 2 epochs (max_epochs); give "
+                                   "train.epochs=M with M > 2 to extend it"), proc.stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before     # nothing rewritten
+    proc = _run("--resume", out, "-q")
+    assert proc.returncode == 0 and "(max_epochs)" in proc.stdout, proc.stderr
+    line = _one_line_error(_run("--resume", out, "train.epochs=1"), 2)
+    assert "train.epochs=1 is not allowed" in line and "2 epochs already" in line, line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_gpu_without_gpu_exits_1(tmp_path):
@@ -130,7 +161,7 @@ def test_end_to_end_run_writes_a_consistent_run_folder_and_load_reproduces_it(tm
     assert s["stop_reason"] == "max_epochs"
     assert s["mean_epoch_seconds"] == pytest.approx(np.mean([float(r["epoch_seconds"]) for r in rows]))
     assert all(0.0 <= float(r["train_acc"]) <= 1.0 and float(r["train_loss"]) > 0 for r in rows)
-    assert s["backend"] == "numpy" and s["seed"] == 1 and s["device"]
+    assert s["backend"] == "numpy" and s["seed"] == 1 and s["device"] == "cpu" and s["device_name"]
     assert {"python", "numpy", "brainprop_np"} <= set(s["versions"])
     assert s["dataset"]["used"] in ("mnist", "mnist_sample") and s["dataset"]["n_train"] == 384
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -149,6 +180,11 @@ def test_end_to_end_run_writes_a_consistent_run_folder_and_load_reproduces_it(tm
 
     proc = _run(cfg, "--out", out)                          # the folder holds a run already
     assert "--resume" in _one_line_error(proc, 2)
+    assert "done (max_epochs) after 2 epochs:" in _run(cfg, "--out", tmp_path / "e2").stdout
+    proc = _run(cfg, "train.epochs=1", "--out", tmp_path / "e1")
+    assert "done (max_epochs) after 1 epoch:" in proc.stdout, proc.stdout
+    assert "wait " not in proc.stdout
+    assert "(best " in proc.stdout and "; early stopping: 0/45 epochs without a gain > 0.001)" in proc.stdout
     proc = _run(cfg, "--load", tmp_path / "nope.npz")
     assert "nope.npz" in _one_line_error(proc, 1)
 

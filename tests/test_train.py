@@ -154,11 +154,63 @@ def test_resume_rejects_changing_the_experiment(tmp_path, reference):
         T.train(resume=tmp_path, verbose=False)
 
 
-def test_resume_of_a_finished_run_does_nothing(reference):
-    before = (reference / "checkpoint.npz").read_bytes()
-    res = T.train(resume=reference, verbose=False, progress=False)
+def test_resume_of_a_finished_run_does_nothing(reference, monkeypatch, capsys):
+    before = {p.name: p.read_bytes() for p in reference.iterdir()}
+    monkeypatch.setattr(T, "load_data", lambda *a, **k: pytest.fail("a finished run loads no data"))
+    res = T.train(resume=reference, progress=False)
+    assert res.stop_reason == "max_epochs" and res.summary["epochs_run"] == 2 and len(res.history) == 2
+    assert res.summary["device"] == "cpu" and res.summary["device_name"]
+    assert {p.name: p.read_bytes() for p in reference.iterdir()} == before
+    out = capsys.readouterr().out
+    assert out == (f"{reference}: run already finished after 2 epochs (max_epochs); "
+                   "give train.epochs=M with M > 2 to extend it\n")
+    with pytest.raises(ConfigError, match=r"train.epochs=1 is not allowed .* it has run 2 epochs already"):
+        T.train(resume=reference, overrides=["train.epochs=1"], verbose=False)
+
+
+def test_resume_of_an_early_stopped_run_names_patience(tmp_path, monkeypatch, capsys):
+    accs = iter([0.5, 0.5, 0.5, 0.6, 0.7])
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: next(accs))
+    cfg = _config(epochs=5, patience=1, min_delta=0.001)
+    cfg["data"]["limit_train"] = 64
+    assert _run(tmp_path, "es", cfg).stop_reason == "early_stopping"
+    capsys.readouterr()
+    res = T.train(resume=tmp_path / "es", progress=False)
+    assert res.stop_reason == "early_stopping" and res.summary["epochs_run"] == 2
+    line = capsys.readouterr().out.strip()
+    assert line.endswith("run already finished after 2 epochs (early_stopping); "
+                         "give train.patience=P with P > 1 (or null) to extend it"), line
+    res = T.train(resume=tmp_path / "es", overrides=["train.patience=null"], verbose=False, progress=False)
+    assert res.stop_reason == "max_epochs" and res.summary["epochs_run"] == 5
+
+
+def test_resume_inside_an_epoch_needs_that_epoch(tmp_path, monkeypatch):
+    real = T.make_rule
+    monkeypatch.setattr(T, "make_rule", lambda *a, **k: _KillAfter(real(*a, **k), 8))   # epoch 2, batch 3
+    assert _run(tmp_path, "mid", _config(epochs=3)).interrupted
+    monkeypatch.setattr(T, "make_rule", real)
+    with pytest.raises(ConfigError, match=r"train.epochs=1 is not allowed .* inside epoch 2 after 1 epoch;"):
+        T.train(resume=tmp_path / "mid", overrides=["train.epochs=1"], verbose=False)
+    res = T.train(resume=tmp_path / "mid", overrides=["train.epochs=2"], verbose=False, progress=False)
     assert res.stop_reason == "max_epochs" and res.summary["epochs_run"] == 2
-    assert (reference / "checkpoint.npz").read_bytes() == before
+
+
+def test_epoch_line_separates_best_from_the_early_stopping_counter(tmp_path, monkeypatch, capsys):
+    accs = iter([0.5, 0.5005, 0.5008])
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: next(accs))
+    cfg = _config(epochs=3, patience=45, min_delta=0.001)
+    cfg["data"]["limit_train"] = 64
+    T.train(cfg, out=tmp_path / "line", progress=False)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch ")]
+    assert "val_acc 0.5008 *" in lines[2]             # a new maximum, but no gain > min_delta
+    assert lines[2].endswith("(best 0.5008 @ 3; early stopping: 2/45 epochs without a gain > 0.001)"), lines[2]
+    accs = iter([0.5])
+    cfg = _config(epochs=1, patience=None)
+    cfg["data"]["limit_train"] = 64
+    T.train(cfg, out=tmp_path / "line2", progress=False)
+    out = capsys.readouterr().out
+    assert "(best 0.5000 @ 1; no early stopping (train.patience null))" in out
+    assert "done (max_epochs) after 1 epoch: best" in out
 
 
 @pytest.mark.parametrize("accs, patience, stop_epoch, reason, best_epoch", [
@@ -341,3 +393,19 @@ def test_bp_train_is_callable_even_after_importing_the_module(tmp_path):
     import brainprop_np.train  # noqa: F401  (must not rebind bp.train to the module)
     res = bp.train(_config(epochs=1), out=tmp_path / "api", verbose=False, progress=False)
     assert res.summary["epochs_run"] == 1 and (tmp_path / "api" / "summary.json").is_file()
+
+
+def test_plots_have_whole_epoch_ticks(tmp_path, reference, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    from brainprop_np.plot import plot_runs
+    from brainprop_np.plotting import plot_accuracy
+    figs, real = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figs.append(self), real(self, *a, **k))[1])
+    history = [{"epoch": e, "train_acc": 0.5, "val_acc": 0.5 + e / 100} for e in (1, 2)]
+    assert plot_accuracy(history, 2, tmp_path / "a.png")
+    plot_runs([reference], tmp_path / "c.png")               # python -m brainprop_np.plot
+    assert len(figs) == 2
+    for fig in figs:
+        ticks = fig.axes[0].xaxis.get_major_locator()()
+        assert len(ticks) and all(float(t).is_integer() for t in ticks), ticks

@@ -116,8 +116,8 @@ def locate(info, base):
 def _where_to_get(info):
     urls = list(info.mirrors) or [info.homepage]
     see = f" (see {info.homepage})" if info.homepage not in urls else ""
-    return (f"get them from {' or '.join(urls)}{see}, or pass root= / set ${ENV_VAR} to a "
-            f"folder that holds them or a '{info.folders[0]}' subfolder with them")
+    return (f"get them from {' or '.join(urls)}{see}, or point data.root=DIR (root= in Python) or "
+            f"${ENV_VAR} at a folder that holds them or a '{info.folders[0]}' subfolder with them")
 
 
 def _hint(info, folder):
@@ -162,6 +162,6 @@ def load(name, root=None, download=True, label_mode=None, mirrors=None):
     if not info.present(folder):
         if not download:
             raise DataError(f"{info.name}: {', '.join(info.missing(folder))} not found in {folder} "
-                            f"(download=False); {_where_to_get(info)}.")
+                            f"(download=False; data.download=true fetches them); {_where_to_get(info)}.")
         _download(info, folder, mirrors)
     return info.read(folder, label_mode=label_mode)

@@ -13,6 +13,7 @@ most 4. OpenBLAS's worker threads spin for a long time after each GEMM and then 
 with these threads: run.py and the benchmarks set OPENBLAS_THREAD_TIMEOUT=4 before NumPy
 loads (an environment variable; it cannot be changed once NumPy is imported).
 """
+import contextvars
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,7 +46,8 @@ def chunked(fn, n, size):
     if _pool is None:
         _pool = ThreadPoolExecutor(N_THREADS - 1, thread_name_prefix="brainprop")
     # the calling thread takes the first chunk itself
-    futures = [_pool.submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    # each worker runs in a copy of the caller's context, so np.errstate applies there too
+    futures = [_pool.submit(contextvars.copy_context().run, fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
     fn(bounds[0], bounds[1])
     for f in futures:
         f.result()
