@@ -30,21 +30,6 @@ def workspace(ws, key, shape, dtype, zero=False):
     return a
 
 
-def _pad(x, pads, ws=None):
-    """x (N, H, W, C) → zero-padded (N, H+top+bottom, W+left+right, C); no copy when unpadded.
-
-    With a workspace the padded buffer is reused: its border stays zero, only the
-    interior is rewritten.
-    """
-    top, bottom, left, right = pads
-    if not (top or bottom or left or right):
-        return x
-    n, h, w, c = x.shape
-    out = workspace(ws, "pad", (n, h + top + bottom, w + left + right, c), x.dtype, zero=ws is None)
-    out[:, top:top + h, left:left + w, :] = x
-    return out
-
-
 def _patches(xpad, kh, kw, stride, ho, wo):
     """Strided view (N, Ho, Wo, kh, kw, C) of the receptive fields of a padded input."""
     n, _, _, c = xpad.shape
@@ -63,16 +48,36 @@ def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
     ws: optional dict of reusable buffers (the result then lives in it until the next call).
     """
     ho, wo = out_hw
-    n, c = x.shape[0], x.shape[3]
-    v = _patches(_pad(x, pads, ws), kh, kw, stride, ho, wo)
+    n, h, w, c = x.shape
     k = kh * kw * c
-    if positions_first:
-        cols = workspace(ws, "cols", (ho * wo, n, k), x.dtype)
-        dst, src = cols.reshape(ho, wo, n, kh, kw, c), v.transpose(1, 2, 0, 3, 4, 5)
-    else:
-        cols = workspace(ws, "cols", (n * ho * wo, k), x.dtype)
-        dst, src = cols.reshape(n, ho, wo, kh, kw, c), v
-    threads.chunked(lambda a, b: np.copyto(dst[a:b], src[a:b]), dst.shape[0], cols.size)
+    top, _, left, _ = pads
+    if not any(pads):                       # one strided copy of all receptive fields
+        v = _patches(x, kh, kw, stride, ho, wo)
+        if positions_first:
+            cols = workspace(ws, "cols", (ho * wo, n, k), x.dtype)
+            dst, src = cols.reshape(ho, wo, n, kh, kw, c), v.transpose(1, 2, 0, 3, 4, 5)
+        else:
+            cols = workspace(ws, "cols", (n * ho * wo, k), x.dtype)
+            dst, src = cols.reshape(n, ho, wo, kh, kw, c), v
+        threads.chunked(lambda a, b: np.copyto(dst[a:b], src[a:b]), dst.shape[0], cols.size)
+        return cols
+    # padded: copy each kernel offset's in-range part; entries that fall in the padding are
+    # zeros that are never written (`workspace` allocates zeros, a reused buffer keeps them)
+    shape = (ho * wo, n, k) if positions_first else (n * ho * wo, k)
+    cols = workspace(ws, "cols", shape, x.dtype, zero=ws is None)
+    dst = cols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5) if positions_first \
+        else cols.reshape(n, ho, wo, kh, kw, c)
+    rows = [_inside(dy - top, stride, ho, h) for dy in range(kh)]
+    cols_ = [_inside(dx - left, stride, wo, w) for dx in range(kw)]
+
+    def images(a, b):
+        for dy, (oy0, oy1, iy0) in enumerate(rows):
+            for dx, (ox0, ox1, ix0) in enumerate(cols_):
+                if oy1 > oy0 and ox1 > ox0:
+                    dst[a:b, oy0:oy1, ox0:ox1, dy, dx, :] = x[a:b, iy0:iy0 + stride * (oy1 - oy0 - 1) + 1:stride,
+                                                              ix0:ix0 + stride * (ox1 - ox0 - 1) + 1:stride, :]
+
+    threads.chunked(images, n, cols.size)
     return cols
 
 
@@ -90,17 +95,29 @@ def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False, 
         d = dcols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5)
     else:
         d = dcols.reshape(n, ho, wo, kh, kw, c)
-    out = workspace(ws, "col2im", (n, h + top + bottom, w + left + right, c), dcols.dtype)
+    out = workspace(ws, "col2im", (n, h, w, c), dcols.dtype)     # no padding: contiguous result
+    rows = [_inside(dy - top, stride, ho, h) for dy in range(kh)]
+    cols_ = [_inside(dx - left, stride, wo, w) for dx in range(kw)]
 
     def images(a, b):                       # images a..b-1; each sums its offsets in order
         out[a:b] = 0
-        for dy in range(kh):
-            for dx in range(kw):
-                o = out[a:b, dy:dy + stride * (ho - 1) + 1:stride, dx:dx + stride * (wo - 1) + 1:stride, :]
-                np.add(o, d[a:b, :, :, dy, dx, :], out=o)
+        for dy, (oy0, oy1, iy0) in enumerate(rows):
+            for dx, (ox0, ox1, ix0) in enumerate(cols_):
+                if oy1 <= oy0 or ox1 <= ox0:
+                    continue                # this offset only ever reads padding
+                o = out[a:b, iy0:iy0 + stride * (oy1 - oy0 - 1) + 1:stride,
+                        ix0:ix0 + stride * (ox1 - ox0 - 1) + 1:stride, :]
+                np.add(o, d[a:b, oy0:oy1, ox0:ox1, dy, dx, :], out=o)
 
     threads.chunked(images, n, out.size)
-    return out[:, top:top + h, left:left + w, :]
+    return out
+
+
+def _inside(offset, stride, n_out, n_in):
+    """Outputs o in [o0, o1) whose input i = stride·o + offset lies in [0, n_in); returns (o0, o1, i0)."""
+    o0 = max(0, -(offset // stride))                    # = ceil(−offset / stride), at least 0
+    o1 = min(n_out, (n_in - 1 - offset) // stride + 1)  # one past the last o with i < n_in
+    return o0, max(o0, o1), stride * o0 + offset
 
 
 def maxpool_forward(x, pool):
@@ -260,7 +277,9 @@ def batchnorm_feedback_inference(fb, xhat, gamma, inv_std):
 
 def dropout_mask(u, rate, dtype):
     """Inverted dropout mask from uniforms u in [0, 1): [u ≥ rate] / (1 − rate)."""
-    return ((u >= rate) * (1.0 / (1.0 - rate))).astype(dtype, copy=False)
+    mask = (u >= rate).astype(dtype)
+    mask *= np.dtype(dtype).type(1.0 / (1.0 - rate))
+    return mask
 
 
 def softmax(q):
