@@ -31,7 +31,7 @@ def workspace(ws, key, shape, dtype, zero=False):
 
 
 def _patches(xpad, kh, kw, stride, ho, wo):
-    """Strided view (N, Ho, Wo, kh, kw, C) of the receptive fields of a padded input."""
+    """Strided view (N, Ho, Wo, kh, kw, C) of the receptive fields of an (unpadded) input."""
     n, _, _, c = xpad.shape
     sn, sh, sw, sc = xpad.strides
     return as_strided(xpad, shape=(n, ho, wo, kh, kw, c),
@@ -50,7 +50,6 @@ def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
     ho, wo = out_hw
     n, h, w, c = x.shape
     k = kh * kw * c
-    top, _, left, _ = pads
     if not any(pads):                       # one strided copy of all receptive fields
         v = _patches(x, kh, kw, stride, ho, wo)
         if positions_first:
@@ -67,15 +66,11 @@ def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
     cols = workspace(ws, "cols", shape, x.dtype, zero=ws is None)
     dst = cols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5) if positions_first \
         else cols.reshape(n, ho, wo, kh, kw, c)
-    rows = [_inside(dy - top, stride, ho, h) for dy in range(kh)]
-    cols_ = [_inside(dx - left, stride, wo, w) for dx in range(kw)]
+    offsets = list(_offsets(kh, kw, stride, pads, out_hw, (h, w)))
 
     def images(a, b):
-        for dy, (oy0, oy1, iy0) in enumerate(rows):
-            for dx, (ox0, ox1, ix0) in enumerate(cols_):
-                if oy1 > oy0 and ox1 > ox0:
-                    dst[a:b, oy0:oy1, ox0:ox1, dy, dx, :] = x[a:b, iy0:iy0 + stride * (oy1 - oy0 - 1) + 1:stride,
-                                                              ix0:ix0 + stride * (ox1 - ox0 - 1) + 1:stride, :]
+        for dy, dx, (oy, ox), (iy, ix) in offsets:
+            dst[a:b, oy, ox, dy, dx, :] = x[a:b, iy, ix, :]
 
     threads.chunked(images, n, cols.size)
     return cols
@@ -90,34 +85,44 @@ def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False, 
     """
     n, h, w, c = x_shape
     ho, wo = out_hw
-    top, bottom, left, right = pads
     if positions_first:
         d = dcols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5)
     else:
         d = dcols.reshape(n, ho, wo, kh, kw, c)
     out = workspace(ws, "col2im", (n, h, w, c), dcols.dtype)     # no padding: contiguous result
-    rows = [_inside(dy - top, stride, ho, h) for dy in range(kh)]
-    cols_ = [_inside(dx - left, stride, wo, w) for dx in range(kw)]
+    offsets = list(_offsets(kh, kw, stride, pads, out_hw, (h, w)))
 
     def images(a, b):                       # images a..b-1; each sums its offsets in order
         out[a:b] = 0
-        for dy, (oy0, oy1, iy0) in enumerate(rows):
-            for dx, (ox0, ox1, ix0) in enumerate(cols_):
-                if oy1 <= oy0 or ox1 <= ox0:
-                    continue                # this offset only ever reads padding
-                o = out[a:b, iy0:iy0 + stride * (oy1 - oy0 - 1) + 1:stride,
-                        ix0:ix0 + stride * (ox1 - ox0 - 1) + 1:stride, :]
-                np.add(o, d[a:b, oy0:oy1, ox0:ox1, dy, dx, :], out=o)
+        for dy, dx, (oy, ox), (iy, ix) in offsets:
+            o = out[a:b, iy, ix, :]
+            np.add(o, d[a:b, oy, ox, dy, dx, :], out=o)
 
     threads.chunked(images, n, out.size)
     return out
 
 
 def _inside(offset, stride, n_out, n_in):
-    """Outputs o in [o0, o1) whose input i = stride·o + offset lies in [0, n_in); returns (o0, o1, i0)."""
+    """(output slice, input slice) of the o in [0, n_out) whose input i = stride·o + offset
+    lies in [0, n_in); None when there is none (the offset only ever sees padding)."""
     o0 = max(0, -(offset // stride))                    # = ceil(−offset / stride), at least 0
     o1 = min(n_out, (n_in - 1 - offset) // stride + 1)  # one past the last o with i < n_in
-    return o0, max(o0, o1), stride * o0 + offset
+    if o1 <= o0:
+        return None
+    i0 = stride * o0 + offset
+    return slice(o0, o1), slice(i0, i0 + stride * (o1 - o0 - 1) + 1, stride)
+
+
+def _offsets(kh, kw, stride, pads, out_hw, in_hw):
+    """For each kernel offset (dy, dx) that sees the input: (dy, dx, (oy, ox), (iy, ix)),
+    the output and input slices it connects, padding (top, bottom, left, right) excluded."""
+    top, _, left, _ = pads
+    for dy in range(kh):
+        rows = _inside(dy - top, stride, out_hw[0], in_hw[0])
+        for dx in range(kw):
+            cols = _inside(dx - left, stride, out_hw[1], in_hw[1])
+            if rows is not None and cols is not None:
+                yield dy, dx, (rows[0], cols[0]), (rows[1], cols[1])
 
 
 def maxpool_forward(x, pool):
