@@ -6,9 +6,20 @@ blocks would otherwise hide (scripts/gpu_check.sh sets it for the sanitizer run)
 """
 import os
 
+import pytest
+
 if os.environ.get("BRAINPROP_NO_POOL") == "1":
     try:
         import cupy
         cupy.cuda.set_allocator(None)
     except Exception:   # no CuPy: nothing to turn off
         pass
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """The CPU emulator of the CUDA kernels (tests/cuda_emulator.py), compiled once per session."""
+    import cuda_emulator
+    if not cuda_emulator.available():
+        pytest.skip("no C++ compiler (g++) for the CUDA emulator")
+    return cuda_emulator.Emulator()

@@ -43,13 +43,6 @@ def cupy_or_skip():
     return cupy
 
 
-@pytest.fixture(scope="session")
-def emulator():
-    if not cuda_emulator.available():
-        pytest.skip("no C++ compiler (g++) for the CUDA emulator")
-    return cuda_emulator.Emulator()
-
-
 @pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "emulated"])
 def dev(request, monkeypatch):
     if request.param == "cuda":

@@ -33,13 +33,6 @@ CASES = {   # model: (input shape, batch)
 RTOL = 2e-3     # of the largest magnitude of each array: float32 sums in another order
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    if not cuda_emulator.available():
-        pytest.skip("no C++ compiler (g++) for the CUDA emulator")
-    return cuda_emulator.Emulator()
-
-
 @pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "emulated"])
 def device(request, monkeypatch):
     """What to pass as build_network's `device` for the GPU backend."""
