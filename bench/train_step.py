@@ -1,11 +1,14 @@
 """Time one BrainProp training step (forward, selection, feedback, update) per network.
 
-    python bench/train_step.py [--device auto|cpu|gpu] [--steps N] [--nets dense,conv,loccon]
+    python bench/train_step.py [--device auto|cpu|gpu] [--steps N] [--rounds R]
+                               [--nets dense,conv,loccon,deep] [--kernels fast,numpy]
 
 Prints images/s and the estimated seconds per 60,000-image MNIST epoch for the paper's
-`dense` and `conv` (batch 128) and `loccon` (batch 32) networks, next to the float32
-GEMM rate of the same machine, measured in the same run, so that each figure reads as a
-fraction of what the BLAS can do.
+`dense` and `conv` (batch 128) and `loccon` (batch 32) networks (`deep`: CIFAR-10
+shapes, batch 128, 50,000 images), next to the float32 GEMM rate of the same machine,
+measured in the same run, so that each figure reads as a fraction of what the BLAS can
+do. On the CPU each kernel set in --kernels is timed, alternating over R rounds (the
+median is shown), with the ratio to the first set, and the minor page faults per step.
 """
 import argparse
 import os
@@ -18,7 +21,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import brainprop_np as bp  # noqa: E402
 
-BATCH = {"dense": 128, "conv": 128, "loccon": 32}
+BATCH = {"dense": 128, "conv": 128, "loccon": 32, "deep": 128}
+SHAPE = {"dense": (28, 28, 1), "conv": (28, 28, 1), "loccon": (28, 28, 1), "deep": (32, 32, 3)}
+EPOCH_OF = {"dense": 60_000, "conv": 60_000, "loccon": 60_000, "deep": 50_000}
 # floating-point operations per image and step (forward + feedback + tags), counted below
 EPOCH = 60_000
 
@@ -55,44 +60,70 @@ def gemm_rate(be, n=2048, repeat=5):
     return 2 * n ** 3 * repeat / (time.perf_counter() - t) / 1e9
 
 
-def time_net(model, be, steps, warmup=3):
+def make_net(model, be, kernels=None):
+    """The preset, its batch of random inputs and labels, a rule and an optimiser, warmed up."""
     batch = BATCH[model]
-    net = bp.build_network(model, (28, 28, 1), 10, seed=1, device=be.name == "cupy" and "gpu" or "cpu")
+    device = "gpu" if be.name == "cupy" else "cpu"
+    net = bp.build_network(model, SHAPE[model], 10, seed=1, device=device, kernels=kernels)
     rule, opt = bp.BrainProp(), bp.SGD(lr=0.1)
     rng = np.random.default_rng(0)
-    x = be.asarray(rng.random((batch, 28, 28, 1), dtype=np.float32))
-    y = be.asarray(rng.integers(0, 10, batch))
-    for _ in range(warmup):
+    x = net.backend.asarray(rng.random((batch,) + SHAPE[model], dtype=np.float32))
+    y = net.backend.asarray(rng.integers(0, 10, batch))
+    for _ in range(3):
         rule.trial(net, x, y, train=True, batch_size=batch)
         opt.step(net, 0.1)
-    be.synchronize()
+    return net, rule, opt, x, y
+
+
+def time_steps(state, steps):
+    """Seconds per step and minor page faults per step over `steps` steps."""
+    import resource
+    net, rule, opt, x, y = state
+    net.backend.synchronize()
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t = time.perf_counter()
     for _ in range(steps):
-        rule.trial(net, x, y, train=True, batch_size=batch)
+        rule.trial(net, x, y, train=True, batch_size=len(y))
         opt.step(net, 0.1)
-    be.synchronize()
+    net.backend.synchronize()
     dt = (time.perf_counter() - t) / steps
-    return batch, dt, step_flops(net, batch)
+    return dt, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--nets", default="dense,conv,loccon")
+    ap.add_argument("--kernels", default="fast,numpy", help="CPU kernel sets to time, the first is the base of the ratio")
     args = ap.parse_args(argv)
-    be = bp.get_backend(args.device)
-    rate = gemm_rate(be)
     from brainprop_np.kernels import threads
-    print(f"backend {be.name} on {be.device_name()}; element-wise threads {threads.N_THREADS}, "
+    n_threads = threads.configure()
+    be = bp.get_backend(args.device)
+    sets = args.kernels.split(",") if be.name == "numpy" else [be.kernel_set]
+    rate = gemm_rate(be)
+    print(f"backend {be.name} on {be.device_name()}; {n_threads} threads (BLAS and kernels), "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
-    print(f"{'net':<8}{'batch':>6}{'ms/step':>10}{'images/s':>11}{'s/epoch':>9}{'GFLOP/s':>9}{'of GEMM':>9}")
-    for model in args.nets.split(","):
-        batch, dt, flops = time_net(model, be, args.steps)
-        gf = flops / dt / 1e9
-        print(f"{model:<8}{batch:>6}{dt * 1e3:>10.2f}{batch / dt:>11.0f}{EPOCH / batch * dt:>9.2f}"
-              f"{gf:>9.1f}{gf / rate:>9.0%}")
+    nets = args.nets.split(",")
+    states = {(m, k): make_net(m, be, None if be.name == "cupy" else k) for m in nets for k in sets}
+    times = {key: [] for key in states}
+    for _ in range(args.rounds):                   # alternate, so every set sees the same load
+        for key, state in states.items():
+            times[key].append(time_steps(state, args.steps))
+    print(f"{'net':<8}{'kernels':<8}{'batch':>6}{'ms/step':>10}{'images/s':>10}{'s/epoch':>9}"
+          f"{'GFLOP/s':>9}{'of GEMM':>8}{'÷ ' + sets[0]:>9}{'faults':>8}")
+    for model in nets:
+        batch = BATCH[model]
+        flops = step_flops(states[(model, sets[0])][0], batch)
+        base = float(np.median([t for t, _ in times[(model, sets[0])]]))
+        for k in sets:
+            dt = float(np.median([t for t, _ in times[(model, k)]]))
+            faults = float(np.median([f for _, f in times[(model, k)]]))
+            gf = flops / dt / 1e9
+            print(f"{model:<8}{k:<8}{batch:>6}{dt * 1e3:>10.2f}{batch / dt:>10.0f}{EPOCH_OF[model] / batch * dt:>9.2f}"
+                  f"{gf:>9.1f}{gf / rate:>8.0%}{dt / base:>9.2f}{faults:>8.0f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """The one place that chooses NumPy (CPU) or CuPy (GPU).
 
 Layers never import cupy: they receive a `Backend` and use `backend.xp` as their
-array module, and `backend.kernels` for the hot loops (im2col, max-pool, ...), which
-is `kernels.cpu` on NumPy and `kernels.gpu` (hand-written CUDA) on CuPy.
+array module, and `backend.kernels` for the hot loops (im2col, max-pool, ...): on the
+CPU the fast set `kernels.fast` (numba: compiled, fused, multi-core) when numba imports,
+else — or with `kernels="numpy"` / BRAINPROP_KERNELS=numpy — the NumPy reference
+`kernels.cpu`; on CuPy `kernels.gpu` (hand-written CUDA).
 
     be = get_backend("auto")      # GPU when CuPy imports and sees a device, else NumPy
+    be = get_backend("cpu", kernels="numpy")   # the reference kernels
     x = be.asarray(host_array, "float32")
     host = to_host(x)
 
@@ -16,6 +19,7 @@ the device that trains.
 import numpy as np
 
 DEVICES = ("auto", "cpu", "gpu")
+KERNEL_SETS = ("auto", "fast", "numpy")
 DTYPES = ("float32", "float64")
 
 _cache = {}
@@ -44,7 +48,8 @@ class Backend:
     """An array module and its kernels.
 
     Attributes: name ('numpy' | 'cupy'), device ('cpu' | 'gpu'), xp (the array module),
-    kernels (module of hot-loop functions with one signature for both backends).
+    kernels (module of hot-loop functions with one signature for both backends),
+    kernel_set ('fast' | 'numpy' | 'cuda': kernels.NAME, recorded in summary.json).
     """
 
     def __init__(self, name, xp, kernels):
@@ -52,9 +57,10 @@ class Backend:
         self.device = "cpu" if name == "numpy" else "gpu"
         self.xp = xp
         self.kernels = kernels
+        self.kernel_set = getattr(kernels, "NAME", name)
 
     def __repr__(self):
-        return f"Backend({self.name}, device={self.device})"
+        return f"Backend({self.name}, device={self.device}, kernels={self.kernel_set})"
 
     def asarray(self, a, dtype=None):
         """Copy/convert a host or device array onto this backend."""
@@ -83,30 +89,57 @@ class Backend:
         return platform.processor() or platform.machine() or "cpu"
 
 
-def get_backend(device="auto"):
+def kernel_set_wanted(kernels=None):
+    """The CPU kernel set asked for: `kernels`, else $BRAINPROP_KERNELS, else 'auto'."""
+    import os
+    k = kernels if kernels is not None else (os.environ.get("BRAINPROP_KERNELS") or "auto")
+    if k not in KERNEL_SETS:
+        src = "kernels" if kernels is not None else "BRAINPROP_KERNELS"
+        raise ValueError(f"{src}={k!r} is not allowed; use one of {', '.join(KERNEL_SETS)}")
+    return k
+
+
+def _cpu_kernels(kernels):
+    """kernels.fast (numba) for 'fast' and for 'auto' when numba imports; else kernels.cpu."""
+    from .kernels import cpu
+    if kernels == "numpy":
+        return cpu
+    try:
+        from .kernels import fast
+    except ImportError as e:
+        if kernels == "fast":
+            raise BackendError(f"kernels=fast needs numba ({e}); pip install numba, or use kernels=numpy")
+        return cpu
+    return fast
+
+
+def get_backend(device="auto", kernels=None):
     """Backend for `device` in {'auto', 'cpu', 'gpu'} (a Backend passes through).
 
-    'auto' takes the GPU when CuPy imports and sees a device, else NumPy;
-    'gpu' without one raises BackendError with the reason.
+    'auto' takes the GPU when CuPy imports and sees a device, else the CPU;
+    'gpu' without one raises BackendError with the reason. On the CPU, `kernels`
+    ('auto' | 'fast' | 'numpy'; default $BRAINPROP_KERNELS, else 'auto') picks the
+    kernel set: 'auto' is the fast one when numba imports.
     """
     if isinstance(device, Backend):
         return device
     if device not in DEVICES:
         raise ValueError(f"device={device!r} is not allowed; use one of {', '.join(DEVICES)}")
-    if device in _cache:
-        return _cache[device]
+    ks = kernel_set_wanted(kernels)
+    key = (device, ks)
+    if key in _cache:
+        return _cache[key]
     if device == "cpu":
-        from .kernels import cpu
-        be = Backend("numpy", np, cpu)
+        be = Backend("numpy", np, _cpu_kernels(ks))
     else:
         cupy, why = _try_cupy()
         if cupy is None:
             if device == "gpu":
                 raise BackendError(f"device=gpu is not available: {why}. Use device=cpu or device=auto.")
-            return get_backend("cpu")
+            return get_backend("cpu", ks)
         from .kernels import gpu
         be = Backend("cupy", cupy, gpu)
-    _cache[device] = be
+    _cache[key] = be
     return be
 
 

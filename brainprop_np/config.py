@@ -10,6 +10,7 @@ them null, so that `model=deep` on the command line also brings deep's L2 (and
     name: mnist_conv          # run name; default: the file's stem. Run folder runs/<name>/<time>
     algorithm: brainprop      # brainprop | ebp (the error-backpropagation baseline)
     device: auto              # auto | cpu | gpu   (auto: the GPU when CuPy sees one)
+    kernels: auto             # CPU kernel set: auto (fast when numba imports) | fast | numpy (the reference)
     dtype: float32            # float32 | float64
     seed: 1                   # integer >= 0: weights, shuffling, exploration, dropout
     model: conv               # a preset (dense | conv | loccon | deep) or a list of layer specs
@@ -52,6 +53,7 @@ from .presets import PRESET_SETTINGS, PRESETS
 
 ALGORITHMS = ("brainprop", "ebp")
 DEVICES = ("auto", "cpu", "gpu")
+KERNEL_SETS = ("auto", "fast", "numpy")
 DTYPES = ("float32", "float64")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "tinyimagenet", "mnist_sample")
 FALLBACKS = ("mnist_sample", "none")
@@ -62,6 +64,7 @@ DEFAULTS = {
     "name": None,
     "algorithm": "brainprop",
     "device": "auto",
+    "kernels": "auto",
     "dtype": "float32",
     "seed": 1,
     "model": None,
@@ -92,7 +95,7 @@ DEFAULTS = {
 
 # Keys that may change when a run is resumed (anything else would change the experiment).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.min_delta", "train.eval_batch_size",
-                  "device", "data.root", "data.download", "init_from", "name")
+                  "device", "kernels", "data.root", "data.download", "init_from", "name")
 
 
 class ConfigError(ValueError):
@@ -223,6 +226,7 @@ SCHEMA = {
     "name": _name,
     "algorithm": _choice(ALGORITHMS),
     "device": _choice(DEVICES),
+    "kernels": _choice(KERNEL_SETS),
     "dtype": _choice(DTYPES),
     "seed": _seed,
     "model": _model,

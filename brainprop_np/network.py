@@ -192,13 +192,15 @@ def _output_name(algorithm, counts):
 
 
 def build_network(model, input_shape, n_classes, seed=1, device="auto", dtype="float32",
-                  algorithm="brainprop", init_std=None):
+                  algorithm="brainprop", init_std=None, kernels=None):
     """Build a network from a preset name ('dense', 'conv', 'loccon', 'deep') or layer specs.
 
     input_shape: per-image (H, W, C); n_classes: output units. Weights are drawn on the
     host from N(0, init_std²) with numpy's default_rng(seed), in layer order (default
     init_std: the preset's, 0.005 for layer lists). Layer names are Keras's defaults; the
     output layer is `brain_prop_layer` (BrainProp) or the next `dense_N` (EBP).
+    kernels: the CPU kernel set, 'auto' | 'fast' | 'numpy' (default $BRAINPROP_KERNELS,
+    else 'auto': the fast set when numba imports); see backend.get_backend.
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} is not allowed; use one of {', '.join(ALGORITHMS)}")
@@ -210,7 +212,7 @@ def build_network(model, input_shape, n_classes, seed=1, device="auto", dtype="f
     else:
         raise ValueError(f"model={model!r} is not allowed; use a preset name or a list of layer specs")
     dt = check_dtype(dtype)
-    backend = get_backend(device)
+    backend = get_backend(device, kernels)
     host_rng = np.random.default_rng(seed)
     layer_list, counts = [], {}
     shape = tuple(int(s) for s in input_shape)

@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import BackendError, to_host
+from .kernels import threads
 from .checkpoint import (load_checkpoint, load_weights_file, rng_state, save_checkpoint,
                          save_weights, set_rng_state)
 from .config import ConfigError, check_resume_overrides, dump, load_config, read_yaml, resolve
@@ -146,11 +147,30 @@ def _epochs(n):
     return f"{n} epoch" + ("" if n == 1 else "s")
 
 
+def _configure_threads():
+    """BLAS and kernel threads: the free cores, or $BRAINPROP_THREADS (kernels/threads.py)."""
+    try:
+        threads.configure()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _compile_seconds(backend):
+    """Seconds the fast CPU kernels took to compile or load from numba's cache (None otherwise)."""
+    if backend.kernel_set != "fast":
+        return None
+    from .kernels.fast.jit import compile_seconds
+    return round(compile_seconds(), 3)
+
+
 def _versions(backend):
     from . import __version__
     v = {"python": platform.python_version(), "numpy": np.__version__, "brainprop_np": __version__}
     if backend.name == "cupy":
         v["cupy"] = backend.xp.__version__
+    if backend.kernel_set == "fast":
+        import numba
+        v["numba"] = numba.__version__
     return v
 
 
@@ -201,7 +221,7 @@ def _build(cfg, split):
     try:
         return build_network(cfg["model"], input_shape=split.input_shape, n_classes=split.n_classes,
                              seed=cfg["seed"], device=cfg["device"], dtype=cfg["dtype"],
-                             algorithm=cfg["algorithm"], init_std=t["init_std"])
+                             algorithm=cfg["algorithm"], init_std=t["init_std"], kernels=cfg["kernels"])
     except BackendError as e:
         raise TrainingError(str(e)) from None
     except (ValueError, TypeError) as e:
@@ -323,6 +343,9 @@ class _Run:
             "backend": self.backend.name,
             "device": self.backend.device,              # 'cpu' | 'gpu', as the config's device
             "device_name": self.backend.device_name(),  # e.g. 'x86_64', 'NVIDIA H100 80GB HBM3'
+            "kernels": self.backend.kernel_set,         # 'fast' | 'numpy' (CPU) | 'cuda'
+            "threads": threads.current(),               # BLAS and kernel threads (kernels/threads.py)
+            "kernel_compile_seconds": _compile_seconds(self.backend),
             "dtype": self.cfg["dtype"],
             "seed": self.cfg["seed"],
             "versions": _versions(self.backend),
@@ -580,6 +603,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
                             f"({meta['data']['used']} {meta['data']['n_train']}/{meta['data']['n_val']}/"
                             f"{meta['data']['n_test']} train/val/test, now {data_info['n_train']}/"
                             f"{data_info['n_val']}/{data_info['n_test']})")
+    _configure_threads()
     net = _build(cfg, split)
     if meta:
         try:
@@ -611,7 +635,8 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     say.out(f"{cfg['name']}: {verb}; {cfg['algorithm']} on {data_info['used']} ({len(split.x_train)} train, "
             f"validation on {val} ({len(split.x_val)})), model "
             f"{cfg['model'] if isinstance(cfg['model'], str) else 'custom'} ({n_params:,} parameters), "
-            f"batch {t['batch_size']}, {net.backend.name} on {net.backend.device_name()}; run folder {run.out_dir}")
+            f"batch {t['batch_size']}, {net.backend.name} on {net.backend.device_name()} "
+            f"({net.backend.kernel_set} kernels, {threads.current()} threads); run folder {run.out_dir}")
 
     try:
         # NumPy's floating-point warnings (overflow, invalid value in matmul) would precede the
@@ -660,6 +685,7 @@ def evaluate_weights(config, weights, overrides=(), verbose=True):
     cfg = _as_config(config, overrides)
     ds, info = load_data(cfg, say)
     split = _split(cfg, ds)
+    _configure_threads()
     net = _build(cfg, split)
     _load_weights(net, weights, "--load")
     from .data import BatchIterator

@@ -23,3 +23,12 @@ def emulator():
     if not cuda_emulator.available():
         pytest.skip("no C++ compiler (g++) for the CUDA emulator")
     return cuda_emulator.Emulator()
+
+
+@pytest.fixture(params=["numpy", "fast"])
+def kernel_set(request, monkeypatch):
+    """Run the test once with each CPU kernel set (BRAINPROP_KERNELS); 'fast' needs numba."""
+    if request.param == "fast":
+        pytest.importorskip("numba", reason="the fast CPU kernel set needs numba")
+    monkeypatch.setenv("BRAINPROP_KERNELS", request.param)
+    return request.param

@@ -7,6 +7,7 @@ from brainprop_np.backend import get_backend
 from brainprop_np.gradcheck import check_layer
 
 TOL = 1e-6
+pytestmark = pytest.mark.usefixtures("kernel_set")   # each check on the reference and the fast kernels
 
 
 def build(layer, input_shape, seed=0, std=0.3):
@@ -98,18 +99,3 @@ def test_relu_away_from_zero():
 def test_flatten():
     layer = build(L.Flatten(), (3, 2, 4))
     assert_small(check_layer(layer, rand((2, 3, 2, 4))))
-
-
-def test_kernel_offsets_connect_exactly_the_in_range_inputs():
-    """The clipped slices of im2col/col2im: output o meets input stride·o + offset iff it exists."""
-    import itertools
-    from brainprop_np.kernels.cpu import _inside
-    for off, s, n_out, n_in in itertools.product(range(-3, 5), [1, 2, 3], range(1, 9), range(1, 9)):
-        valid = [o for o in range(n_out) if 0 <= s * o + off < n_in]
-        got = _inside(off, s, n_out, n_in)
-        if not valid:
-            assert got is None
-            continue
-        o, i = got
-        assert list(range(n_out))[o] == valid
-        assert list(range(n_in))[i] == [s * v + off for v in valid]

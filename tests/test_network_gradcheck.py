@@ -7,6 +7,7 @@ from brainprop_np.gradcheck import check_network
 
 SHAPES = {"dense": (6, 6, 1), "conv": (8, 8, 1), "loccon": (8, 8, 1), "deep": (8, 8, 2)}
 TOL = 1e-5
+pytestmark = pytest.mark.usefixtures("kernel_set")   # each check on the reference and the fast kernels
 
 
 def small_net(model, algorithm, seed=1):

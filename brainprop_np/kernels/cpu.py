@@ -1,128 +1,88 @@
-"""NumPy reference versions of the hot loops (vectorised; no loop over pixels or images).
+"""NumPy reference versions of the hot loops: plain, vectorised, no loop over pixels or images.
 
-Every function here has a twin of the same name and signature in `kernels/gpu.py`
-(hand-written CUDA). Images are channels last: (N, H, W, C). `pads` is
+This is the version to read beside the CUDA sources: every function here has a twin of
+the same name and signature in `kernels/gpu.py` (hand-written CUDA) and in `kernels/fast/`
+(compiled, fused, multi-core CPU kernels), and the tests compare both with it. Speed
+tricks belong in those sets, not here. Images are channels last: (N, H, W, C). `pads` is
 (top, bottom, left, right). Loops that remain run over the kh·kw kernel offsets only.
 """
-import math
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import threads
-
 xp = np
+NAME = "numpy"
 
 
-def workspace(ws, key, shape, dtype, zero=False):
-    """A work array kept in the dict `ws` between calls (allocated once per shape).
-
-    Reusing large temporaries avoids fresh pages (page faults) on every batch. With
-    ws None a new array is returned. zero: fill with zeros on every call.
-    """
-    if ws is None:
-        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-    a = ws.get(key)
-    if a is None or a.shape != tuple(shape) or a.dtype != dtype:
-        a = ws[key] = np.zeros(shape, dtype)
-    elif zero:
-        a.fill(0)
-    return a
+def _pad(x, pads):
+    """x (N, H, W, C) with zero rows/columns added: pads = (top, bottom, left, right)."""
+    top, bottom, left, right = pads
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
 
 def _patches(xpad, kh, kw, stride, ho, wo):
-    """Strided view (N, Ho, Wo, kh, kw, C) of the receptive fields of an (unpadded) input."""
+    """Strided view (N, Ho, Wo, kh, kw, C) of the receptive fields of a padded input."""
     n, _, _, c = xpad.shape
     sn, sh, sw, sc = xpad.strides
     return as_strided(xpad, shape=(n, ho, wo, kh, kw, c),
                       strides=(sn, stride * sh, stride * sw, sh, sw, sc), writeable=False)
 
 
-def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
+def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False):
     """Unfold receptive fields into rows (presynaptic activity of each weight).
 
     x: (N, H, W, C). Returns cols (N·Ho·Wo, kh·kw·C) — row order (n, oy, ox) — or,
     with positions_first, (Ho·Wo, N, kh·kw·C) for the batched per-position GEMM of a
     locally-connected layer. Column q = (dy·kw + dx)·C + c holds
     x_pad[n, stride·oy + dy, stride·ox + dx, c] (Keras's kernel order).
-    ws: optional dict of reusable buffers (the result then lives in it until the next call).
     """
     ho, wo = out_hw
-    n, h, w, c = x.shape
-    k = kh * kw * c
-    if not any(pads):                       # one strided copy of all receptive fields
-        v = _patches(x, kh, kw, stride, ho, wo)
-        if positions_first:
-            cols = workspace(ws, "cols", (ho * wo, n, k), x.dtype)
-            dst, src = cols.reshape(ho, wo, n, kh, kw, c), v.transpose(1, 2, 0, 3, 4, 5)
-        else:
-            cols = workspace(ws, "cols", (n * ho * wo, k), x.dtype)
-            dst, src = cols.reshape(n, ho, wo, kh, kw, c), v
-        threads.chunked(lambda a, b: np.copyto(dst[a:b], src[a:b]), dst.shape[0], cols.size)
-        return cols
-    # padded: copy each kernel offset's in-range part; entries that fall in the padding are
-    # zeros that are never written (`workspace` allocates zeros, a reused buffer keeps them)
-    shape = (ho * wo, n, k) if positions_first else (n * ho * wo, k)
-    cols = workspace(ws, "cols", shape, x.dtype, zero=ws is None)
-    dst = cols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5) if positions_first \
-        else cols.reshape(n, ho, wo, kh, kw, c)
-    offsets = list(_offsets(kh, kw, stride, pads, out_hw, (h, w)))
-
-    def images(a, b):
-        for dy, dx, (oy, ox), (iy, ix) in offsets:
-            dst[a:b, oy, ox, dy, dx, :] = x[a:b, iy, ix, :]
-
-    threads.chunked(images, n, cols.size)
-    return cols
+    n, _, _, c = x.shape
+    v = _patches(_pad(x, pads), kh, kw, stride, ho, wo)           # (N, Ho, Wo, kh, kw, C)
+    if positions_first:
+        return v.transpose(1, 2, 0, 3, 4, 5).reshape(ho * wo, n, kh * kw * c)
+    return v.reshape(n * ho * wo, kh * kw * c)
 
 
-def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False, ws=None):
+def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False):
     """Fold row feedback back onto the input: the adjoint of `im2col`.
 
     dcols: (N·Ho·Wo, kh·kw·C) or, with positions_first, (Ho·Wo, N, kh·kw·C).
-    Returns fb_in (N, H, W, C) with every receptive-field entry summed onto the input
-    unit it came from; padding positions are dropped.
+    Returns fb_in (N, H, W, C): every receptive-field entry summed onto the input unit it
+    came from, kernel offset by offset (dy, then dx); entries in the padding are dropped.
     """
     n, h, w, c = x_shape
     ho, wo = out_hw
+    top, bottom, left, right = pads
     if positions_first:
         d = dcols.reshape(ho, wo, n, kh, kw, c).transpose(2, 0, 1, 3, 4, 5)
     else:
         d = dcols.reshape(n, ho, wo, kh, kw, c)
-    out = workspace(ws, "col2im", (n, h, w, c), dcols.dtype)     # no padding: contiguous result
-    offsets = list(_offsets(kh, kw, stride, pads, out_hw, (h, w)))
-
-    def images(a, b):                       # images a..b-1; each sums its offsets in order
-        out[a:b] = 0
-        for dy, dx, (oy, ox), (iy, ix) in offsets:
-            o = out[a:b, iy, ix, :]
-            np.add(o, d[a:b, oy, ox, dy, dx, :], out=o)
-
-    threads.chunked(images, n, out.size)
-    return out
-
-
-def _inside(offset, stride, n_out, n_in):
-    """(output slice, input slice) of the o in [0, n_out) whose input i = stride·o + offset
-    lies in [0, n_in); None when there is none (the offset only ever sees padding)."""
-    o0 = max(0, -(offset // stride))                    # = ceil(−offset / stride), at least 0
-    o1 = min(n_out, (n_in - 1 - offset) // stride + 1)  # one past the last o with i < n_in
-    if o1 <= o0:
-        return None
-    i0 = stride * o0 + offset
-    return slice(o0, o1), slice(i0, i0 + stride * (o1 - o0 - 1) + 1, stride)
-
-
-def _offsets(kh, kw, stride, pads, out_hw, in_hw):
-    """For each kernel offset (dy, dx) that sees the input: (dy, dx, (oy, ox), (iy, ix)),
-    the output and input slices it connects, padding (top, bottom, left, right) excluded."""
-    top, _, left, _ = pads
-    for dy in range(kh):
-        rows = _inside(dy - top, stride, out_hw[0], in_hw[0])
+    out = np.zeros((n, h + top + bottom, w + left + right, c), dcols.dtype)
+    for dy in range(kh):                    # a loop over the kh·kw kernel offsets only
         for dx in range(kw):
-            cols = _inside(dx - left, stride, out_hw[1], in_hw[1])
-            if rows is not None and cols is not None:
-                yield dy, dx, (rows[0], cols[0]), (rows[1], cols[1])
+            out[:, dy:dy + stride * ho:stride, dx:dx + stride * wo:stride, :] += d[:, :, :, dy, dx, :]
+    return np.ascontiguousarray(out[:, top:top + h, left:left + w, :])
+
+
+def lc_forward(cols, kernel):
+    """Locally-connected forward: y[b, p] = cols[p, b] · W[p] for every output position p.
+
+    cols (P, B, K) (im2col, positions first), kernel W (P, K, F) → y (B, P, F).
+    """
+    return np.matmul(cols, kernel).transpose(1, 0, 2)
+
+
+def lc_feedback(fb, cols, fb_kernel, need_input_fb=True):
+    """Locally-connected tags and input feedback, position by position.
+
+    fb (B, P, F), cols (P, B, K), fb_kernel (P, K, F): the feedback weights (W itself
+    when feedback is symmetric). Returns (tags (P, K, F) with tags[p] = cols[p]ᵀ · fb[:, p],
+    dcols (P, B, K) with dcols[p] = fb[:, p] · fb_kernel[p]ᵀ, or None).
+    """
+    fbp = fb.transpose(1, 0, 2)                                   # (P, B, F)
+    tags = np.matmul(cols.transpose(0, 2, 1), fbp)
+    dcols = np.matmul(fbp, fb_kernel.transpose(0, 2, 1)) if need_input_fb else None
+    return tags, dcols
 
 
 def maxpool_forward(x, pool):
@@ -152,92 +112,52 @@ def maxpool_feedback(fb, arg, x_shape, pool):
     return out
 
 
-def _rows(a):
-    """a as (N, rest): a view when a is contiguous (else a copy, for reading)."""
-    return a.reshape(a.shape[0], -1)
-
-
 def relu_forward(x):
     """y = max(x, 0)."""
-    y = np.empty(x.shape, x.dtype)
-    xr, yr = _rows(x), _rows(y)
-    threads.chunked(lambda a, b: np.maximum(xr[a:b], 0, out=yr[a:b]), len(xr), x.size)
-    return y
+    return np.maximum(x, 0)
 
 
 def relu_feedback(fb, y):
     """Feedback passes only where the unit was active: fb · [y > 0]."""
-    out = np.empty(fb.shape, fb.dtype)
-    fr, yr, o = _rows(fb), _rows(y), _rows(out)
-    threads.chunked(lambda a, b: np.multiply(fr[a:b], yr[a:b] > 0, out=o[a:b]), len(fr), fb.size)
-    return out
+    return fb * (y > 0)
 
 
-def _wide(x):
-    """View x (..., C) as (M/k, k·C) with k | M, so per-channel loops run over long rows.
-
-    NumPy's reductions over a short last axis are slow; summing a wide view over axis 0
-    and then folding the k copies of each channel is several times faster.
-    """
-    c = x.shape[-1]
-    m = x.size // c
-    k = math.gcd(m, max(1, 1024 // c))
-    return x.reshape(m // k, k * c), k
-
-
-def _channel_sum(xw, k):
-    """Σ over rows of a wide view (M/k, k·C) → (C,)."""
-    return xw.sum(axis=0).reshape(k, -1).sum(axis=0)
+def _channels(x):
+    """x (..., C) as rows (M, C): one row per unit of a channel map."""
+    return x.reshape(-1, x.shape[-1])
 
 
 def batchnorm_stats(x):
-    """Per-channel mean and biased variance of x (..., C) over all other axes (two-pass)."""
-    xw, k = _wide(x)
-    m = x.size // x.shape[-1]
-    mean = _channel_sum(xw, k) / m
-    d = xw - np.tile(mean, k)
-    var = np.einsum("ij,ij->j", d, d).reshape(k, -1).sum(axis=0) / m
-    return mean.astype(x.dtype, copy=False), var.astype(x.dtype, copy=False)
-
-
-def batchnorm_train_forward(x, gamma, beta, epsilon):
-    """Batch-statistics BatchNorm in one go (the centred x is computed once).
-
-    Returns (xhat, y, mean, var, inv_std): mean and biased var per channel (two-pass),
-    inv_std = 1/sqrt(var + epsilon), xhat = (x − mean)·inv_std, y = gamma·xhat + beta.
-    """
-    xw, k = _wide(x)
-    m = x.size // x.shape[-1]
-    mean = (_channel_sum(xw, k) / m).astype(x.dtype, copy=False)
-    xhat = np.empty_like(xw)
-    mean_k = np.tile(mean, k)
-    threads.chunked(lambda a, b: np.subtract(xw[a:b], mean_k, out=xhat[a:b]), len(xw), xw.size)
-    var = (np.einsum("ij,ij->j", xhat, xhat).reshape(k, -1).sum(axis=0) / m).astype(x.dtype, copy=False)
-    inv_std = (1.0 / np.sqrt(var + epsilon)).astype(x.dtype, copy=False)
-    y = np.empty_like(xw)
-    _normalise_rows(xhat, y, None, np.tile(inv_std, k), np.tile(gamma, k), np.tile(beta, k))
-    return xhat.reshape(x.shape), y.reshape(x.shape), mean, var, inv_std
-
-
-def _normalise_rows(xhat, y, x, inv_std_k, gamma_k, beta_k, mean_k=None):
-    """Row-parallel xhat = (x − mean)·inv_std (or xhat ·= inv_std in place when x is None),
-    then y = gamma·xhat + beta, on wide views."""
-    def rows(a, b):
-        h = xhat[a:b]
-        if x is not None:
-            np.subtract(x[a:b], mean_k, out=h)
-        h *= inv_std_k
-        np.multiply(h, gamma_k, out=y[a:b])
-        y[a:b] += beta_k
-    threads.chunked(rows, len(xhat), xhat.size)
+    """Per-channel mean and biased variance of x (..., C) over all other axes
+    (two-pass, accumulated in float64, returned in x's dtype)."""
+    xr = _channels(x)
+    mean = xr.mean(axis=0, dtype=np.float64)
+    var = np.square(xr - mean).mean(axis=0)
+    return mean.astype(x.dtype), var.astype(x.dtype)
 
 
 def batchnorm_forward(x, mean, inv_std, gamma, beta):
     """xhat = (x − mean)·inv_std, y = gamma·xhat + beta (per channel, last axis)."""
-    xw, k = _wide(x)
-    xhat, y = np.empty_like(xw), np.empty_like(xw)
-    _normalise_rows(xhat, y, xw, np.tile(inv_std, k), np.tile(gamma, k), np.tile(beta, k), np.tile(mean, k))
-    return xhat.reshape(x.shape), y.reshape(x.shape)
+    xhat = (x - mean) * inv_std
+    return xhat, xhat * gamma + beta
+
+
+def batchnorm_train_forward(x, gamma, beta, epsilon):
+    """Batch-statistics BatchNorm: returns (xhat, y, mean, var, inv_std) with mean and
+    biased var per channel, inv_std = 1/sqrt(var + epsilon), xhat = (x − mean)·inv_std,
+    y = gamma·xhat + beta."""
+    mean, var = batchnorm_stats(x)
+    inv_std = (1.0 / np.sqrt(var + epsilon)).astype(x.dtype)
+    xhat, y = batchnorm_forward(x, mean, inv_std, gamma, beta)
+    return xhat, y, mean, var, inv_std
+
+
+def _feedback_sums(fb, xhat):
+    """(dgamma, dbeta) = (Σ fb·xhat, Σ fb) per channel, accumulated in float64."""
+    fr, hr = _channels(fb), _channels(xhat)
+    dgamma = np.einsum("ij,ij->j", fr.astype(np.float64), hr)
+    dbeta = fr.sum(axis=0, dtype=np.float64)
+    return dgamma.astype(fb.dtype), dbeta.astype(fb.dtype)
 
 
 def batchnorm_feedback_train(fb, xhat, gamma, inv_std):
@@ -246,23 +166,10 @@ def batchnorm_feedback_train(fb, xhat, gamma, inv_std):
     Returns (fb_in, dgamma, dbeta) with dgamma = Σ fb·xhat, dbeta = Σ fb and
     fb_in = gamma·inv_std·(fb − mean(fb) − xhat·mean(fb·xhat)) (means over N·H·W).
     """
-    fw, k = _wide(fb)
-    hw, _ = _wide(xhat)
     m = fb.size // fb.shape[-1]
-    dbeta = _channel_sum(fw, k)
-    dgamma = np.einsum("ij,ij->j", fw, hw).reshape(k, -1).sum(axis=0)
-    fb_in = np.empty_like(fw)
-    a_k, b_k, s_k = np.tile(-dgamma / m, k), np.tile(-dbeta / m, k), np.tile(gamma * inv_std, k)
-
-    def rows(a, b):                         # in place: no temporaries
-        o = fb_in[a:b]
-        np.multiply(hw[a:b], a_k, out=o)
-        o += fw[a:b]
-        o += b_k
-        o *= s_k
-
-    threads.chunked(rows, len(fw), fw.size)
-    return fb_in.reshape(fb.shape), dgamma, dbeta
+    dgamma, dbeta = _feedback_sums(fb, xhat)
+    fb_in = (fb + xhat * (-dgamma / m) + (-dbeta / m)) * (gamma * inv_std)
+    return fb_in, dgamma, dbeta
 
 
 def batchnorm_feedback_inference(fb, xhat, gamma, inv_std):
@@ -270,14 +177,8 @@ def batchnorm_feedback_inference(fb, xhat, gamma, inv_std):
 
     Returns (fb_in, dgamma, dbeta) with dgamma = Σ fb·xhat, dbeta = Σ fb.
     """
-    fw, k = _wide(fb)
-    hw, _ = _wide(xhat)
-    dbeta = _channel_sum(fw, k)
-    dgamma = np.einsum("ij,ij->j", fw, hw).reshape(k, -1).sum(axis=0)
-    fb_in = np.empty_like(fw)
-    s_k = np.tile(gamma * inv_std, k)
-    threads.chunked(lambda a, b: np.multiply(fw[a:b], s_k, out=fb_in[a:b]), len(fw), fw.size)
-    return fb_in.reshape(fb.shape), dgamma, dbeta
+    dgamma, dbeta = _feedback_sums(fb, xhat)
+    return fb * (gamma * inv_std), dgamma, dbeta
 
 
 def dropout_mask(u, rate, dtype):
@@ -363,32 +264,12 @@ def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=Non
     return actions, reward, delta, fb, loss, np.sum(reward)
 
 
-_SGD_CHUNK_BYTES = 1 << 18   # a cache-sized piece of w per pass of sgd_update
-
-
 def sgd_update(w, g, lr, decay=1.0):
-    """In place: w ← w·decay − lr·g (SGD.step: decay = 1 − 2·lr·l2 for L2-regularised kernels).
-
-    The same roundings as `w *= decay; w -= lr * g` (decay = 1 skips the product), but
-    in cache-sized pieces through one small scratch buffer: no temporary the size of w,
-    one pass over memory. g is not modified. Returns w.
-    """
-    if not (w.flags.c_contiguous and w.flags.writeable) or g.shape != w.shape:
-        if decay != 1.0:
-            w *= decay
-        w -= lr * g
-        return w
-    wf, gf = w.reshape(-1), g.reshape(-1)       # views (g copied only when not contiguous)
-    n = wf.size
-    chunk = max(1, _SGD_CHUNK_BYTES // w.itemsize)
-    scratch = np.empty(min(n, chunk), dtype=np.result_type(g.dtype, lr))   # the dtype of lr * g
-    for i in range(0, n, chunk):
-        wc = wf[i:i + chunk]
-        t = scratch[:wc.size]
-        if decay != 1.0:
-            np.multiply(wc, decay, out=wc)
-        np.multiply(gf[i:i + chunk], lr, out=t)
-        np.subtract(wc, t, out=wc)
+    """In place: w ← w·decay − lr·g (SGD.step: decay = 1 − 2·lr·l2 for L2-regularised
+    kernels; decay = 1 skips the product). g is not modified. Returns w."""
+    if decay != 1.0:
+        w *= decay
+    w -= lr * g
     return w
 
 

@@ -31,6 +31,7 @@ try:  # importable without CuPy, so that tests can collect (and skip) on a CPU m
 except Exception:  # ImportError, or a broken CUDA install
     xp = None
 
+NAME = "cuda"
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 _BLOCK = 256              # threads per block of the 1-D (grid-stride) kernels
 _MAX_BLOCKS = 65535 * 32  # cap of a 1-D grid-stride launch (the loop covers the rest)
@@ -521,3 +522,18 @@ def batchnorm_update_moving(moving_mean, moving_variance, mean, var, momentum, m
                 (moving_mean, moving_variance, mean, var, dt.type(momentum), dt.type(1.0 - momentum),
                  dt.type(m / max(m - 1, 1)), _i32(c)))
     return moving_mean, moving_variance
+
+
+# ---- locally-connected GEMMs (cuBLAS, batched over positions) -------------------------
+
+def lc_forward(cols, kernel):
+    """y[b, p] = cols[p, b] · W[p]: cols (P, B, K), kernel (P, K, F) → y (B, P, F)."""
+    return xp.matmul(cols, kernel).transpose(1, 0, 2)
+
+
+def lc_feedback(fb, cols, fb_kernel, need_input_fb=True):
+    """(tags (P, K, F) = cols[p]ᵀ · fb[:, p], dcols (P, B, K) = fb[:, p] · fb_kernel[p]ᵀ or None)."""
+    fbp = xp.ascontiguousarray(fb.transpose(1, 0, 2))
+    tags = xp.matmul(cols.transpose(0, 2, 1), fbp)
+    dcols = xp.matmul(fbp, fb_kernel.transpose(0, 2, 1)) if need_input_fb else None
+    return tags, dcols

@@ -1,53 +1,69 @@
-"""Spread large element-wise NumPy work over the CPU cores.
+"""The one place that decides how many threads the CPU uses: BLAS's and the kernels' together.
 
-NumPy runs each element-wise operation on one core; only the GEMMs (BLAS) use them all.
-`chunked(fn, n, size)` calls fn(start, stop) on contiguous slices of range(n) (rows of
-the work) from a small thread pool; NumPy releases the GIL inside its loops. It is used
-only for element-wise work and copies, whose results do not depend on how the rows are
-split, so the output is bit-identical to one call on all rows. Reductions stay in one
-thread for the same reason.
+    n = configure()            # at the start of a run or benchmark; returns the count
 
-Work below MIN_ELEMENTS runs in the calling thread (a hand-off costs more than it saves).
-`BRAINPROP_THREADS=1` turns the pool off; the default is the number of usable cores, at
-most 4. OpenBLAS's worker threads spin for a long time after each GEMM and then compete
-with these threads: run.py and the benchmarks set OPENBLAS_THREAD_TIMEOUT=4 before NumPy
+n is `BRAINPROP_THREADS` when set, else the cores this process may use (its affinity
+mask) less those that other processes keep busy (the 1-minute load average, rounded),
+at least 1. On a shared 2-core machine with two other jobs running this gives 1: more
+threads than free cores make every thread wait for the others at each barrier (a 2–4×
+slowdown was measured with the defaults). The count is applied with threadpoolctl to
+every BLAS library NumPy loaded (OpenBLAS, MKL, BLIS) and to numba's thread pool, so
+GEMMs and the fast kernels never run more threads than that.
+
+OpenBLAS's idle workers spin for a while after each GEMM and then compete with the next
+kernel's threads: run.py and the benchmarks set OPENBLAS_THREAD_TIMEOUT=4 before NumPy
 loads (an environment variable; it cannot be changed once NumPy is imported).
 """
-import contextvars
 import os
-from concurrent.futures import ThreadPoolExecutor
 
-MIN_ELEMENTS = 1 << 20
+_state = {"n": None, "limiter": None}
 
 
-def _n_threads():
-    env = os.environ.get("BRAINPROP_THREADS")
-    if env:
-        return max(1, int(env))
+def usable_cores():
+    """Cores this process may run on (its CPU affinity), at least 1."""
     try:
-        n = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
-        n = os.cpu_count() or 1
-    return max(1, min(n, 4))
+        return max(1, os.cpu_count() or 1)
 
 
-N_THREADS = _n_threads()
-_pool = None
+def free_cores():
+    """usable_cores() less the cores busy with other work (1-minute load average), ≥ 1."""
+    n = usable_cores()
+    try:
+        busy = int(os.getloadavg()[0] + 0.5)
+    except OSError:
+        busy = 0
+    return max(1, min(n, n - busy))
 
 
-def chunked(fn, n, size):
-    """Run fn(start, stop) over ≤ N_THREADS contiguous chunks of range(n); size: elements touched."""
-    global _pool
-    if N_THREADS == 1 or n < 2 or size < MIN_ELEMENTS:
-        fn(0, n)
-        return
-    parts = min(N_THREADS, n)
-    bounds = [n * i // parts for i in range(parts + 1)]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(N_THREADS - 1, thread_name_prefix="brainprop")
-    # the calling thread takes the first chunk itself
-    # each worker runs in a copy of the caller's context, so np.errstate applies there too
-    futures = [_pool.submit(contextvars.copy_context().run, fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
-    fn(bounds[0], bounds[1])
-    for f in futures:
-        f.result()
+def wanted_threads():
+    """BRAINPROP_THREADS when set (an integer ≥ 1), else free_cores()."""
+    env = os.environ.get("BRAINPROP_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"BRAINPROP_THREADS={env!r} is not allowed; use an integer >= 1")
+        return int(env)
+    return free_cores()
+
+
+def configure(n=None):
+    """Set BLAS's and numba's thread counts to n (default wanted_threads()); return n."""
+    n = wanted_threads() if n is None else max(1, int(n))
+    try:
+        from threadpoolctl import threadpool_limits
+        _state["limiter"] = threadpool_limits(limits=n, user_api="blas")
+    except ImportError:   # threadpoolctl is a dependency; without it BLAS keeps its own count
+        pass
+    try:
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    _state["n"] = n
+    return n
+
+
+def current():
+    """The count set by the last configure(), or None."""
+    return _state["n"]

@@ -30,7 +30,6 @@ class Conv2D(Layer):
         self.out_hw, self.pads = window_2d(h, w, self.kernel, self.stride, self.padding, where)
         k = self.kernel
         self.params["kernel"] = self._init_normal(rng, (k, k, c, self.filters), self.init_std)
-        self.ws = {}   # reusable work buffers (cols, dcols, padding) for this layer
         return self.out_hw + (self.filters,)
 
     def _geometry(self):
@@ -38,7 +37,7 @@ class Conv2D(Layer):
 
     def forward(self, x, train):
         self.x_shape = x.shape
-        self.cols = self.k.im2col(x, *self._geometry(), ws=self.ws if train else None)   # pre: (B·Ho·Wo, k·k·C)
+        self.cols = self.k.im2col(x, *self._geometry())                 # pre: (B·Ho·Wo, k·k·C)
         w = self.params["kernel"].reshape(-1, self.filters)
         return (self.cols @ w).reshape((x.shape[0],) + self.output_shape)
 
@@ -48,6 +47,5 @@ class Conv2D(Layer):
         self.grads["kernel"] = (self.cols.T @ fb2).reshape(w.shape)
         if not need_input_fb:
             return None
-        dcols = self.k.workspace(self.ws, "dcols", self.cols.shape, fb.dtype)
-        self.xp.matmul(fb2, w.reshape(-1, self.filters).T, out=dcols)
-        return self.k.col2im(dcols, self.x_shape, *self._geometry(), ws=self.ws)
+        dcols = fb2 @ w.reshape(-1, self.filters).T                      # (B·Ho·Wo, k·k·C)
+        return self.k.col2im(dcols, self.x_shape, *self._geometry())

@@ -9,10 +9,10 @@ class LocallyConnected2D(Layer):
 
     Shapes: x (B, H, W, C); kernel W (Ho·Wo, k·k·C, F) (Keras layout, q = (dy·k + dx)·C + c);
     y (B, Ho, Wo, F). cols = im2col(x) in positions-first layout (Ho·Wo, B, k·k·C) is the
-    presynaptic activity; the forward pass is one batched GEMM over positions.
-    Feedback: fb_in = col2im(fb_p · W_pᵀ), again one batched GEMM.
-    Tag of W[p, q, f]: pre × fb summed over the batch only (no weight sharing):
-    grads['kernel'][p] = cols[p]ᵀ · fb[p].
+    presynaptic activity; the forward pass is one small GEMM per position (`lc_forward`).
+    Feedback: fb_in = col2im(fb_p · W_pᵀ), and the tag of W[p, q, f] is pre × fb summed
+    over the batch only (no weight sharing): grads['kernel'][p] = cols[p]ᵀ · fb[p]; both
+    per position, in one call (`lc_feedback`).
     Padding 'same' (which the original code lacked) follows Keras's convolution rule.
     """
     keras_class = "locally_connected2d"
@@ -32,7 +32,6 @@ class LocallyConnected2D(Layer):
         n_pos = self.out_hw[0] * self.out_hw[1]
         k = self.kernel
         self.params["kernel"] = self._init_normal(rng, (n_pos, k * k * c, self.filters), self.init_std)
-        self.ws = {}   # reusable work buffers (cols, dcols, padding) for this layer
         return self.out_hw + (self.filters,)
 
     def _geometry(self):
@@ -40,18 +39,15 @@ class LocallyConnected2D(Layer):
 
     def forward(self, x, train):
         self.x_shape = x.shape
-        self.cols = self.k.im2col(x, *self._geometry(), positions_first=True,
-                                 ws=self.ws if train else None)                     # (P, B, K)
-        y = self.xp.matmul(self.cols, self.params["kernel"])                     # (P, B, F)
-        return y.transpose(1, 0, 2).reshape((x.shape[0],) + self.output_shape)
+        self.cols = self.k.im2col(x, *self._geometry(), positions_first=True)   # pre: (P, B, K)
+        y = self.k.lc_forward(self.cols, self.params["kernel"])                 # (B, P, F)
+        return y.reshape((x.shape[0],) + self.output_shape)
 
     def feedback(self, fb, need_input_fb=True):
-        b = fb.shape[0]
-        fbp = self.xp.ascontiguousarray(fb.reshape(b, -1, self.filters).transpose(1, 0, 2))  # (P, B, F)
-        w = self.params["kernel"]
-        self.grads["kernel"] = self.xp.matmul(self.cols.transpose(0, 2, 1), fbp)          # (P, K, F)
+        fbp = fb.reshape(fb.shape[0], -1, self.filters)                          # (B, P, F)
+        # tags[p] = cols[p]ᵀ · fb[:, p] (P, K, F); dcols[p] = fb[:, p] · W[p]ᵀ (P, B, K)
+        tags, dcols = self.k.lc_feedback(fbp, self.cols, self.params["kernel"], need_input_fb)
+        self.grads["kernel"] = tags
         if not need_input_fb:
             return None
-        dcols = self.k.workspace(self.ws, "dcols", self.cols.shape, fb.dtype)
-        self.xp.matmul(fbp, w.transpose(0, 2, 1), out=dcols)                              # (P, B, K)
-        return self.k.col2im(dcols, self.x_shape, *self._geometry(), positions_first=True, ws=self.ws)
+        return self.k.col2im(dcols, self.x_shape, *self._geometry(), positions_first=True)

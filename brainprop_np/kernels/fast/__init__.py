@@ -1,0 +1,25 @@
+"""The fast CPU kernel set: compiled (numba), fused, multi-core twins of kernels/cpu.py.
+
+Same names, signatures and layouts as the NumPy reference; `backend.get_backend("cpu")`
+takes this set when numba imports (`BRAINPROP_KERNELS=numpy`, or the config key
+`kernels: numpy`, selects the reference). What is not worth compiling (the tiny
+per-channel updates, softmax, EBP's output step) is the reference's own function.
+
+Agreement with the reference (tests/test_fast_kernels.py):
+  same bits    im2col, col2im, max-pool, ReLU, dropout mask, SGD, BatchNorm's
+               normalisation and feedback given the same statistics;
+  rounding     BatchNorm's statistics and (dgamma, dbeta) (float64 sums in another order:
+               within 1 ulp of float32 in practice); the locally-connected GEMMs and
+               the output step's softmax (as BLAS and libm round; ≈ 1e-6 relative in float32).
+The thread count is set in kernels/threads.py, together with BLAS's.
+"""
+from ..cpu import (batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
+                   select_actions, softmax, xp)
+from .batchnorm import (batchnorm_feedback_inference, batchnorm_feedback_train,  # noqa: F401
+                        batchnorm_forward, batchnorm_stats, batchnorm_train_forward)
+from .elementwise import dropout_mask, relu_feedback, relu_forward, sgd_update  # noqa: F401
+from .im2col import col2im, im2col, maxpool_feedback, maxpool_forward  # noqa: F401
+from .locally_connected import lc_feedback, lc_forward  # noqa: F401
+from .output import brainprop_step  # noqa: F401
+
+NAME = "fast"

@@ -1,0 +1,67 @@
+"""Fused element-wise kernels: ReLU, dropout mask, SGD update (multi-core, in one pass).
+
+Each computes exactly what its NumPy twin in kernels/cpu.py computes, with the same
+roundings (one operation per element, no fused multiply-add): the results are the same bits.
+"""
+import numpy as np
+
+from .jit import kernel, prange
+
+
+@kernel
+def _relu_forward(x, y):
+    for i in prange(x.size):
+        v = x[i]
+        y[i] = v if v > 0 else (v * 0 if v != v else 0)   # max(x, 0); NaN stays NaN
+
+
+def relu_forward(x):
+    """y = max(x, 0)."""
+    y = np.empty(x.shape, x.dtype)
+    _relu_forward(x.size, np.ascontiguousarray(x).reshape(-1), y.reshape(-1))
+    return y
+
+
+@kernel
+def _relu_feedback(fb, y, out):
+    for i in prange(fb.size):
+        out[i] = fb[i] if y[i] > 0 else fb[i] * 0.0   # fb·0 keeps NumPy's −0
+
+
+def relu_feedback(fb, y):
+    """Feedback passes only where the unit was active: fb · [y > 0]."""
+    out = np.empty(fb.shape, fb.dtype)
+    _relu_feedback(fb.size, np.ascontiguousarray(fb).reshape(-1), np.ascontiguousarray(y).reshape(-1), out.reshape(-1))
+    return out
+
+
+@kernel
+def _dropout_mask(u, rate, scale, mask):
+    for i in prange(u.size):
+        mask[i] = scale if u[i] >= rate else 0
+
+
+def dropout_mask(u, rate, dtype):
+    """Inverted dropout mask from uniforms u in [0, 1): [u ≥ rate] / (1 − rate)."""
+    dt = np.dtype(dtype)
+    mask = np.empty(u.shape, dt)
+    _dropout_mask(u.size, np.ascontiguousarray(u).reshape(-1), u.dtype.type(rate), dt.type(1.0 / (1.0 - rate)),
+                  mask.reshape(-1))
+    return mask
+
+
+@kernel
+def _sgd_update(w, g, lr, decay, use_decay):
+    for i in prange(w.size):
+        wi = w[i] * decay if use_decay else w[i]
+        w[i] = wi - g[i] * lr
+
+
+def sgd_update(w, g, lr, decay=1.0):
+    """In place: w ← w·decay − lr·g, one pass (decay = 1 skips the product). Returns w."""
+    if not (w.flags.c_contiguous and w.flags.writeable) or g.shape != w.shape:
+        from .. import cpu
+        return cpu.sgd_update(w, g, lr, decay)
+    t = w.dtype.type
+    _sgd_update(w.size, w.reshape(-1), np.ascontiguousarray(g, dtype=w.dtype).reshape(-1), t(lr), t(decay), decay != 1.0)
+    return w
