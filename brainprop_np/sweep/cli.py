@@ -123,6 +123,9 @@ def connect(address):
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    except ImportError as e:      # ray:// needs Ray Client (grpcio)
+        raise SweepError(f"--address {address}: {e}; install it with pip install 'brainprop_np[sweep]' "
+                         "(or pip install 'ray[client]')") from None
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
         if address:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -131,15 +134,21 @@ def connect(address):
     return ray, not address
 
 
-def _runtime_env(cpus):
-    """Worker environment: thread counts for one run, and this package importable."""
+def _runtime_env(cpus, gpus):
+    """Worker environment: thread counts for one run (a run's numbers depend on OpenBLAS's
+    thread count, so it is fixed to --cpus-per-run), this package importable, and no GPU
+    visible to a run that was given none (device=auto then trains on the CPU instead of
+    crowding a GPU that Ray did not hand out)."""
     import brainprop_np
     n = str(cpus)
     root = str(Path(brainprop_np.__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH")
-    return {"env_vars": {"BRAINPROP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-                         "MKL_NUM_THREADS": n, "OPENBLAS_THREAD_TIMEOUT": "4",
-                         "PYTHONPATH": root + (os.pathsep + path if path else "")}}
+    env = {"BRAINPROP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+           "MKL_NUM_THREADS": n, "OPENBLAS_THREAD_TIMEOUT": "4",
+           "PYTHONPATH": root + (os.pathsep + path if path else "")}
+    if not gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return {"env_vars": env}
 
 
 def _resources(ray):
@@ -206,7 +215,7 @@ def execute(ray, runs, todo, ns, t0):
     from .task import run_one
     remote = ray.remote(run_one)
     opts = dict(num_cpus=ns.cpus_per_run, num_gpus=ns.gpus_per_run, max_retries=ns.max_retries,
-                retry_exceptions=False, runtime_env=_runtime_env(ns.cpus_per_run))
+                retry_exceptions=False, runtime_env=_runtime_env(ns.cpus_per_run, ns.gpus_per_run))
     progress = _Progress(runs, t0)
     for r in runs:
         progress.seen(r)
