@@ -122,7 +122,8 @@ def connect(address):
         if address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)     # a new instance, never a stale one
     except ImportError as e:      # ray:// needs Ray Client (grpcio)
         raise SweepError(f"--address {address}: {e}; install it with pip install 'brainprop_np[sweep]' "
                          "(or pip install 'ray[client]')") from None
