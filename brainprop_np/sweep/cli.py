@@ -21,7 +21,7 @@ HEARTBEAT_S = 30.0          # a progress line at least this often while runs are
 
 
 class Unreachable(RuntimeError):
-    """The Ray cluster at --address cannot be reached (exit 1)."""
+    """The Ray cluster at --address cannot be reached, or a local instance cannot start (exit 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,11 +127,11 @@ def connect(address):
     except ImportError as e:      # ray:// needs Ray Client (grpcio)
         raise SweepError(f"--address {address}: {e}; install it with pip install 'brainprop_np[sweep]' "
                          "(or pip install 'ray[client]')") from None
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if address:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise Unreachable(f"cannot reach the Ray cluster at {address}: {first}") from None
-        raise
+        raise Unreachable(f"cannot start a local Ray instance: {first}") from None
     return ray, not address
 
 
@@ -296,7 +296,10 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     t0 = time.time()
     try:
-        ns, configs, overrides = _parse(argv)
+        try:
+            ns, configs, overrides = _parse(argv)
+        except SystemExit as e:              # --help
+            return e.code if isinstance(e.code, int) else 0
         seeds = plan.parse_seeds(ns.seeds)
         grid = plan.parse_grid(ns.grid)
         runs = plan.build(configs, seeds, grid, overrides, ns.out)
