@@ -595,6 +595,8 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
                               f"--resume {out} or choose another folder")
 
     ds, data_info = load_data(cfg, say, force=meta["data"]["used"] if meta else None)
+    if meta:      # a resumed run trains on the checkpoint's data: keep its provenance (MNIST-sample fallback)
+        data_info.update({k: meta["data"][k] for k in ("requested", "fallback", "fallback_reason") if k in meta["data"]})
     split = _split(cfg, ds)
     data_info.update(n_train=len(split.x_train), n_val=len(split.x_val), n_test=len(split.x_test),
                      n_classes=split.n_classes)

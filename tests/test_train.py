@@ -409,3 +409,20 @@ def test_plots_have_whole_epoch_ticks(tmp_path, reference, monkeypatch):
     for fig in figs:
         ticks = fig.axes[0].xaxis.get_major_locator()()
         assert len(ticks) and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_resumed_fallback_run_keeps_saying_it_trained_on_the_mnist_sample(tmp_path):
+    from brainprop_np.train import train
+    tiny = [{"type": "flatten"}, {"type": "dense", "units": 8}]
+    empty = tmp_path / "no_mnist"
+    empty.mkdir()
+    cfg = {"name": "fb", "device": "cpu", "model": tiny, "train": {"epochs": 1},
+           "data": {"name": "mnist", "root": str(empty), "download": False, "fallback": "mnist_sample",
+                    "limit_train": 256, "limit_test": 100}}
+    first = train(cfg, out=tmp_path / "run", verbose=False)
+    assert first.summary["dataset"]["fallback"] is True
+    resumed = train(resume=tmp_path / "run", overrides=["train.epochs=2"], verbose=False)
+    d = resumed.summary["dataset"]
+    assert resumed.summary["epochs_run"] == 2
+    assert d["used"] == "mnist_sample" and d["requested"] == "mnist" and d["fallback"] is True
+    assert d["fallback_reason"] == first.summary["dataset"]["fallback_reason"]

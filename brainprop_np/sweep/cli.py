@@ -1,0 +1,372 @@
+"""The sweep's command line and its driver loop on Ray (see the package docstring)."""
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shlex
+import socket
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from ..config import ConfigError
+from ..runfolder import write_json
+from . import plan, report
+from .plan import SweepError
+
+PROG = "python -m brainprop_np.sweep"
+HEARTBEAT_S = 30.0          # a progress line at least this often while runs are in flight
+
+
+class Unreachable(RuntimeError):
+    """The Ray cluster at --address cannot be reached, or a local instance cannot start (exit 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise SweepError(f"{message}; see {PROG} --help")
+
+
+def _parser():
+    p = _Parser(prog=PROG, description="Train every config × grid cell × seed as one bp.train run on Ray "
+                "and report mean (std) per cell, as the paper's tables do.",
+                epilog=f"example: {PROG} configs/mnist_dense.yaml configs/mnist_conv.yaml --seeds 1-3 "
+                       "--grid algorithm=brainprop,ebp --out runs/sweep")
+    p.add_argument("args", nargs="*", metavar="CONFIG | KEY=VALUE",
+                   help="one or more YAML configs, and dotted overrides applied to every run (e.g. train.epochs=2)")
+    p.add_argument("--seeds", default="1-10", help="seeds, e.g. 1-10, 1,3,5 or 1-3,7 (default 1-10)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a config key and its values; several --grid give their Cartesian product")
+    p.add_argument("--out", default="runs/sweep", metavar="DIR",
+                   help="the sweep's folder: DIR/<config>/<cell>/seed<k>/ and the tables (default runs/sweep)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+                        "(default: start a local Ray instance sized to this machine)")
+    p.add_argument("--cpus-per-run", type=int, default=1, metavar="N",
+                   help="CPU cores per run; also its NumPy/BLAS thread count (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F",
+                   help="GPUs per run; 0.25 lets four runs share one GPU (default 0: CPU runs)")
+    p.add_argument("--max-concurrent", type=int, default=None, metavar="K",
+                   help="at most K runs at a time (default: as many as the cluster's resources allow)")
+    p.add_argument("--max-retries", type=int, default=3, metavar="R",
+                   help="retries of a run whose worker died, each from its last checkpoint (default 3)")
+    return p
+
+
+def _fail(code, message):
+    print("error: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
+    return code
+
+
+def _parse(argv):
+    ns = _parser().parse_intermixed_args(argv)
+    configs = [a for a in ns.args if "=" not in a]
+    overrides = [a for a in ns.args if "=" in a]
+    if not configs:
+        raise SweepError(f"no config given; usage: {PROG} CONFIG [CONFIG ...] --seeds 1-10 [--grid KEY=V1,V2] "
+                         "[KEY=VALUE ...] --out DIR")
+    if ns.cpus_per_run < 1:
+        raise SweepError(f"--cpus-per-run {ns.cpus_per_run} is not allowed; use an integer >= 1")
+    g = ns.gpus_per_run
+    if not (g >= 0) or (g > 1 and g != int(g)):
+        raise SweepError(f"--gpus-per-run {g:g} is not allowed; use 0, a fraction up to 1 (0.25: four runs "
+                         "share a GPU) or a whole number")
+    if ns.max_concurrent is not None and ns.max_concurrent < 1:
+        raise SweepError(f"--max-concurrent {ns.max_concurrent} is not allowed; use an integer >= 1")
+    if ns.max_retries < 0:
+        raise SweepError(f"--max-retries {ns.max_retries} is not allowed; use an integer >= 0")
+    out = Path(ns.out)
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"--out {ns.out} is not allowed: it is a file; give a folder")
+    return ns, configs, overrides
+
+
+# ---------------------------------------------------------------------------------------
+# Ray
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("Ray is not installed; the sweep needs it: pip install 'brainprop_np[sweep]' "
+                         "(or pip install ray)") from None
+    return ray
+
+
+def _host_port(address):
+    a = address[len("ray://"):] if address.startswith("ray://") else address
+    host, colon, port = a.rpartition(":")
+    if not colon:
+        return a, (10001 if address.startswith("ray://") else 6379)
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise SweepError(f"--address {address!r} is not allowed; use auto, HOST:PORT or ray://HOST:PORT") from None
+
+
+def connect(address):
+    """(ray, started_here): join the cluster at `address`, else use an initialised Ray, else start one."""
+    ray = _import_ray()
+    if address and address != "auto":
+        host, port = _host_port(address)
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except OSError as e:
+            raise Unreachable(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); start one with "
+                              "`ray start --head` there, or leave out --address for a local instance") from None
+    if ray.is_initialized():
+        return ray, False
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        else:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.WARNING)     # a new instance, never a stale one
+    except ImportError as e:      # ray:// needs Ray Client (grpcio)
+        raise SweepError(f"--address {address}: {e}; install it with pip install 'brainprop_np[sweep]' "
+                         "(or pip install 'ray[client]')") from None
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if address:
+            raise Unreachable(f"cannot reach the Ray cluster at {address}: {first}") from None
+        raise Unreachable(f"cannot start a local Ray instance: {first}") from None
+    return ray, not address
+
+
+def _runtime_env(cpus, gpus):
+    """Worker environment: thread counts for one run (a run's numbers depend on OpenBLAS's
+    thread count, so it is fixed to --cpus-per-run), this package importable, and no GPU
+    visible to a run that was given none (device=auto then trains on the CPU instead of
+    crowding a GPU that Ray did not hand out)."""
+    import brainprop_np
+    n = str(cpus)
+    root = str(Path(brainprop_np.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    env = {"BRAINPROP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+           "MKL_NUM_THREADS": n, "OPENBLAS_THREAD_TIMEOUT": "4",
+           "PYTHONPATH": root + (os.pathsep + path if path else "")}
+    if not gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return {"env_vars": env}
+
+
+def _resources(ray):
+    res = {k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")}
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return res, nodes
+
+
+# ---------------------------------------------------------------------------------------
+# the driver
+
+class _Progress:
+    def __init__(self, runs, t0):
+        self.runs, self.t0 = runs, t0
+        self.best = None
+
+    def seen(self, run):
+        acc = (run.summary or {}).get("best_val_acc")
+        if run.state == "done" and acc is not None and (self.best is None or acc > self.best[0]):
+            self.best = (acc, run.label)
+
+    def line(self, inflight, queued):
+        done = sum(r.state == "done" for r in self.runs)
+        failed = sum(r.state == "failed" for r in self.runs)
+        running = sum(1 for r in inflight if _started_since(r, self.t0))
+        best = f"; best so far {self.best[0]:.4f} ({self.best[1]})" if self.best else ""
+        return (f"[{done}/{len(self.runs)} done, {running} running, {len(inflight) - running + queued} waiting, "
+                f"{failed} failed{best}]")
+
+
+def _started_since(run, t0):
+    try:
+        return (run.run_dir / "train.log").stat().st_mtime >= t0 - 1
+    except OSError:
+        return False
+
+
+def _apply(run, res):
+    run.attempts = res.get("attempt", 0)
+    run.resumed_from = res.get("resumed_from")
+    if res["status"] == "done":
+        run.state, run.summary = "done", res["summary"]
+    elif res["status"] == "failed":
+        run.state, run.error, run.error_kind = "failed", res["message"], res.get("kind")
+    else:
+        run.state, run.summary = "interrupted", res.get("summary")
+
+
+def _result_line(run):
+    if run.state == "done":
+        s = run.summary
+        how = f", resumed after epoch {run.resumed_from}" if run.resumed_from is not None else ""
+        how += f", attempt {run.attempts}" if run.attempts > 1 else ""
+        data = " ON THE MNIST SAMPLE (fallback)" if (s.get("dataset") or {}).get("fallback") else ""
+        return (f"{run.label}: best val_acc {s['best_val_acc']:.4f} at epoch {s['best_epoch']} "
+                f"({s['stop_reason']}, {s['epochs_run']} epochs{how}){data}")
+    if run.state == "failed":
+        return f"{run.label}: FAILED ({run.error_kind} error, not retried): {run.error}"
+    return f"{run.label}: {run.state}"
+
+
+def execute(ray, runs, todo, ns, t0):
+    """Submit the runs in `todo` (at most --max-concurrent at a time) and wait for them."""
+    from .task import run_one
+    remote = ray.remote(run_one)
+    opts = dict(num_cpus=ns.cpus_per_run, num_gpus=ns.gpus_per_run, max_retries=ns.max_retries,
+                retry_exceptions=False, runtime_env=_runtime_env(ns.cpus_per_run, ns.gpus_per_run))
+    progress = _Progress(runs, t0)
+    for r in runs:
+        progress.seen(r)
+    pending, inflight = deque(todo), {}
+    last = time.monotonic()
+    try:
+        while pending or inflight:
+            while pending and (ns.max_concurrent is None or len(inflight) < ns.max_concurrent):
+                r = pending.popleft()
+                spec = {"config": r.cfg, "run_dir": str(r.run_dir.resolve()), "resume_overrides": r.resume_overrides}
+                inflight[remote.options(name=r.label, **opts).remote(spec)] = r
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=HEARTBEAT_S)
+            for ref in ready:
+                r = inflight.pop(ref)
+                try:
+                    _apply(r, ray.get(ref))
+                except ray.exceptions.RayError as e:      # a worker died more than --max-retries times, ...
+                    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                    r.state, r.error_kind = "failed", "worker"
+                    r.error = f"{type(e).__name__}: {first} (after up to {ns.max_retries} retries)"
+                progress.seen(r)
+                print(f"{progress.line(inflight.values(), len(pending))} {_result_line(r)}", flush=True)
+                last = time.monotonic()
+            if not ready or time.monotonic() - last >= HEARTBEAT_S:
+                print(progress.line(inflight.values(), len(pending)), flush=True)
+                last = time.monotonic()
+    except KeyboardInterrupt:
+        print("interrupted: stopping the runs (each writes its checkpoint) ...", file=sys.stderr, flush=True)
+        for ref in inflight:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+        deadline = time.monotonic() + 20
+        for ref, r in inflight.items():
+            with contextlib.suppress(Exception):
+                _apply(r, ray.get(ref, timeout=max(0.1, deadline - time.monotonic())))
+        raise
+
+
+def _command(argv):
+    return shlex.join(["python", "-m", "brainprop_np.sweep", *argv])
+
+
+def _ray_version():
+    try:
+        from importlib.metadata import version
+        return version("ray")
+    except Exception:
+        return None
+
+
+def _sweep_json(ns, argv, configs, overrides, grid, seeds, runs, cluster, extra):
+    out = Path(ns.out)
+    old = {}
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    counts = {s: sum(r.state == s for r in runs) for s in ("done", "failed", "fresh", "resume", "interrupted")}
+    doc = {"engine": "ray", "ray_version": cluster.get("ray_version") or old.get("ray_version") or _ray_version(),
+           "command": _command(argv), "cwd": os.getcwd(), "configs": configs, "overrides": overrides,
+           "grid": {k: v for k, v in grid}, "cells": [c for c, _ in plan.cells(grid)], "seeds": seeds,
+           "address": ns.address or "local", "resources": cluster.get("resources", old.get("resources")),
+           "nodes": cluster.get("nodes", old.get("nodes")),
+           "cpus_per_run": ns.cpus_per_run, "gpus_per_run": ns.gpus_per_run,
+           "max_concurrent": ns.max_concurrent, "max_retries": ns.max_retries,
+           "runs": {"total": len(runs), "finished": counts["done"], "failed": counts["failed"],
+                    "unfinished": len(runs) - counts["done"] - counts["failed"]}}
+    doc.update(extra)
+    if "resources" not in cluster:
+        doc["cluster_note"] = "not contacted by the last invocation: every run was already finished"
+    doc["invocations"] = (old.get("invocations") or [])[-49:] + [{
+        "command": doc["command"], "time": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}]
+    return doc
+
+
+def main(argv=None):
+    """The sweep command; returns the exit status (0 all runs finished, 1 a run failed or the
+    cluster is unreachable, 2 bad input, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    t0 = time.time()
+    try:
+        try:
+            ns, configs, overrides = _parse(argv)
+        except SystemExit as e:              # --help
+            return e.code if isinstance(e.code, int) else 0
+        seeds = plan.parse_seeds(ns.seeds)
+        grid = plan.parse_grid(ns.grid)
+        runs = plan.build(configs, seeds, grid, overrides, ns.out)
+        todo = [r for r in runs if r.state in ("fresh", "resume")]
+        cluster = {}
+        ray = started = None
+        if todo:
+            ray, started = connect(ns.address)
+    except (SweepError, ConfigError) as e:
+        return _fail(2, e)
+    except Unreachable as e:
+        return _fail(1, e)
+    out = Path(ns.out)
+    n_read = len(runs) - len(todo)
+    n_resume = sum(r.state == "resume" for r in todo)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if ray is not None:
+            res, nodes = _resources(ray)
+            cluster = {"ray_version": ray.__version__, "resources": res, "nodes": nodes}
+            where = "local instance" if started or not ns.address else f"cluster at {ns.address}"
+            print(f"sweep: {len(runs)} runs ({len(configs)} config(s) × {len(plan.cells(grid))} cell(s) × "
+                  f"{len(seeds)} seed(s)): {n_read} finished (read), {n_resume} to resume, "
+                  f"{len(todo) - n_resume} to start; Ray {ray.__version__} {where}, {nodes} node(s), "
+                  f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; per run {ns.cpus_per_run} CPU, "
+                  f"{ns.gpus_per_run:g} GPU; folder {out}", flush=True)
+        else:
+            print(f"sweep: all {len(runs)} runs are finished (read, not trained); folder {out}", flush=True)
+        extra = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0)),
+                 "read": n_read, "resumed": n_resume, "started_fresh": len(todo) - n_resume}
+        write_json(out / "sweep.json", _sweep_json(ns, argv, configs, overrides, grid, seeds, runs, cluster,
+                                                   dict(extra, status="running" if todo else "finished")))
+        interrupted = False
+        try:
+            if todo:
+                execute(ray, runs, todo, ns, t0)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if started:
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+        rows = report.aggregate(runs)
+        engine = (f"Engine: Ray {cluster.get('ray_version') or _ray_version()}, "
+                  f"{'local instance' if not ns.address else 'cluster ' + ns.address}; "
+                  f"{ns.cpus_per_run} CPU and {ns.gpus_per_run:g} GPU per run; "
+                  f"{time.strftime('%Y-%m-%d %H:%M')}.")
+        report.write_csv(out / "results.csv", rows)
+        report.write_md(out / "results.md", rows, runs, _command(argv), engine)
+        drew = report.write_curves(out / "curves.png", rows)
+        extra.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+                     status="interrupted" if interrupted else "finished", curves=bool(drew))
+        write_json(out / "sweep.json", _sweep_json(ns, argv, configs, overrides, grid, seeds, runs, cluster, extra))
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        return _fail(1, f"cannot read or write{where}: {e.strerror or e}")
+    print("\n" + report.table_text(rows), flush=True)
+    for line in report.failure_lines(runs):
+        print("  " + line, flush=True)
+    print(f"\nwrote {out / 'results.csv'}, {out / 'results.md'}"
+          + (f", {out / 'curves.png'}" if drew else " (curves.png needs matplotlib: pip install matplotlib)")
+          + f", {out / 'sweep.json'}", flush=True)
+    if interrupted:
+        return _fail(130, "interrupted; rerun the same command to continue (finished runs are read, "
+                          "the others resume from their checkpoints)")
+    bad = [r for r in runs if r.state != "done"]
+    if bad:
+        return _fail(1, f"{len(bad)} of {len(runs)} runs have no result (see {out / 'results.md'}); "
+                        "rerun the same command after fixing the cause")
+    return 0

@@ -1,0 +1,142 @@
+"""brainprop_np.sweep without Ray: argument checks, bad input (exit 2, nothing written), the
+table's arithmetic, and scripts/seeds.py forwarding to the sweep. The sweep on a real Ray
+instance is tests/test_sweep_ray.py."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from brainprop_np import sweep
+from brainprop_np.sweep import plan, report
+
+ROOT = Path(__file__).resolve().parents[1]
+DENSE = str(ROOT / "configs" / "mnist_dense.yaml")
+
+
+def test_parse_seeds():
+    assert sweep.parse_seeds("1-3") == [1, 2, 3]
+    assert sweep.parse_seeds("1,4,7-8") == [1, 4, 7, 8]
+    for bad in ("x", "2-1", "1-", "", "1,1", "-1"):
+        with pytest.raises(sweep.SweepError, match="--seeds"):
+            sweep.parse_seeds(bad)
+
+
+def test_grid_cells():
+    grid = sweep.parse_grid(["algorithm=brainprop,ebp", "brainprop.epsilon=0.02,0.05"])
+    names = [c for c, _ in plan.cells(grid)]
+    assert names == ["algorithm=brainprop,brainprop.epsilon=0.02", "algorithm=brainprop,brainprop.epsilon=0.05",
+                     "algorithm=ebp,brainprop.epsilon=0.02", "algorithm=ebp,brainprop.epsilon=0.05"]
+    assert plan.cells([]) == [("default", [])]
+    for bad in (["algorithm"], ["algorithm="], ["algorithm=a,,b"], ["seed=1,2"], ["a=1", "a=2"], ["a=1,1"]):
+        with pytest.raises(sweep.SweepError, match="--grid"):
+            sweep.parse_grid(bad)
+
+
+@pytest.mark.parametrize("args, words", [
+    ([DENSE, "--grid", "algorithmz=brainprop,ebp"], ["--grid algorithmz=brainprop", "unknown key algorithmz"]),
+    ([DENSE, "--grid", "train.epochz=1,2"], ["unknown key train.epochz"]),
+    ([DENSE, "--grid", "algorithm=brainprop,sgd"], ["algorithm='sgd'", "brainprop, ebp"]),
+    ([DENSE, "train.epochz=1"], ["unknown key train.epochz"]),
+    ([DENSE, "seed=3"], ["--seeds chooses"]),
+    ([DENSE, "--grid", "algorithm=ebp,brainprop", "algorithm=ebp"], ["both as an override and in --grid"]),
+    ([DENSE, "--seeds", "3-1"], ["--seeds '3-1'"]),
+    ([DENSE, "--cpus-per-run", "0"], ["--cpus-per-run 0"]),
+    ([DENSE, "--gpus-per-run", "1.5"], ["--gpus-per-run 1.5"]),
+    ([DENSE, "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["train.epochs=1"], ["no config given"]),
+    (["missing.yaml"], ["missing.yaml", "cannot be read"]),
+    ([DENSE, DENSE], ["same name 'mnist_dense'"]),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, words):
+    out = tmp_path / "sweep"
+    assert sweep.main([*args, "--seeds", "1-2", "--out", str(out)] if "--seeds" not in args
+                      else [*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    for w in words:
+        assert w in err[0]
+    assert not out.exists()
+
+
+def test_ray_not_installed_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)        # import ray → ImportError
+    out = tmp_path / "sweep"
+    assert sweep.main([DENSE, "--seeds", "1", "train.epochs=1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Ray is not installed" in err[0] and "[sweep]" in err[0]
+    assert not out.exists()
+
+
+def test_a_run_folder_made_with_other_settings_is_refused(tmp_path, capsys):
+    from brainprop_np.config import dump, load_config
+    d = tmp_path / "mnist_dense" / "default" / "seed1"
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(dump(load_config(DENSE, ["train.lr=0.05", "seed=1"])))
+    assert sweep.main([DENSE, "--seeds", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "other settings (train.lr: 0.05 there, 0.1 now)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_dense"]
+
+
+def _finished(tmp_path, cell, seed, acc, epoch, fallback=False, epochs=500):
+    from brainprop_np.config import dump, load_config
+    d = tmp_path / "mnist_dense" / cell / f"seed{seed}"
+    d.mkdir(parents=True)
+    ov = ([] if cell == "default" else [cell]) + [f"seed={seed}", f"train.epochs={epochs}"]
+    (d / "config.yaml").write_text(dump(load_config(DENSE, ov)))
+    (d / "summary.json").write_text(json.dumps({
+        "best_val_acc": acc, "best_epoch": epoch, "mean_epoch_seconds": 3.0, "stop_reason": "early_stopping",
+        "epochs_run": epoch + 45,
+        "dataset": {"used": "mnist_sample" if fallback else "mnist", "fallback": fallback}}))
+    (d / "history.csv").write_text("epoch,lr,train_loss,train_acc,val_acc,epoch_seconds\n1,0.1,1.0,0.5,0.9,3.0\n")
+
+
+def test_finished_runs_are_read_without_ray_and_tabled(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)      # nothing to train: Ray is not needed
+    _finished(tmp_path, "default", 1, 0.99, 60)
+    _finished(tmp_path, "default", 2, 0.98, 70)
+    assert sweep.main([DENSE, "--seeds", "1-2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "all 2 runs are finished" in out and "98.50 (0.71)" in out and "65 (7)" in out
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert list(rows[0]) == list(report.CSV_COLUMNS)
+    assert rows[0]["config"] == "mnist_dense" and rows[0]["cell"] == "default" and rows[0]["n"] == "2"
+    assert float(rows[0]["best_val_acc_mean"]) == pytest.approx(0.985)
+    assert float(rows[0]["best_val_acc_std"]) == pytest.approx(0.0070710678)
+    assert float(rows[0]["best_epoch_mean"]) == 65.0 and rows[0]["failed"] == "0" and rows[0]["data"] == "mnist"
+    md = (tmp_path / "results.md").read_text()
+    assert "| mnist_dense | default | 2 | 98.50 (0.71) | 65 (7) | 3.0 | 0 | mnist | 98.68 (0.07) |" in md
+    doc = json.loads((tmp_path / "sweep.json").read_text())
+    assert doc["engine"] == "ray" and doc["runs"]["finished"] == 2 and doc["seeds"] == [1, 2]
+
+
+def test_the_table_says_when_runs_fell_back_to_the_mnist_sample(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    _finished(tmp_path, "default", 1, 0.95, 10, fallback=True)
+    _finished(tmp_path, "default", 2, 0.96, 12, fallback=False)
+    assert sweep.main([DENSE, "--seeds", "1-2", "--out", str(tmp_path)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert rows[0]["data"] == "mnist_sample (fallback) in 1 of 2; mnist in 1 of 2"
+    md = (tmp_path / "results.md").read_text()
+    assert "NOT full MNIST" in md and "MNIST_SAMPLE (FALLBACK)" in md
+    assert "NOT full MNIST" in capsys.readouterr().out
+
+
+def test_a_larger_train_epochs_resumes_finished_runs(tmp_path):
+    _finished(tmp_path, "default", 1, 0.99, 60)
+    runs = plan.build([DENSE], [1], [], ["train.epochs=600"], tmp_path)
+    assert runs[0].state == "fresh"           # no checkpoint.npz here: started again
+    (runs[0].run_dir / "checkpoint.npz").write_bytes(b"")
+    runs = plan.build([DENSE], [1], [], ["train.epochs=600"], tmp_path)
+    assert runs[0].state == "resume" and runs[0].resume_overrides == ["train.epochs=600"]
+    assert plan.build([DENSE], [1], [], ["device=cpu"], tmp_path)[0].state == "done"
+
+
+def test_seeds_script_is_a_thin_wrapper_of_the_sweep():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "seeds.py"), DENSE, "--seeds", "2-1"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --seeds '2-1'")
