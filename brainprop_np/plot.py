@@ -68,8 +68,8 @@ def plot_runs(run_dirs, out, show_train=False, title="validation accuracy"):
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m brainprop_np.plot", description=__doc__.splitlines()[0])
+def main(argv=None, prog="python -m brainprop_np.plot"):
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="run folders written by run.py")
     ap.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
     ap.add_argument("--train", action="store_true", help="also draw training accuracy (dashed)")
