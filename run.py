@@ -4,7 +4,7 @@
     python run.py CONFIG.yaml [key.path=value ...] [--out DIR] [--init-from WEIGHTS] [--print-config]
     python run.py --resume RUN_DIR [key.path=value ...]
     python run.py CONFIG.yaml --load WEIGHTS            (or: python run.py --load RUN_DIR/weights_best.npz)
-    python run.py CONFIG.yaml --explain [--load WEIGHTS | --untrained] [--figures DIR]
+    python run.py CONFIG.yaml --explain [--load WEIGHTS | --train-steps N] [--figures DIR]
 
 Exit status: 0 done; 1 runtime failure; 2 bad config, key, value or command line; 130
 interrupted (see brainprop_np/run/cli.py).

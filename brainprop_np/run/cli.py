@@ -3,7 +3,7 @@
     brainprop train CONFIG.yaml [key.path=value ...] [--out DIR] [--init-from WEIGHTS] [--print-config]
     brainprop train --resume RUN_DIR [key.path=value ...]
     brainprop eval [CONFIG.yaml] --load WEIGHTS [key.path=value ...]
-    brainprop explain CONFIG.yaml [--load WEIGHTS | --untrained] [--image N] [--figures DIR]
+    brainprop explain CONFIG.yaml [--load WEIGHTS | --train-steps N] [--image N] [--figures DIR]
     brainprop plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train]
     brainprop sweep CONFIG ... --seeds 1-10        (brainprop_np.sweep, with Ray)
     brainprop --version
@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 COMMANDS = ("train", "eval", "explain", "plot", "sweep")
+EXPLAIN_STEPS = 200       # default --train-steps of explain: weights that show learning
 
 
 def _fail(code, message):
@@ -67,8 +68,9 @@ def _parser(prog, mode):
             p.add_argument("--explain", action="store_true",
                            help="run one learning trial on one test image and print, layer by layer, the choice, "
                                 "reward, delta, feedback, tags and weight change")
-        p.add_argument("--untrained", action="store_true",
-                       help="explain the initial (untrained) weights instead of briefly trained ones")
+        p.add_argument("--train-steps", type=int, default=EXPLAIN_STEPS, metavar="N", dest="train_steps",
+                       help=f"without --load: train the config's network for N BrainProp steps (32 images each) "
+                            f"on the dataset first, cached (default {EXPLAIN_STEPS}; 0: the untrained initial weights)")
         p.add_argument("--image", type=int, default=0, metavar="N", help="which test image (default 0)")
         p.add_argument("--figures", metavar="DIR",
                        help="save PNGs of the attention-gated feedback at the input and each 2-D layer")
@@ -135,8 +137,8 @@ def _run(argv, prog, mode):
         if explain and config is None and load:
             guess = Path(load).resolve().parent / "config.yaml"      # a run folder's weights
             config = str(guess) if guess.is_file() else None
-        if not explain and (ns.__dict__.get("figures") or ns.__dict__.get("untrained")):
-            return _fail(2, "--figures and --untrained are allowed only with --explain")
+        if not explain and (ns.__dict__.get("figures") or ns.__dict__.get("train_steps", EXPLAIN_STEPS) != EXPLAIN_STEPS):
+            return _fail(2, "--figures and --train-steps are allowed only with --explain")
         if explain:
             if config is None or resume or out or init_from:
                 return _fail(2, f"explaining needs a config and is not allowed with --resume, --out or "
@@ -144,12 +146,13 @@ def _run(argv, prog, mode):
                                 "[--load WEIGHTS] [--figures DIR]")
             if ns.image < 0:
                 return _fail(2, f"--image {ns.image} is not allowed; use a test image index >= 0")
-            if ns.untrained and load:
-                return _fail(2, "--untrained is not allowed with --load: choose one set of weights")
+            if ns.train_steps < 0:
+                return _fail(2, f"--train-steps {ns.train_steps} is not allowed; use an integer >= 0 "
+                                "(0: the untrained initial weights)")
             from brainprop_np.explain import explain_config
             try:
                 _, text, paths = explain_config(config, overrides, weights=load, image_index=ns.image,
-                                                figures=ns.figures, untrained=ns.untrained,
+                                                figures=ns.figures, train_steps=0 if load else ns.train_steps,
                                                 progress=progress)
             except ValueError as e:      # explain.py's checks (--image beyond the test set, the weights)
                 return _fail(2, str(e))
