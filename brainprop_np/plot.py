@@ -33,6 +33,8 @@ def read_run(run_dir):
         import yaml
         c = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
         label = f"{c.get('name', run_dir.name)} {c.get('algorithm', '')}".strip()
+    if (summary.get("dataset") or {}).get("fallback"):
+        label += " [MNIST SAMPLE]"
     best = summary.get("best_epoch")
     if best is None and rows:
         best = max(rows, key=lambda r: r["val_acc"])["epoch"]

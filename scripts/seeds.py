@@ -99,21 +99,26 @@ def main(argv=None):
                     print(f"seed {seed}: run.py exited {rc} (see its message above); stopping", file=sys.stderr)
                     return rc
                 s = summary(run_dir)
-            rows.append((seed, s["best_val_acc"], s["best_epoch"], s["mean_epoch_seconds"]))
+            rows.append((seed, s["best_val_acc"], s["best_epoch"], s["mean_epoch_seconds"],
+                         (s.get("dataset") or {}).get("used", "?")))
     except (SeedsError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun this command to resume (finished seeds are kept)", file=sys.stderr)
         return 130
-    print(f"\n{'seed':>5}{'best val_acc':>14}{'best epoch':>12}{'s/epoch':>10}")
-    for seed, acc, ep, sec in rows:
-        print(f"{seed:>5}{acc:>14.4f}{ep:>12}{sec:>10.1f}")
+    print(f"\n{'seed':>5}{'best val_acc':>14}{'best epoch':>12}{'s/epoch':>10}  data")
+    for seed, acc, ep, sec, used in rows:
+        print(f"{seed:>5}{acc:>14.4f}{ep:>12}{sec:>10.1f}  {used}")
     accs = [r[1] * 100 for r in rows]
     eps = [r[2] for r in rows]
     sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
     sde = statistics.stdev(eps) if len(eps) > 1 else 0.0
-    print(f"{name}: {statistics.mean(accs):.2f} ({sd:.2f}) % over {len(rows)} seeds; "
+    used = sorted({r[4] for r in rows} - {"?"})
+    on = f" on {', '.join(used)}" if used else ""
+    if "mnist_sample" in used and not name.startswith("quickstart") and "sample" not in name:
+        on += " (THE MNIST SAMPLE, not full MNIST)"
+    print(f"{name}: {statistics.mean(accs):.2f} ({sd:.2f}) % over {len(rows)} seeds{on}; "
           f"best epoch {statistics.mean(eps):.0f} ({sde:.0f})")
     return 0
 
