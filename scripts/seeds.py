@@ -100,7 +100,7 @@ def main(argv=None):
                     return rc
                 s = summary(run_dir)
             rows.append((seed, s["best_val_acc"], s["best_epoch"], s["mean_epoch_seconds"],
-                         (s.get("dataset") or {}).get("used", "?")))
+                         (s.get("dataset") or {}).get("used", "?"), bool((s.get("dataset") or {}).get("fallback"))))
     except (SeedsError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -108,7 +108,7 @@ def main(argv=None):
         print("interrupted; rerun this command to resume (finished seeds are kept)", file=sys.stderr)
         return 130
     print(f"\n{'seed':>5}{'best val_acc':>14}{'best epoch':>12}{'s/epoch':>10}  data")
-    for seed, acc, ep, sec, used in rows:
+    for seed, acc, ep, sec, used, _ in rows:
         print(f"{seed:>5}{acc:>14.4f}{ep:>12}{sec:>10.1f}  {used}")
     accs = [r[1] * 100 for r in rows]
     eps = [r[2] for r in rows]
@@ -116,8 +116,8 @@ def main(argv=None):
     sde = statistics.stdev(eps) if len(eps) > 1 else 0.0
     used = sorted({r[4] for r in rows} - {"?"})
     on = f" on {', '.join(used)}" if used else ""
-    if "mnist_sample" in used and not name.startswith("quickstart") and "sample" not in name:
-        on += " (THE MNIST SAMPLE, not full MNIST)"
+    if any(r[5] for r in rows):
+        on += " (FELL BACK TO THE MNIST SAMPLE: not full MNIST)"
     print(f"{name}: {statistics.mean(accs):.2f} ({sd:.2f}) % over {len(rows)} seeds{on}; "
           f"best epoch {statistics.mean(eps):.0f} ({sde:.0f})")
     return 0
