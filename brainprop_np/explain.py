@@ -213,7 +213,7 @@ def require_figure():
         from matplotlib.figure import Figure
     except ImportError:
         raise RuntimeError("figures need matplotlib, which is not installed; "
-                           "install it with: pip install -e .[plot]  (or: pip install matplotlib)") from None
+                           "install it with: pip install matplotlib") from None
     return Figure
 
 

@@ -12,6 +12,9 @@ None and the stream is not a terminal.
 import sys
 import time
 
+MININTERVAL = 0.25   # seconds between redraws of a bar
+STATS_EVERY = 1.0    # seconds between calls of `stats` (each reads numbers from the device)
+
 
 class Progress:
     """One bar: `update(images=...)` after each batch, `close()` at the end."""
@@ -27,7 +30,7 @@ class Progress:
         if self.enabled:
             from tqdm import tqdm
             self.bar = tqdm(total=max(int(total), 1), initial=self.n, desc=label, file=self.stream, unit=unit,
-                            leave=False, dynamic_ncols=True, mininterval=0.25, smoothing=0.1)
+                            leave=False, dynamic_ncols=True, mininterval=MININTERVAL, smoothing=0.1)
 
     def update(self, n=1, images=0):
         self.n += n
@@ -35,7 +38,7 @@ class Progress:
         if self.bar is None:
             return
         now = time.perf_counter()
-        if now - self.last >= 1.0 or self.n >= self.bar.total:
+        if now - self.last >= STATS_EVERY or self.n >= self.bar.total or self.n == 1:
             self.last = now
             parts = [self.stats()] if self.stats is not None else []
             if self.images:
