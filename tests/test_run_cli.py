@@ -154,7 +154,8 @@ def test_end_to_end_run_writes_a_consistent_run_folder_and_load_reproduces_it(tm
 
     with open(out / "history.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds"]
+    assert list(rows[0]) == ["epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds",
+                             "mean_delta", "mean_abs_delta", "explore_rate"]
     s = json.loads((out / "summary.json").read_text())
     val = [float(r["val_acc"]) for r in rows]
     assert len(rows) == s["epochs_run"] == 2
@@ -186,7 +187,7 @@ def test_end_to_end_run_writes_a_consistent_run_folder_and_load_reproduces_it(tm
     proc = _run(cfg, "train.epochs=1", "--out", tmp_path / "e1")
     assert "done (max_epochs) after 1 epoch:" in proc.stdout, proc.stdout
     assert "wait " not in proc.stdout
-    assert "(best " in proc.stdout and "; early stopping: 0/45 epochs without a gain > 0.001)" in proc.stdout
+    assert "  best " in proc.stdout and " @ 1  es 0/45" in proc.stdout
     proc = _run(cfg, "--load", tmp_path / "nope.npz")
     assert "nope.npz" in _one_line_error(proc, 1)
 

@@ -202,7 +202,8 @@ def _run(argv, prog, mode):
         return _fail(130, "interrupted")
     if result.interrupted:
         print(f"{result.summary.get('message', 'interrupted')}; checkpoint written. Resume with:\n"
-              f"    brainprop train --resume {result.out_dir}", file=sys.stderr, flush=True)
+              f"    {'python run.py' if mode == 'run' else 'brainprop train'} --resume {result.out_dir}",
+              file=sys.stderr, flush=True)
         return 130
     if ns.quiet:
         s = result.summary
