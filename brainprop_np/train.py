@@ -835,9 +835,10 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
 _ARTIFACTS = ("weights_best.npz", "accuracy.png", "history.csv", "summary.json", "config.yaml")
 
 
-def evaluate_weights(config, weights, overrides=(), verbose=True):
+def evaluate_weights(config, weights, overrides=(), verbose=True, progress=None):
     """Accuracy of saved weights (.npz or Keras .h5) on the config's test set.
 
+    progress: draw a bar (default: when verbose and stderr is a terminal).
     Returns (accuracy, n_images, dataset_name).
     """
     say = _Say(verbose)
@@ -851,7 +852,7 @@ def evaluate_weights(config, weights, overrides=(), verbose=True):
     try:
         it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
         with _quiet_fp(), _runtime(f"evaluating {weights}"):
-            acc = evaluate(net, it, cfg["train"]["eval_batch_size"], progress=None if verbose else False,
+            acc = evaluate(net, it, cfg["train"]["eval_batch_size"], progress=progress if verbose else False,
                            label="evaluating")
     except MemoryError as e:
         raise _oom(e, "evaluation", cfg) from e

@@ -287,6 +287,24 @@ def test_mlflow_run_with_params_metrics_and_artifacts(tmp_path):
     assert {"weights_best.npz", "accuracy.png", "history.csv", "summary.json", "config.yaml"} <= arts
 
 
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
+    pytest.importorskip("mlflow", reason="log.mlflow needs the [mlflow] extra")
+    from mlflow.tracking import MlflowClient
+    store = tmp_path / "mlruns"
+    first = T.train(_cfg(log={"mlflow": str(store)}), out=tmp_path / "ml", verbose=False, progress=False)
+    again = T.train(resume=tmp_path / "ml", overrides=["train.epochs=2"], verbose=False, progress=False)
+    assert again.summary["mlflow_run_id"] == first.summary["mlflow_run_id"]
+    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    hist = client.get_metric_history(first.summary["mlflow_run_id"], "val_acc")
+    assert sorted(m.step for m in hist) == [1, 2]
+    assert client.get_run(first.summary["mlflow_run_id"]).info.status == "FINISHED"
+
+
+def test_plot_command_errors_are_one_line(tmp_path):
+    line = _one_line_error(_cli(tmp_path, "plot", tmp_path, "--bogus"), 2)
+    assert "--bogus" in line and "brainprop plot --help" in line
+
+
 def test_logging_without_its_library_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
     from brainprop_np.run import cli
     monkeypatch.chdir(tmp_path)

@@ -179,7 +179,7 @@ def _run(argv, prog, mode):
                 config = str(guess)
             if out or init_from:
                 return _fail(2, "--load is not allowed with --out or --init-from")
-            acc, n, name = evaluate_weights(config, load, overrides, verbose=not ns.quiet)
+            acc, n, name = evaluate_weights(config, load, overrides, verbose=not ns.quiet, progress=progress)
             print(f"test accuracy {acc:.4f} ({round(acc * n)}/{n} images of the {name} test set), weights {load}")
             return 0
         else:
