@@ -775,8 +775,8 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
             f"{cfg['model'] if isinstance(cfg['model'], str) else 'custom'} ({n_params:,} parameters), "
             f"batch {t['batch_size']}, from {_start_text(cfg, meta)}, {net.backend.name} on "
             f"{net.backend.device_name()}; run folder {run.out_dir}")
-    say.out(f"(each epoch: loss, train = rewarded choices, val = validation accuracy, * a new best, "
-            f"es = epochs without a val gain > {t['min_delta']:g} / patience)")
+    say.out(f"(train: rewarded choices, val: val accuracy, *: new best, "
+            f"es: epochs without a gain > {t['min_delta']:g} / patience)")
     loggers.open(run.out_dir, resume_id=run.mlflow_run_id)
     run.loggers, run.mlflow_run_id = loggers, loggers.run_id or run.mlflow_run_id
 
