@@ -36,6 +36,9 @@ them null, so that `model=deep` on the command line also brings deep's L2 (and
       patience: 45            # early stopping: epochs without improvement (null: never stop early)
       min_delta: 0.001        # improvement means val_acc > best + min_delta (Keras EarlyStopping)
       eval_batch_size: 256    # images per batch when evaluating
+    log:
+      tensorboard: false      # TensorBoard event files in the run folder (pip install -e ".[tensorboard]")
+      mlflow: null            # null | true | a tracking URI or folder: one MLflow run per training run
 
 API:
     cfg = load_config("configs/mnist_conv.yaml", ["train.epochs=2", "device=cpu"])
@@ -91,11 +94,12 @@ DEFAULTS = {
         "min_delta": 0.001,
         "eval_batch_size": 256,
     },
+    "log": {"tensorboard": False, "mlflow": None},
 }
 
 # Keys that may change when a run is resumed (anything else would change the experiment).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.min_delta", "train.eval_batch_size",
-                  "device", "kernels", "data.root", "data.download", "init_from", "name")
+                  "device", "kernels", "data.root", "data.download", "init_from", "name", "log.tensorboard", "log.mlflow")
 
 
 class ConfigError(ValueError):
@@ -203,6 +207,15 @@ def _seed(key, v):
     return int(v)
 
 
+def _mlflow(key, v):
+    if v is None or v is False:
+        return None
+    if v is True or (isinstance(v, str) and v.strip()):
+        return v
+    raise _bad(key, v, "use null (off), true (MLflow's default tracking URI) or a tracking URI or folder, "
+                       "e.g. ./mlruns or http://localhost:5000")
+
+
 def _model(key, v):
     if isinstance(v, str):
         if v not in PRESETS:
@@ -253,6 +266,7 @@ SCHEMA = {
         "min_delta": _num(0.0),
         "eval_batch_size": _int(1),
     },
+    "log": {"tensorboard": _bool, "mlflow": _mlflow},
 }
 REQUIRED = ("model", "data.name")
 
@@ -386,7 +400,10 @@ def read_yaml(path):
         problem = getattr(e, "problem", None) or type(e).__name__
         raise ConfigError(f"config file {str(path)!r} is not valid YAML{at}: {problem}; "
                           "fix the file (YAML mapping of keys)") from None
-    return {} if raw is None else raw
+    if raw is None:
+        raise ConfigError(f"config file {str(path)!r} is empty; it needs at least model and data.name, "
+                          "e.g. model: conv and data: {name: mnist} (see configs/quickstart.yaml)")
+    return raw
 
 
 def load_config(path, overrides=()):

@@ -11,6 +11,12 @@ trace can record what each layer receives: the number of units with feedback, it
 the tags (presynaptic activity × postsynaptic feedback) and the weight change
 ΔW = lr · δ · tag. The trace ends with the check that this update equals −lr times the
 finite-difference gradient of ½δ² (computed in float64).
+
+Weights: untrained weights (q ≈ 0, tiny activations) show δ ≈ 0 and ΔW ≈ 1e-10, which
+teaches nothing, so the command line first trains the config's network for a few hundred
+BrainProp steps on the dataset's training images (`pretrain`, cached under
+~/.cache/brainprop_np/explain or $BRAINPROP_CACHE) and says so; `--load` takes your
+weights, `--train-steps 0` the initial ones.
 """
 from dataclasses import dataclass, field
 
@@ -28,7 +34,7 @@ class LayerTrace:
     fb_units: int            # output units that received non-zero feedback
     fb_total: int            # output units in all
     fb_norm: float           # ‖fb‖ at the layer's output units (unscaled, one-hot at the top)
-    fb_map: object = None    # (H, W) Σ_c |fb| at the output units of a 2-D layer
+    fb_map: object = None    # (H, W) Σ_c fb (signed) at the output units of a 2-D layer
     tags: dict = field(default_factory=dict)      # param → tag array (pre × fb)
     updates: dict = field(default_factory=dict)   # param → ΔW = lr·δ·tag
 
@@ -85,7 +91,7 @@ def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
         t = LayerTrace(layer.name, type(layer).__name__, int(np.count_nonzero(fbh)), int(fbh.size),
                        float(np.linalg.norm(fbh)))
         if fbh.ndim == 4:
-            t.fb_map = np.abs(fbh[0]).sum(axis=-1)
+            t.fb_map = fbh[0].sum(axis=-1)
         fb = layer.feedback(fb, need_input_fb=True)
         for pname, tag in layer.grads.items():
             if pname in layer.params:
@@ -94,7 +100,7 @@ def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
         traces.append(t)
     fb_in = to_host(fb)[0]
     trace = Trace(int(label), qh, greedy, action, explored, p_soft, p_choice, reward, delta,
-                  float(epsilon), float(lr), traces, np.abs(fb_in).sum(axis=-1))
+                  float(epsilon), float(lr), traces, fb_in.sum(axis=-1))
     if net.backend.name == "numpy" and net.dtype == np.float64:
         trace.fd_error, trace.fd_checked, trace.fd_skipped = _fd_check(net, x, label, action, trace, lr,
                                                                        fd_samples, rng)
@@ -181,6 +187,13 @@ def format_trace(t, class_names=None):
             u = lt.updates[p]
             row = f"  {p:<7}{np.linalg.norm(tag):>11.4g}{np.linalg.norm(u):>11.4g}{np.abs(u).max():>11.4g}"
             lines.append((head if j == 0 else " " * len(head)) + row)
+    lines.append("columns: units w/ fb = the layer's output units that received feedback / all of them; "
+                 "‖fb‖ = size of")
+    lines.append("  that feedback (one-hot at the chosen unit on top); param = the weight array; "
+                 "‖tag‖ = size of its")
+    lines.append("  tags (pre × fb); ‖ΔW‖, max|ΔW| = size and largest entry of the update lr·δ·tag "
+                 f"({'strengthens' if t.delta > 0 else 'weakens'}")
+    lines.append(f"  the tagged synapses, since δ {'>' if t.delta > 0 else '<='} 0)")
     lines.append("")
     if t.fd_checked:
         ok = "agrees" if t.fd_error < 1e-6 else "DISAGREES"
@@ -200,7 +213,7 @@ def require_figure():
         from matplotlib.figure import Figure
     except ImportError:
         raise RuntimeError("figures need matplotlib, which is not installed; "
-                           "install it with: pip install -e .[plot]  (or: pip install matplotlib)") from None
+                           "install it with: pip install matplotlib") from None
     return Figure
 
 
@@ -216,9 +229,10 @@ def save_figures(trace, image, out_dir):
     """Save PNGs of where the attention-gated feedback goes; return the paths written.
 
     image: (H, W, C) input in [0, 1]. Writes `feedback_input.png` (the image beside
-    Σ_c |fb| at the input) and `feedback_<layer>.png` for every convolutional or
-    locally-connected layer (Σ_c |fb| at its output units: where the credit for this
-    choice goes). Each figure is 720×320 pixels.
+    Σ_c fb at the input) and `feedback_<layer>.png` for every convolutional or
+    locally-connected layer (Σ_c fb at its output units: where the credit for this
+    choice goes), in a signed colour map (red > 0, blue < 0) with δ in the title and a
+    caption saying what the colours mean for the update. Each figure is 720×400 pixels.
     """
     from pathlib import Path
     from .runfolder import write_bytes
@@ -230,31 +244,103 @@ def save_figures(trace, image, out_dir):
     maps = [("input", trace.input_fb_map)]
     maps += [(t.name, t.fb_map) for t in reversed(trace.layers)
              if t.fb_map is not None and t.kind in ("Conv2D", "LocallyConnected2D")]
+    up, down = ("strengthened", "weakened") if trace.delta > 0 else ("weakened", "strengthened")
+    outcome = "rewarded" if trace.reward else "not rewarded"
     paths = []
     for name, fmap in maps:
-        fig = Figure(figsize=(7.2, 3.2), dpi=100)
+        fig = Figure(figsize=(7.2, 4.0), dpi=100)
         axes = fig.subplots(1, 2)
+        fig.subplots_adjust(left=0.03, right=0.92, top=0.86, bottom=0.24, wspace=0.15)
         axes[0].imshow(img, cmap="gray" if img.ndim == 2 else None)
-        axes[0].set_title(f"input (label {trace.label}, chose {trace.action})", fontsize=9)
-        im = axes[1].imshow(fmap, cmap="magma")
-        axes[1].set_title(f"feedback Σ_c|fb| at {name}", fontsize=8)
+        axes[0].set_title(f"input: label {trace.label}, chose {trace.action} ({outcome})", fontsize=9)
+        m = float(np.abs(fmap).max()) or 1.0
+        im = axes[1].imshow(fmap, cmap="RdBu_r", vmin=-m, vmax=m)
+        where = "at the input" if name == "input" else f"at {name}'s units"
+        axes[1].set_title(f"feedback fb {where} (Σ over channels)\nδ = reward − q[action] = {trace.delta:+.4f}",
+                          fontsize=8)
         fig.colorbar(im, ax=axes[1], fraction=0.046)
         for ax in axes:
             ax.set_xticks([])
             ax.set_yticks([])
+        fig.text(0.03, 0.03,
+                 f"Attention-gated feedback sent down from the chosen output unit {trace.action} only. Red: fb > 0, "
+                 f"blue: fb < 0.\nEach synapse changes by ΔW = lr·δ·pre·fb: with δ {'>' if trace.delta > 0 else '<='} 0, "
+                 f"synapses from active inputs onto red units are {up},\nonto blue units {down}; white units "
+                 "get (almost) no feedback and (almost) no change from this trial.", fontsize=7.5, va="bottom")
         path = out_dir / f"feedback_{name}.png"
         write_bytes(path, figure_png(fig))
         paths.append(str(path))
     return paths
 
 
-def explain_config(config, overrides=(), weights=None, image_index=0, figures=None, seed=0, say=print):
-    """What `run.py CONFIG --explain` does: one trial on test image `image_index` of the
+def cache_dir():
+    """Where pretrained explain weights are kept: $BRAINPROP_CACHE, else ~/.cache/brainprop_np/explain."""
+    import os
+    from pathlib import Path
+    env = os.environ.get("BRAINPROP_CACHE")
+    return Path(env).expanduser() if env else Path("~/.cache/brainprop_np/explain").expanduser()
+
+
+def pretrain(cfg, ds, steps, batch_size=32, progress=None):
+    """Train the config's network (float32, CPU, its seed) for `steps` BrainProp steps of
+    `batch_size` images drawn from ds's training images; return (net, seconds, cache path or None).
+
+    The result is cached by (model, seed, settings, dataset, steps) so that a second
+    `--explain` starts at once; a cache that cannot be written is simply not used.
+    """
+    import hashlib
+    import json
+    import time
+    from . import __version__
+    from .checkpoint import load_weights_file, save_weights
+    from .network import build_network
+    from .optim import SGD
+    from .progress import Progress
+    from .rules import BrainProp
+    t = cfg["train"]
+    net = build_network(cfg["model"], ds.input_shape, ds.n_classes, seed=cfg["seed"], device="cpu",
+                        dtype="float32", algorithm="brainprop", init_std=t["init_std"])
+    key = json.dumps([__version__, cfg["model"], cfg["seed"], t["init_std"], t["lr"], t["l2"],
+                      cfg["brainprop"]["epsilon"], ds.name, len(ds.x_train), steps, batch_size], sort_keys=True)
+    path = cache_dir() / f"{cfg['name']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.is_file():
+        try:
+            load_weights_file(net, path)
+            return net, 0.0, path
+        except Exception:
+            pass
+    rule, opt = BrainProp(cfg["brainprop"]["epsilon"]), SGD(lr=t["lr"], l2=t["l2"], halve_every=0)
+    rng = np.random.default_rng([cfg["seed"], 2])
+    order = rng.permutation(len(ds.x_train))
+    bar = Progress(steps, "training before the trial", enabled=progress)
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):
+        for step in range(steps):
+            idx = order[(np.arange(batch_size) + step * batch_size) % len(order)]
+            x = ds.x_train[idx].astype(np.float32) / 255.0
+            rule.trial(net, x, ds.y_train[idx], train=True, batch_size=batch_size)
+            opt.step(net, t["lr"])
+            bar.update(images=batch_size)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(path, net)
+    except OSError:
+        path = None
+    return net, seconds, path
+
+
+def explain_config(config, overrides=(), weights=None, image_index=0, figures=None, seed=0, say=print,
+                   train_steps=0, progress=False):
+    """What `brainprop explain CONFIG` does: one trial on test image `image_index` of the
     configured dataset (the bundled MNIST sample when the data are absent).
 
     The network is built from the config (seed, architecture) in float64 on the CPU, so that
-    the finite-difference check is exact; `weights` (.npz or Keras .h5) replaces the initial
-    weights. Returns (trace, text, figure paths).
+    the finite-difference check is exact. Its weights: `weights` (.npz or Keras .h5) when
+    given, else the config's network after `train_steps` BrainProp steps on the dataset's
+    training images (`pretrain`; the command line's default is 200), else (0) the initial
+    weights. Returns (trace, text, figure paths); the text says which weights were used.
     """
     from . import data
     from .backend import BackendError
@@ -266,11 +352,14 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
     if cfg["algorithm"] != "brainprop":
         raise ValueError(f"algorithm={cfg['algorithm']!r} is not allowed with --explain: it traces one BrainProp "
                          "trial (choice, reward, delta, attention-gated feedback); EBP has no choice to explain")
+    if train_steps < 0:
+        raise ValueError(f"--train-steps {train_steps} is not allowed; use an integer >= 0 (0: untrained weights)")
     try:
         ds = data.load(cfg["data"]["name"], root=cfg["data"]["root"], download=False,
                        label_mode=cfg["data"]["label_mode"])
     except data.DataError as e:
-        say(f"note: {e}; explaining on the bundled MNIST sample instead")
+        first = str(e).split(";")[0]
+        say(f"note: {first[:90]}; explaining on the bundled MNIST sample instead")
         ds = data.load("mnist_sample")
     if not 0 <= image_index < len(ds.x_test):
         raise ValueError(f"--image {image_index} is not allowed; use 0..{len(ds.x_test) - 1}")
@@ -281,12 +370,21 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
         raise
     if weights:
         load_weights_file(net, weights)
+        which = f"weights {weights}"
+    elif train_steps:
+        trained, seconds, path = pretrain(cfg, ds, train_steps, progress=progress)
+        net.set_weights(trained.get_weights())
+        how = f"trained now in {seconds:.0f} s" if seconds else "read from the cache"
+        which = (f"weights: the seed-{cfg['seed']} network after {train_steps} BrainProp steps of 32 {ds.name} "
+                 f"training images ({how}{', ' + str(path) if path else ''}); --train-steps 0: untrained, "
+                 "--load W: yours")
+    else:
+        which = f"initial weights, seed {cfg['seed']} (untrained: q ≈ 0, so δ and ΔW are tiny)"
     x = ds.x_test[image_index:image_index + 1].astype(np.float64) / 255.0
     label = int(ds.y_test[image_index])
     trace = explain_trial(net, x, label, epsilon=cfg["brainprop"]["epsilon"], lr=cfg["train"]["lr"], seed=seed)
     names = list(ds.classes) if getattr(ds, "classes", None) is not None else None
-    text = (f"dataset {ds.name}, test image {image_index}, network {cfg['name']} "
-            f"({'weights ' + str(weights) if weights else 'initial weights, seed ' + str(cfg['seed'])})\n\n"
+    text = (f"dataset {ds.name}, test image {image_index}, network {cfg['name']}\n{which}\n\n"
             + format_trace(trace, names))
     paths = save_figures(trace, x[0], figures) if figures else []
     return trace, text, paths

@@ -33,6 +33,8 @@ def read_run(run_dir):
         import yaml
         c = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
         label = f"{c.get('name', run_dir.name)} {c.get('algorithm', '')}".strip()
+    if (summary.get("dataset") or {}).get("fallback"):
+        label += " [MNIST SAMPLE]"
     best = summary.get("best_epoch")
     if best is None and rows:
         best = max(rows, key=lambda r: r["val_acc"])["epoch"]
@@ -68,8 +70,16 @@ def plot_runs(run_dirs, out, show_train=False, title="validation accuracy"):
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m brainprop_np.plot", description=__doc__.splitlines()[0])
+class _Parser(argparse.ArgumentParser):
+    """One-line errors (`error: ...`, exit status 2), as the other commands give."""
+
+    def error(self, message):
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+
+def main(argv=None, prog="python -m brainprop_np.plot"):
+    ap = _Parser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="run folders written by run.py")
     ap.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
     ap.add_argument("--train", action="store_true", help="also draw training accuracy (dashed)")

@@ -1,38 +1,52 @@
-"""A small progress bar for one epoch, drawn on a terminal's stderr (silent otherwise)."""
+"""Progress bars for training and evaluation (tqdm), drawn on a terminal's stderr.
+
+    bar = Progress(n_batches, "epoch 3/500", stats=lambda: "loss 0.0123 reward 0.912")
+    bar.update(images=128)     # after each batch
+    bar.close()                # erases the bar (the epoch line follows)
+
+The bar shows batches done, elapsed time, the ETA, images/s and whatever `stats`
+returns (running loss and reward rate while training). `stats` is called at most once a
+second, since it reads numbers from the device. Silent when `enabled` is False, or when
+None and the stream is not a terminal.
+"""
 import sys
 import time
 
+MININTERVAL = 0.25   # seconds between redraws of a bar
+STATS_EVERY = 1.0    # seconds between calls of `stats` (each reads numbers from the device)
+
 
 class Progress:
-    """`Progress(total, label)`; `update(n)` after each batch; `close()` erases the bar.
+    """One bar: `update(images=...)` after each batch, `close()` at the end."""
 
-    Draws only when `stream` is a terminal (or `enabled=True`), at most ~10 times a second.
-    """
-
-    def __init__(self, total, label="", stream=None, enabled=None, width=30):
+    def __init__(self, total, label="", stream=None, enabled=None, stats=None, initial=0, unit="batch"):
         self.stream = sys.stderr if stream is None else stream
         if enabled is None:
             enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.enabled, self.total, self.label, self.width = enabled, max(int(total), 1), label, width
-        self.n, self.t0, self.last = 0, time.perf_counter(), 0.0
+        self.enabled, self.stats = bool(enabled), stats
+        self.n, self.images = int(initial), 0
+        self.t0 = self.last = time.perf_counter()
+        self.bar = None
+        if self.enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=max(int(total), 1), initial=self.n, desc=label, file=self.stream, unit=unit,
+                            leave=False, dynamic_ncols=True, mininterval=MININTERVAL, smoothing=0.1)
 
-    def update(self, n=1):
+    def update(self, n=1, images=0):
         self.n += n
-        if not self.enabled:
+        self.images += images
+        if self.bar is None:
             return
         now = time.perf_counter()
-        if now - self.last < 0.1 and self.n < self.total:
-            return
-        self.last = now
-        frac = min(self.n / self.total, 1.0)
-        done = int(frac * self.width)
-        elapsed = now - self.t0
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        bar = "#" * done + "." * (self.width - done)
-        self.stream.write(f"\r{self.label} [{bar}] {self.n}/{self.total} {elapsed:6.1f}s eta {eta:5.1f}s ")
-        self.stream.flush()
+        if now - self.last >= STATS_EVERY or self.n >= self.bar.total or self.n == 1:
+            self.last = now
+            parts = [self.stats()] if self.stats is not None else []
+            if self.images:
+                parts.append(f"{self.images / max(now - self.t0, 1e-9):,.0f} img/s")
+            self.bar.set_postfix_str("  ".join(p for p in parts if p), refresh=False)
+        self.bar.update(n)
 
     def close(self):
-        if self.enabled:
-            self.stream.write("\r" + " " * (len(self.label) + self.width + 48) + "\r")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

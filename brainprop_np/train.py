@@ -44,6 +44,7 @@ identical.) A second Ctrl-C aborts at once; the last checkpoint on disk stays va
 import contextlib
 import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -67,7 +68,11 @@ from .progress import Progress
 from .rules import make_rule
 from .runfolder import new_run_dir, write_csv, write_json, write_text
 
-HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds")
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds",
+                   "mean_delta", "mean_abs_delta", "explore_rate")
+# mean_delta, mean_abs_delta: the mean δ = reward − q[action] and mean |δ| of the epoch's
+# training trials; explore_rate: the fraction of trials whose chosen action was not the
+# argmax of q (exploration that changed the choice). NaN for EBP, which has neither.
 PLOT_EVERY = 10           # accuracy.png is redrawn every PLOT_EVERY epochs and when the run stops
 
 
@@ -76,6 +81,28 @@ class TrainingError(RuntimeError):
 
     def __init__(self, message):
         super().__init__(" ".join(str(message).split()))
+
+
+class OutOfMemory(MemoryError):
+    """Out of memory in one phase ('training', 'evaluation', 'copying the data to the device');
+    `hint` says which setting to lower."""
+
+    def __init__(self, message, phase, hint):
+        super().__init__(" ".join(str(message).split()) or "MemoryError")
+        self.phase, self.hint = phase, hint
+
+
+_OOM_HINTS = {
+    "training": lambda t: f"try a smaller train.batch_size (now {t['batch_size']}), "
+                          f"e.g. train.batch_size={max(1, t['batch_size'] // 2)}",
+    "evaluation": lambda t: f"try a smaller train.eval_batch_size (now {t['eval_batch_size']}), "
+                            f"e.g. train.eval_batch_size={max(1, t['eval_batch_size'] // 2)}",
+    "copying the data to the device": lambda t: "try data.limit_train=N or device=cpu",
+}
+
+
+def _oom(e, phase, cfg):
+    return OutOfMemory(str(e), phase, _OOM_HINTS[phase](cfg["train"]))
 
 
 @dataclass
@@ -182,29 +209,57 @@ def _as_config(config, overrides):
     raise ConfigError(f"config={type(config).__name__} is not allowed; use a path to a YAML file or a dict")
 
 
+SAMPLE_LINE = ("warning: full MNIST not found and not downloadable: training on the bundled MNIST SAMPLE "
+               "(5,000 images)")
+
+
+def data_folder(cfg):
+    """(folder, where) when the data folder was named (data.root, else $BRAINPROP_DATA), else (None, None)."""
+    from .data.paths import ENV_VAR
+    if cfg["data"]["root"] not in (None, ""):
+        return cfg["data"]["root"], "data.root"
+    if os.environ.get(ENV_VAR):
+        return os.environ[ENV_VAR], f"${ENV_VAR}"
+    return None, None
+
+
 def load_data(cfg, say, force=None):
     """(Dataset, info dict) for the config, with the MNIST-sample fallback.
 
-    force: the dataset name a checkpoint used (resume trains on exactly that one).
+    A named folder (data.root or $BRAINPROP_DATA) that lacks the files is an error naming
+    the folder and the files, never a fallback: the sample stands in for MNIST only when
+    no folder was named and nothing could be downloaded; then SAMPLE_LINE is printed
+    (also when not verbose). force: the dataset a checkpoint used (resume uses that one).
     """
     from . import data
     d = cfg["data"]
     name = force or d["name"]
     info = {"requested": d["name"], "used": name, "fallback": False, "fallback_reason": None}
+    folder, where = data_folder(cfg)
+    spec = data.dataset_info(name)
+    if folder is not None and not spec.builtin and not Path(folder).expanduser().is_dir():
+        raise TrainingError(f"{where}={folder}: no such folder; it should hold the {name} files "
+                            f"({', '.join(spec.files)}) or a '{spec.folders[0]}' subfolder with them")
     try:
         ds = data.load(name, root=d["root"], download=d["download"], label_mode=d["label_mode"])
     except data.DataError as e:
-        if force is None and d["fallback"] == "mnist_sample" and name == "mnist":
-            say.err(f"*** WARNING: USING THE BUNDLED MNIST SAMPLE (5,000 train / 1,000 test images), NOT FULL "
-                    f"MNIST, which is neither found nor downloadable; point data.root or $BRAINPROP_DATA "
-                    f"at the four MNIST files, or set data.fallback=none to make this an error. Reason: {e} ***")
+        if force is None and d["fallback"] == "mnist_sample" and name == "mnist" and folder is None:
+            print(SAMPLE_LINE, file=sys.stderr, flush=True)         # printed with -q too
             ds = data.load("mnist_sample")
             info.update(used="mnist_sample", fallback=True, fallback_reason=str(e))
+        elif folder is not None:
+            raise TrainingError(f"{e} ({where} names this folder, so the MNIST sample is not used instead)"
+                                if d["fallback"] == "mnist_sample" and name == "mnist" else str(e)) from None
         else:
             raise TrainingError(str(e)) from None
     except ValueError as e:
         raise ConfigError(f"data: {e}") from None
     return ds, info
+
+
+def on_sample(info):
+    """' [MNIST SAMPLE]' when the run fell back to the bundled sample, else ''."""
+    return " [MNIST SAMPLE]" if info.get("fallback") else ""
 
 
 def _split(cfg, ds):
@@ -240,13 +295,21 @@ def _load_weights(net, path, what):
         raise TrainingError(msg if str(path) in msg else f"{what} {path}: {msg}") from None
 
 
-def evaluate(net, batches, batch_size):
-    """Accuracy of argmax(q) in inference mode over a BatchIterator (one host read)."""
+def evaluate(net, batches, batch_size, progress=False, label="evaluating"):
+    """Accuracy of argmax(q) in inference mode over a BatchIterator (one host read).
+
+    progress: draw a bar (True, False, or None: when stderr is a terminal).
+    """
     correct = None
-    for x, y in batches.epoch(batch_size):
-        q = net.forward(x, train=False)
-        c = (q.argmax(axis=1) == y).sum()
-        correct = c if correct is None else correct + c
+    bar = Progress(batches.n_batches(batch_size), label, enabled=progress)
+    try:
+        for x, y in batches.epoch(batch_size):
+            q = net.forward(x, train=False)
+            c = (q.argmax(axis=1) == y).sum()
+            correct = c if correct is None else correct + c
+            bar.update(images=len(y))
+    finally:
+        bar.close()
     return int(to_host(correct)) / len(batches) if correct is not None else float("nan")
 
 
@@ -316,7 +379,10 @@ class _Run:
         self.stop_reason = None
         self.message = None
         self.test_acc = None
-        self.partial = None       # (perm, loss_sum, correct, seconds) of an interrupted epoch
+        self.partial = None       # (perm, sums, seconds) of an interrupted epoch
+        self.phase = "training"   # what the run is doing (named by an out-of-memory error)
+        self.mlflow_run_id = None
+        self.loggers = None
 
     # ---- files
     def path(self, name):
@@ -357,6 +423,8 @@ class _Run:
             s["test_acc"] = self.test_acc
         if self.message:
             s["message"] = self.message
+        if self.mlflow_run_id:
+            s["mlflow_run_id"] = self.mlflow_run_id
         return s
 
     def write_summary(self):
@@ -365,8 +433,14 @@ class _Run:
     def write_plot(self):
         if self.history:
             try:
-                plot_accuracy(self.history, self.best_epoch, self.path("accuracy.png"),
-                              title=f"{self.cfg['name']} ({self.cfg['algorithm']})")
+                drawn = plot_accuracy(self.history, self.best_epoch, self.path("accuracy.png"),
+                                      title=f"{self.cfg['name']} ({self.cfg['algorithm']})"
+                                            + (" on the MNIST SAMPLE, not full MNIST"
+                                               if self.data_info.get("fallback") else ""))
+                if not drawn and not getattr(self, "_said_no_plot", False):
+                    self._said_no_plot = True
+                    self.say.err("note: accuracy.png not drawn: matplotlib is not installed "
+                                 "(pip install matplotlib)")
             except OSError:
                 raise
             except Exception as e:  # a plotting problem must not end a training run
@@ -385,6 +459,7 @@ class _Run:
                     "net_backend": self.backend.name},
             "data": self.data_info,
             "seed": self.cfg["seed"],
+            "mlflow_run_id": self.mlflow_run_id,
         }
 
     def write_checkpoint(self, arrays=None):
@@ -405,17 +480,18 @@ class _Run:
                          "exploration and dropout continue from a generator reseeded from (seed, epoch, batch): "
                          "an equivalent, not bit-identical continuation")
             _reseed(self.net, self.cfg["seed"], self.epoch, self.batch)
+        self.mlflow_run_id = meta.get("mlflow_run_id")
         if self.batch:
-            self.partial = (np.asarray(arrays["perm"]), arrays["loss_sum"], arrays["correct"],
-                            float(arrays["seconds"]))
+            zero = np.float64(0.0)
+            sums = [arrays.get(k, zero) for k in SUMS]        # checkpoints before 0.1.1 lack the δ sums
+            self.partial = (np.asarray(arrays["perm"]), sums, float(arrays["seconds"]))
 
     def es_text(self):
-        """Early stopping's state in words, for the epoch line (its counter is not `best`'s)."""
+        """Early stopping's counter for the epoch line (epochs without a gain / patience)."""
         t = self.cfg["train"]
         if t["patience"] is None:
-            return "no early stopping (train.patience null)"
-        return (f"early stopping: {self.es_wait}/{t['patience']} epochs without a gain "
-                f"> {t['min_delta']:g}")
+            return "es off"
+        return f"es {self.es_wait}/{t['patience']}"
 
     # ---- the loop
     def stop_before_epoch(self):
@@ -433,44 +509,55 @@ class _Run:
                     self.stop_reason = reason
                     return
                 perm = self.host_rng.permutation(n)
-                loss_sum = xp.zeros((), dtype=np.float64)
-                correct = xp.zeros((), dtype=np.float64)
+                sums = [xp.zeros((), dtype=np.float64) for _ in SUMS]
                 seconds = 0.0
             else:
-                perm, ls, cs, seconds = self.partial
-                loss_sum = be.asarray(np.asarray(ls, dtype=np.float64))
-                correct = be.asarray(np.asarray(cs, dtype=np.float64))
+                perm, old, seconds = self.partial
+                sums = [be.asarray(np.asarray(v, dtype=np.float64)) for v in old]
                 self.partial = None
+            loss_sum, correct, delta_sum, abs_sum, explored = sums
             lr = self.opt.lr_at(self.epoch)
-            label = f"epoch {self.epoch + 1}/{t['epochs']}"
-            bar = Progress(nb, label, enabled=self.progress)
-            bar.n = self.batch
             b = self.batch
+            seen = [b * bs]                    # images of this epoch so far (for the bar's running stats)
+
+            def stats():
+                k = max(seen[0], 1)
+                return (f"loss {float(to_host(loss_sum)) / k:.4f}  "
+                        f"reward {float(to_host(correct)) / k:.3f}")
+
+            bar = Progress(nb, f"epoch {self.epoch + 1}/{t['epochs']}", enabled=self.progress,
+                           stats=stats, initial=b)
+            self.phase = "training"
             be.synchronize()
             t0 = time.perf_counter()
             batches = self.train_it.epoch(bs, perm[b * bs:])
             try:
                 for x, y in batches:
                     trial = self.rule.trial(net, x, y, train=True, batch_size=bs)
+                    if trial.delta is not None:
+                        delta_sum += trial.delta.sum(dtype=np.float64)
+                        abs_sum += xp.abs(trial.delta).sum(dtype=np.float64)
+                        explored += (trial.actions != trial.q.argmax(axis=1)).sum()
                     if self.opt.l2:
                         loss_sum += _reg_loss(net, self.opt.l2) * len(y)
                     self.opt.step(net, lr)
                     loss_sum += trial.loss * len(y)
                     correct += trial.n_correct
                     b += 1
-                    bar.update()
+                    seen[0] += len(y)
+                    bar.update(images=len(y))
                     if sigint.set and b < nb:
                         break
             finally:
                 batches.close()
+                bar.close()
             be.synchronize()
             seconds += time.perf_counter() - t0
-            bar.close()
             if b < nb:                         # interrupted inside the epoch
                 self.batch = b
-                self.write_checkpoint({"perm": np.asarray(perm, dtype=np.int64),
-                                       "loss_sum": to_host(loss_sum), "correct": to_host(correct),
-                                       "seconds": np.float64(seconds)})
+                arrays = {k: to_host(v) for k, v in zip(SUMS, (loss_sum, correct, delta_sum, abs_sum, explored))}
+                arrays.update(perm=np.asarray(perm, dtype=np.int64), seconds=np.float64(seconds))
+                self.write_checkpoint(arrays)
                 self.stop_reason = "interrupted"
                 self.message = f"interrupted in epoch {self.epoch + 1} after batch {b} of {nb}"
                 return
@@ -483,9 +570,16 @@ class _Run:
                 self.message = (f"the training loss became {train_loss} in epoch {self.epoch + 1} (lr {lr}); "
                                 f"the run stopped; {where}; lower train.lr or check the data")
                 return
-            val_acc = evaluate(net, self.val_it, t["eval_batch_size"])
+            self.phase = "evaluation"
+            val_acc = evaluate(net, self.val_it, t["eval_batch_size"], progress=self.progress,
+                               label=f"validating {self.epoch + 1}/{t['epochs']}")
+            self.phase = "training"
+            bp = self.cfg["algorithm"] == "brainprop"
             row = {"epoch": self.epoch + 1, "lr": float(lr), "train_loss": train_loss,
-                   "train_acc": train_acc, "val_acc": val_acc, "epoch_seconds": seconds}
+                   "train_acc": train_acc, "val_acc": val_acc, "epoch_seconds": seconds,
+                   "mean_delta": float(to_host(delta_sum)) / n if bp else float("nan"),
+                   "mean_abs_delta": float(to_host(abs_sum)) / n if bp else float("nan"),
+                   "explore_rate": float(to_host(explored)) / n if bp else float("nan")}
             self.history.append(row)
             mark = ""
             if self.best_val_acc is None or val_acc > self.best_val_acc:
@@ -503,15 +597,27 @@ class _Run:
             self.write_checkpoint()
             self.write_history()
             self.write_summary()
+            if self.loggers is not None:
+                self.loggers.epoch(row)
             if self.epoch % PLOT_EVERY == 0:     # and always when the run stops (train())
                 self.write_plot()
-            self.say.out(f"epoch {row['epoch']:>3}/{t['epochs']}  lr {lr:.4g}  loss {train_loss:.4f}  "
-                         f"train_acc {train_acc:.4f}  val_acc {val_acc:.4f}{mark}  {seconds:.1f}s  "
-                         f"(best {self.best_val_acc:.4f} @ {self.best_epoch}; {self.es_text()})")
+            self.say.out(epoch_line(row, t["epochs"], mark, self.best_val_acc, self.best_epoch, self.es_text())
+                         + on_sample(self.data_info))
             if sigint.set and self.stop_before_epoch() is None:
                 self.stop_reason = "interrupted"
                 self.message = f"interrupted after epoch {self.epoch}"
                 return
+
+
+SUMS = ("loss_sum", "correct", "delta_sum", "abs_delta_sum", "explored")   # per-epoch sums (float64)
+
+
+def epoch_line(row, epochs, mark, best, best_epoch, es):
+    """One line per epoch, at most ~100 characters: loss, train (rewarded choices), val, time,
+    best val_acc @ epoch and early stopping's counter (es: epochs without a gain / patience)."""
+    return (f"epoch {row['epoch']:>3}/{epochs}  loss {row['train_loss']:.4f}  train {row['train_acc']:.4f}  "
+            f"val {row['val_acc']:.4f}{mark or '  '}  {row['epoch_seconds']:.1f}s  "
+            f"best {best:.4f} @ {best_epoch}  {es}")
 
 
 def _stop_reason(t, epochs_run, es_wait):
@@ -555,49 +661,100 @@ def _finished(run_dir, cfg, meta, say):
     return TrainResult(Path(run_dir), summary, [dict(r) for r in meta["history"]])
 
 
+def check_resume_folder(run_dir):
+    """ConfigError unless `run_dir` is a run folder (checkpoint.npz and config.yaml in it)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"--resume {run_dir}: no such folder; give a run folder written by training "
+                          "(runs/<name>-<algorithm>/<time>)")
+    lacks = [f for f in ("checkpoint.npz", "config.yaml") if not (run_dir / f).is_file()]
+    if lacks:
+        raise ConfigError(f"--resume {run_dir} is not a run folder: no {' or '.join(lacks)} in it; give a "
+                          "folder written by training (runs/<name>-<algorithm>/<time>)")
+
+
+def resolve_config(config=None, overrides=(), resume=None):
+    """The resolved config a run would use (what --print-config prints); no data, no files."""
+    if resume is not None:
+        check_resume_folder(resume)
+        old = resolve(read_yaml(Path(resume) / "config.yaml"))
+        cfg = resolve(old, overrides)
+        check_resume_overrides(old, cfg)
+        return cfg
+    if config is None:
+        raise ConfigError("config=None is not allowed; give a YAML path or a dict (or resume=RUN_DIR)")
+    return _as_config(config, overrides)
+
+
+def _check_device(cfg):
+    """device=gpu without a GPU is a TrainingError before any data is loaded."""
+    from .backend import get_backend
+    try:
+        get_backend(cfg["device"])
+    except BackendError as e:
+        raise TrainingError(str(e)) from None
+
+
+def _check_batch(cfg, n_train):
+    bs = cfg["train"]["batch_size"]
+    if bs > n_train:
+        raise ConfigError(f"train.batch_size={bs} is not allowed: it exceeds the {n_train:,} training images; "
+                          f"use at most {n_train}")
+
+
+def _start_text(cfg, meta):
+    """Where the weights start: the checkpoint, init_from, or N(0, init_std²) from the seed."""
+    if meta:
+        return "the checkpoint's weights"
+    if cfg["init_from"]:
+        return f"weights {cfg['init_from']} (--init-from)"
+    return f"initial weights N(0, {cfg['train']['init_std']:g}²), seed {cfg['seed']}"
+
+
 def train(config=None, out=None, overrides=(), resume=None, verbose=True, progress=None):
     """Run the paper's protocol for `config` (YAML path or dict) and return a TrainResult.
 
-    out: run folder (default runs/<name>/<YYYYmmdd-HHMMSS>); overrides: ['train.epochs=2', ...];
-    resume: a run folder to continue from its checkpoint.npz (overrides may change only
-    config.RESUMABLE_KEYS, e.g. a larger train.epochs; a run with nothing left to do is
-    reported in one line and returned without loading data; a train.epochs below the
-    epochs already run is a ConfigError); verbose: print epoch lines and
-    notices; progress: draw a per-epoch progress bar (default: when stderr is a terminal).
+    out: run folder (default runs/<name>-<algorithm>/<YYYYmmdd-HHMMSS>); overrides:
+    ['train.epochs=2', ...]; resume: a run folder to continue from its checkpoint.npz
+    (overrides may change only config.RESUMABLE_KEYS, e.g. a larger train.epochs; a run
+    with nothing left to do is reported in one line and returned without loading data; a
+    train.epochs below the epochs already run is a ConfigError); verbose: print epoch
+    lines and notices; progress: draw progress bars (default: when stderr is a terminal).
 
-    Raises ConfigError (bad config), TrainingError (runtime failure, e.g. missing data,
-    no GPU, a non-finite loss: then the files are written first). On Ctrl-C the result
-    has stop_reason 'interrupted' and the checkpoint can be resumed.
+    Raises ConfigError (bad config, a batch larger than the training set, a --resume
+    folder that is not a run), TrainingError (runtime failure, e.g. missing data, no GPU,
+    a non-finite loss: then the files are written first), OutOfMemory (naming the phase).
+    On Ctrl-C the result has stop_reason 'interrupted' and the checkpoint can be resumed.
     """
+    from .run.logging import Loggers, LoggingError
     say = _Say(verbose)
     meta = arrays = ckpt_weights = None
     if resume is not None:
         run_dir = Path(resume)
-        ckpt = run_dir / "checkpoint.npz"
-        if not ckpt.is_file():
-            raise TrainingError(f"{run_dir}: no checkpoint.npz to resume from")
-        old = resolve(read_yaml(run_dir / "config.yaml"))
-        cfg = resolve(old, overrides)
-        check_resume_overrides(old, cfg)
+        cfg = resolve_config(overrides=overrides, resume=run_dir)
         try:
-            ckpt_weights, meta, arrays = load_checkpoint(ckpt)
+            ckpt_weights, meta, arrays = load_checkpoint(run_dir / "checkpoint.npz")
         except (OSError, ValueError, KeyError) as e:
             raise TrainingError(f"cannot resume: {e}") from None
         done = _finished(run_dir, cfg, meta, say)
         if done is not None:
             return done
     else:
-        if config is None:
-            raise ConfigError("config=None is not allowed; give a YAML path or a dict (or resume=RUN_DIR)")
-        cfg = _as_config(config, overrides)
+        cfg = resolve_config(config, overrides)
         if out is not None and (Path(out) / "checkpoint.npz").exists():
             raise ConfigError(f"--out {out} is not allowed: it already holds a run; continue it with "
                               f"--resume {out} or choose another folder")
+    _check_device(cfg)
+    try:
+        loggers = Loggers(cfg, say.err)
+    except LoggingError as e:
+        raise TrainingError(str(e)) from None
 
     ds, data_info = load_data(cfg, say, force=meta["data"]["used"] if meta else None)
     if meta:      # a resumed run trains on the checkpoint's data: keep its provenance (MNIST-sample fallback)
         data_info.update({k: meta["data"][k] for k in ("requested", "fallback", "fallback_reason") if k in meta["data"]})
     split = _split(cfg, ds)
+    _check_batch(cfg, len(split.x_train))
     data_info.update(n_train=len(split.x_train), n_val=len(split.x_val), n_test=len(split.x_test),
                      n_classes=split.n_classes)
     if meta and any(meta["data"].get(k) != data_info[k] for k in ("n_train", "n_val", "n_test")):
@@ -616,7 +773,8 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         _load_weights(net, cfg["init_from"], "init_from")
 
     from .data import BatchIterator
-    run = _Run(cfg, new_run_dir(cfg["name"], out) if resume is None else Path(resume), say,
+    run_name = f"{cfg['name']}-{cfg['algorithm']}"
+    run = _Run(cfg, new_run_dir(run_name, out) if resume is None else Path(resume), say,
                progress if progress is not None else bool(getattr(sys.stderr, "isatty", lambda: False)()))
     run.backend, run.net, run.data_info = net.backend, net, data_info
     run.rule = make_rule(cfg["algorithm"], cfg["brainprop"]["epsilon"])
@@ -625,31 +783,45 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     run.host_rng = np.random.default_rng([cfg["seed"], 1])
     if meta:
         run.restore(meta, arrays)
-    run.train_it = BatchIterator(split.x_train, split.y_train, net.backend, cfg["dtype"])
-    run.val_it = BatchIterator(split.x_val, split.y_val, net.backend, cfg["dtype"])
+    try:
+        run.train_it = BatchIterator(split.x_train, split.y_train, net.backend, cfg["dtype"])
+        run.val_it = BatchIterator(split.x_val, split.y_val, net.backend, cfg["dtype"])
+    except MemoryError as e:
+        raise _oom(e, "copying the data to the device", cfg) from e
 
     write_text(run.path("config.yaml"),
                "# The resolved config of this run (every key; preset defaults filled in).\n"
-               f"# Continue it with: python run.py --resume {run.out_dir} [train.epochs=N]\n" + dump(cfg))
+               f"# Continue it with: brainprop train --resume {run.out_dir} [train.epochs=N]\n" + dump(cfg))
     n_params = sum(int(np.prod(a.shape)) for _, _, a in net.trainable())
     val = "the test set" if not cfg["data"]["holdout"] else f"{len(split.x_val)} held-out training images"
     verb = f"resuming at epoch {run.epoch + 1}" + (f" batch {run.batch + 1}" if run.batch else "") if meta else "training"
-    say.out(f"{cfg['name']}: {verb}; {cfg['algorithm']} on {data_info['used']} ({len(split.x_train)} train, "
+    used = data_info["used"] + (" (THE BUNDLED SAMPLE, not full MNIST)" if data_info["fallback"] else "")
+    say.out(f"{cfg['name']}: {verb}; {cfg['algorithm']} on {used} ({len(split.x_train)} train, "
             f"validation on {val} ({len(split.x_val)})), model "
             f"{cfg['model'] if isinstance(cfg['model'], str) else 'custom'} ({n_params:,} parameters), "
-            f"batch {t['batch_size']}, {net.backend.name} on {net.backend.device_name()} "
-            f"({net.backend.kernel_set} kernels, {threads.current()} threads); run folder {run.out_dir}")
+            f"batch {t['batch_size']}, from {_start_text(cfg, meta)}, {net.backend.name} on "
+            f"{net.backend.device_name()} ({net.backend.kernel_set} kernels, {threads.current()} threads); "
+            f"run folder {run.out_dir}")
+    say.out(f"(train: rewarded choices, val: val accuracy, *: new best, "
+            f"es: epochs without a gain > {t['min_delta']:g} / patience)")
+    loggers.open(run.out_dir, resume_id=run.mlflow_run_id)
+    run.loggers, run.mlflow_run_id = loggers, loggers.run_id or run.mlflow_run_id
 
+    status = "FAILED"
     try:
         # NumPy's floating-point warnings (overflow, invalid value in matmul) would precede the
         # one-line non-finite-loss error: the loss check after each epoch reports it instead.
         with _quiet_fp(), _SigintFlag() as sigint, \
                 _runtime(lambda: f"training stopped in epoch {run.epoch + 1}"):
-            run.loop(sigint)
+            try:
+                run.loop(sigint)
+            except MemoryError as e:
+                raise _oom(e, run.phase, cfg) from e
     except KeyboardInterrupt:
+        status = "KILLED"
         if run.path("checkpoint.npz").is_file():
             say.err(f"aborted; the last checkpoint in {run.out_dir} is intact: "
-                    f"python run.py --resume {run.out_dir}")
+                    f"brainprop train --resume {run.out_dir}")
         raise
     except (TrainingError, MemoryError):
         try:
@@ -657,15 +829,24 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         except Exception:
             pass
         raise
+    finally:
+        if status != "FINISHED" and run.stop_reason is None:
+            loggers.close(status, [run.path(f) for f in _ARTIFACTS])
 
     if run.stop_reason in ("early_stopping", "max_epochs") and cfg["data"]["holdout"] and run.best_epoch:
         _load_weights(net, run.path("weights_best.npz"), "weights_best")
         test_it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
-        with _quiet_fp(), _runtime("evaluating the best weights on the test set"):
-            run.test_acc = evaluate(net, test_it, t["eval_batch_size"])
+        try:
+            with _quiet_fp(), _runtime("evaluating the best weights on the test set"):
+                run.test_acc = evaluate(net, test_it, t["eval_batch_size"], progress=run.progress,
+                                        label="testing the best weights")
+        except MemoryError as e:
+            raise _oom(e, "evaluation", cfg) from e
     run.write_history()
     run.write_summary()
     run.write_plot()
+    loggers.close({"interrupted": "KILLED", "non_finite_loss": "FAILED"}.get(run.stop_reason, "FINISHED"),
+                  [run.path(f) for f in _ARTIFACTS])
     summary = run.summary()
     if run.stop_reason == "non_finite_loss":
         raise TrainingError(run.message)
@@ -678,20 +859,29 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     return TrainResult(run.out_dir, summary, list(run.history))
 
 
-def evaluate_weights(config, weights, overrides=(), verbose=True):
+_ARTIFACTS = ("weights_best.npz", "accuracy.png", "history.csv", "summary.json", "config.yaml")
+
+
+def evaluate_weights(config, weights, overrides=(), verbose=True, progress=None):
     """Accuracy of saved weights (.npz or Keras .h5) on the config's test set.
 
+    progress: draw a bar (default: when verbose and stderr is a terminal).
     Returns (accuracy, n_images, dataset_name).
     """
     say = _Say(verbose)
     cfg = _as_config(config, overrides)
+    _check_device(cfg)
     ds, info = load_data(cfg, say)
     split = _split(cfg, ds)
     _configure_threads()
     net = _build(cfg, split)
     _load_weights(net, weights, "--load")
     from .data import BatchIterator
-    it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
-    with _quiet_fp(), _runtime(f"evaluating {weights}"):
-        acc = evaluate(net, it, cfg["train"]["eval_batch_size"])
+    try:
+        it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
+        with _quiet_fp(), _runtime(f"evaluating {weights}"):
+            acc = evaluate(net, it, cfg["train"]["eval_batch_size"], progress=progress if verbose else False,
+                           label="evaluating")
+    except MemoryError as e:
+        raise _oom(e, "evaluation", cfg) from e
     return acc, len(split.x_test), info["used"]

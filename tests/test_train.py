@@ -57,7 +57,8 @@ def _same_run(dir_a, dir_b):
     ha, hb = _history(dir_a), _history(dir_b)
     assert len(ha) == len(hb)
     for ra, rb in zip(ha, hb):
-        for col in ("epoch", "lr", "train_loss", "train_acc", "val_acc"):
+        for col in ("epoch", "lr", "train_loss", "train_acc", "val_acc", "mean_delta", "mean_abs_delta",
+                    "explore_rate"):
             assert ra[col] == rb[col], (col, ra, rb)
     _same_arrays(read_weights(dir_a / "weights_best.npz"), read_weights(dir_b / "weights_best.npz"))
     wa, ma, _ = load_checkpoint(dir_a / "checkpoint.npz")
@@ -111,7 +112,7 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeyp
     _, meta, arrays = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
     if after == 3:
         assert (meta["epoch"], meta["batch"]) == (0, 3)
-        assert set(arrays) == {"perm", "loss_sum", "correct", "seconds"}
+        assert set(arrays) == {"perm", "loss_sum", "correct", "delta_sum", "abs_delta_sum", "explored", "seconds"}
         assert not (tmp_path / "b" / "history.csv").exists() or not _history(tmp_path / "b")
     else:
         assert (meta["epoch"], meta["batch"]) == (1, 0)
@@ -150,8 +151,10 @@ def test_interrupted_checkpoint_write_keeps_previous(tmp_path, reference, monkey
 def test_resume_rejects_changing_the_experiment(tmp_path, reference):
     with pytest.raises(ConfigError, match="train.lr=0.5 is not allowed when resuming"):
         T.train(resume=reference, overrides=["train.lr=0.5"], verbose=False)
-    with pytest.raises(T.TrainingError, match="no checkpoint.npz"):
+    with pytest.raises(ConfigError, match="is not a run folder: no checkpoint.npz or config.yaml"):
         T.train(resume=tmp_path, verbose=False)
+    with pytest.raises(ConfigError, match="no such folder"):
+        T.train(resume=tmp_path / "missing", verbose=False)
 
 
 def test_resume_of_a_finished_run_does_nothing(reference, monkeypatch, capsys):
@@ -202,14 +205,15 @@ def test_epoch_line_separates_best_from_the_early_stopping_counter(tmp_path, mon
     cfg["data"]["limit_train"] = 64
     T.train(cfg, out=tmp_path / "line", progress=False)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch ")]
-    assert "val_acc 0.5008 *" in lines[2]             # a new maximum, but no gain > min_delta
-    assert lines[2].endswith("(best 0.5008 @ 3; early stopping: 2/45 epochs without a gain > 0.001)"), lines[2]
+    assert "val 0.5008 *" in lines[2]                 # a new maximum, but no gain > min_delta
+    assert lines[2].endswith("best 0.5008 @ 3  es 2/45"), lines[2]
+    assert all(len(l) <= 100 for l in lines), lines
     accs = iter([0.5])
     cfg = _config(epochs=1, patience=None)
     cfg["data"]["limit_train"] = 64
     T.train(cfg, out=tmp_path / "line2", progress=False)
     out = capsys.readouterr().out
-    assert "(best 0.5000 @ 1; no early stopping (train.patience null))" in out
+    assert "best 0.5000 @ 1  es off" in out
     assert "done (max_epochs) after 1 epoch: best" in out
 
 

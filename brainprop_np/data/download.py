@@ -3,6 +3,9 @@
 Only urllib is used. The bytes go to a temporary file in the destination folder and are
 renamed onto the official name only when the transfer is complete (Content-Length
 honoured) and the checksum matches; on any failure the temporary file is deleted.
+"downloading ..." is printed only once a server has answered (the connection is tried
+with a short timeout, CONNECT_TIMEOUT), so an offline machine prints no progress-like
+lines; the failure is one DataError line for the caller to report.
 """
 import gzip
 import hashlib
@@ -15,7 +18,8 @@ import zlib
 from .atomic import atomic_path
 from .errors import DataError
 
-TIMEOUT = 60          # seconds, for the connection and for each read
+TIMEOUT = 60          # seconds, for each read once connected
+CONNECT_TIMEOUT = 10  # seconds, for the connection (and the server's first answer)
 CHUNK = 1 << 20       # bytes per read
 VERBOSE = True        # one line on stderr per download
 
@@ -57,16 +61,24 @@ def url_for(base, filename):
     return base if base.endswith(filename) else base.rstrip("/") + "/" + filename
 
 
-def _transfer(url, tmp, timeout):
-    """Copy `url` into `tmp`; return the MD5 of the bytes received. Raises _Failed."""
+def _transfer(url, tmp, timeout, dest=None):
+    """Copy `url` into `tmp`; return the MD5 of the bytes received. Raises _Failed.
+
+    The connection gets min(CONNECT_TIMEOUT, timeout) seconds; each read `timeout`.
+    """
     req = urllib.request.Request(url, headers={"User-Agent": "brainprop_np"})
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
+        resp = urllib.request.urlopen(req, timeout=min(CONNECT_TIMEOUT, timeout))
     except urllib.error.HTTPError as e:
         raise _Failed(f"HTTP error {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
         raise _Failed(f"unreachable ({reason})") from None
+    sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:                   # connected: reads may wait longer
+        sock.settimeout(timeout)
+    if VERBOSE:
+        print(f"brainprop_np: downloading {url} -> {dest or tmp}", file=sys.stderr, flush=True)
     h, n = _md5(), 0
     with resp, open(tmp, "wb") as f:
         length = resp.headers.get("Content-Length")
@@ -116,11 +128,9 @@ def fetch(filename, folder, mirrors, md5=(), gunzip_md5=(), hint="", timeout=Non
     reasons = []
     for base in mirrors:
         url = url_for(base, filename)
-        if VERBOSE:
-            print(f"brainprop_np: downloading {url} -> {dest}", file=sys.stderr, flush=True)
         try:
             with atomic_path(dest) as tmp:
-                got = _transfer(url, tmp, TIMEOUT if timeout is None else timeout)
+                got = _transfer(url, tmp, TIMEOUT if timeout is None else timeout, dest)
                 _verify(tmp, got, tuple(md5), tuple(gunzip_md5))
             return dest
         except _Failed as e:

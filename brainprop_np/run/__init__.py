@@ -1,0 +1,1 @@
+"""What drives training: the console command (cli) and experiment logging (TensorBoard, MLflow)."""
