@@ -113,20 +113,6 @@ def test_plot_titles_and_labels_name_the_sample(tmp_path, monkeypatch):
     assert "MNIST SAMPLE" in read_run(tmp_path / "r")[0]
 
 
-def test_seeds_table_names_the_sample(tmp_path, monkeypatch, capsys):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import seeds
-    d = tmp_path / "mnist_conv" / "seed1"
-    d.mkdir(parents=True)
-    (d / "summary.json").write_text(json.dumps({
-        "best_val_acc": 0.9, "best_epoch": 3, "mean_epoch_seconds": 1.0, "stop_reason": "max_epochs",
-        "dataset": {"requested": "mnist", "used": "mnist_sample", "fallback": True}}))
-    monkeypatch.setattr(seeds.subprocess, "call", lambda *a, **k: pytest.fail("rerun"))
-    assert seeds.main([str(ROOT / "configs/mnist_conv.yaml"), "--seeds", "1", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "mnist_sample" in out.splitlines()[-2] and "MNIST SAMPLE" in out.splitlines()[-1]
-
-
 def test_downloading_is_said_only_once_a_server_answers(tmp_path, monkeypatch, capsys):
     from brainprop_np.data import DataError, download
     from data_fixtures import local_server

@@ -3,8 +3,9 @@
     n = configure()            # at the start of a run or benchmark; returns the count
 
 n is `BRAINPROP_THREADS` when set, else the cores this process may use (its affinity
-mask) less those that other processes keep busy (the 1-minute load average, rounded),
-at least 1. On a shared 2-core machine with two other jobs running this gives 1: more
+mask) less those that other processes keep busy right now (the machine's busy share over
+a quarter of a second, from /proc/stat; the 1-minute load average where there is no
+/proc), at least 1. On a shared 2-core machine with two other jobs running this gives 1: more
 threads than free cores make every thread wait for the others at each barrier (a 2–4×
 slowdown was measured with the defaults). The count is applied with threadpoolctl to
 every BLAS library NumPy loaded (OpenBLAS, MKL, BLIS) and to numba's thread pool, so
@@ -27,13 +28,28 @@ def usable_cores():
         return max(1, os.cpu_count() or 1)
 
 
-def free_cores():
-    """usable_cores() less the cores busy with other work (1-minute load average), ≥ 1."""
-    n = usable_cores()
+def _busy_cores(window=0.25):
+    """Cores' worth of CPU time other processes used over `window` seconds (/proc/stat)."""
+    import time
+
+    def times():
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)       # total, idle + iowait
     try:
-        busy = int(os.getloadavg()[0] + 0.5)
-    except OSError:
-        busy = 0
+        t0, i0 = times()
+        time.sleep(window)
+        t1, i1 = times()
+    except (OSError, ValueError, IndexError):
+        return float(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0.0
+    cores = os.cpu_count() or 1
+    return cores * (1.0 - (i1 - i0) / max(t1 - t0, 1))
+
+
+def free_cores():
+    """usable_cores() less the cores busy with other work now (rounded), at least 1."""
+    n = usable_cores()
+    busy = int(_busy_cores() + 0.5)
     return max(1, min(n, n - busy))
 
 
