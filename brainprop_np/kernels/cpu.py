@@ -359,7 +359,8 @@ def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=Non
         else:
             actions = select_actions(q, epsilon, u_explore, u_sample)
     reward, delta, fb = brainprop_output(q, labels, actions, 1.0 / nominal)
-    loss = 0.5 * np.sum(delta * delta) / nominal
+    t = q.dtype.type   # the loss in q's dtype under NumPy 1.x too (no promotion of scalars to float64)
+    loss = t(0.5) * np.sum(delta * delta) / t(nominal)
     return actions, reward, delta, fb, loss, np.sum(reward)
 
 
