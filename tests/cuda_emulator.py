@@ -39,6 +39,7 @@ struct dim3 { unsigned int x, y, z; };
 namespace cuda_emu {
 extern dim3 thread_idx, block_idx, block_dim, grid_dim;
 void sync_threads();
+[[noreturn]] void trap();
 template <typename... A, std::size_t... I>
 inline void call_impl(void (*f)(A...), void** p, std::index_sequence<I...>) { f(*static_cast<A*>(p[I])...); }
 template <typename... A>
@@ -55,6 +56,7 @@ int launch(const unsigned* dims, void (*body)(void*), void* arg, int* mode, char
 #define __forceinline__ inline
 #define __shared__ static
 #define __syncthreads() ::cuda_emu::sync_threads()
+#define __trap() ::cuda_emu::trap()
 // correctly rounded arithmetic without contraction (g++ -std=c++17 does not fuse a·b + c)
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
@@ -76,6 +78,7 @@ namespace cuda_emu {
 dim3 thread_idx, block_idx, block_dim, grid_dim;
 namespace {
 struct NeedFibers {};
+bool trapped = false;
 const std::size_t kStack = 128 * 1024;
 bool fiber_mode = false;
 ucontext_t sched;
@@ -131,6 +134,7 @@ void block_fibers(int n) {
             swapcontext(&sched, &ctx[i]);
             if (state[i] == 2) { --alive; ++finished; } else { ++waiting; }
         }
+        if (trapped) throw std::runtime_error("__trap() called by the kernel");
         if (waiting && finished)
             throw std::runtime_error("__syncthreads() reached by some threads of a block while others exited");
     }
@@ -145,6 +149,14 @@ void sync_threads() {
     asm volatile("" ::: "memory");
 }
 
+[[noreturn]] void trap() {
+    if (!fiber_mode) throw std::runtime_error("__trap() called by the kernel");
+    trapped = true;              // this fiber ends here: the scheduler never resumes it
+    state[cur] = 2;
+    swapcontext(&ctx[cur], &sched);
+    for (;;) {}
+}
+
 int launch(const unsigned* d, void (*body)(void*), void* arg, int* mode, char* err, int errlen) {
     try {
         grid_dim = dim3{d[0], d[1], d[2]};
@@ -156,6 +168,7 @@ int launch(const unsigned* d, void (*body)(void*), void* arg, int* mode, char* e
         if (d[0] > 2147483647u || d[1] > 65535 || d[2] > 65535)
             throw std::runtime_error("grid larger than CUDA allows");
         body_fn = body; body_arg = arg;
+        trapped = false;
         if (*mode == 0) {
             try {
                 fiber_mode = false;

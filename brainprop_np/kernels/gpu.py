@@ -38,6 +38,27 @@ _MAX_GRID_Y = 65535       # CUDA's limit on gridDim.y (the kernels loop over the
 _ROWS = 8                 # cols rows (im2col) / input pixels (col2im) per thread
 _INT32_LIMIT = 2 ** 31
 
+# The shared-memory reductions are written for blocks of exactly this many threads
+# (`#define BP_REDUCE_THREADS` in their .cu, which must agree; the kernels trap otherwise).
+_REDUCE_THREADS = 256
+_REDUCTIONS = {   # kernel → its source
+    "bn_stats_partial": "relu_batchnorm.cu", "bn_stats_final": "relu_batchnorm.cu",
+    "bn_feedback_partial": "relu_batchnorm.cu", "bn_feedback_final": "relu_batchnorm.cu",
+    "brainprop_step": "brainprop_output.cu",
+}
+
+# Rounding (NVRTC contracts a·b + c into fused multiply-adds by default). These kernels
+# give the NumPy reference's bits for the same inputs: they copy, compare, or round each
+# product and sum on its own (__fmul_rn, __fadd_rn, ...); tests/test_cuda_compile.py
+# checks that their PTX holds no fma instruction, and the kernel tests compare them bit
+# for bit. The others agree with the reference to float tolerances, stated in their .cu:
+# reductions in another order (BatchNorm statistics and feedback sums, brainprop_step's
+# loss), and exp/division (softmax, select_actions, ebp_output).
+BIT_EXACT_KERNELS = (
+    "im2col", "col2im", "maxpool_forward", "maxpool_feedback", "relu_forward", "relu_feedback",
+    "dropout_mask", "bn_forward", "bn_feedback_apply", "sgd_update", "bn_update_moving",
+)
+
 
 def _function(name):
     """The compiled kernel `name` (indirection point: tests may replace it)."""
@@ -51,7 +72,18 @@ def _launch(kernel, dtype, grid, block, args):
         raise TypeError(f"the CUDA kernels take float32 or float64 arrays, got {dt}")
     grid = tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
     block = tuple(int(b) for b in block) + (1,) * (3 - len(block))
+    if kernel in _REDUCTIONS:
+        _check_reduce_block(kernel, block)
     _function(f"{kernel}_{_SUFFIX[dt]}")(grid, block, args)
+
+
+def _check_reduce_block(kernel, block):
+    """A reduction kernel runs with exactly BP_REDUCE_THREADS threads per block (host-side guard)."""
+    want = cuda_module.define_value(_REDUCTIONS[kernel], "BP_REDUCE_THREADS")
+    n = block[0] * block[1] * block[2]
+    if want != _REDUCE_THREADS or n != want:
+        raise ValueError(f"{kernel}: its reduction needs blocks of {want} threads ({_REDUCTIONS[kernel]}: "
+                         f"BP_REDUCE_THREADS; kernels/gpu.py: {_REDUCE_THREADS}), got block {block}")
 
 
 def _c(a, dtype=None):
@@ -270,7 +302,7 @@ def _bn_stats(x, m, c, mean, var, inv_std, epsilon):
     part = xp.empty((3, g, c), dtype=x.dtype)
     _launch("bn_stats_partial", x.dtype, (_cdiv(c, _BN_BLOCK[0]), g), _BN_BLOCK,
             (x, part, _i32(m), _i32(c), _i32(chunk)))
-    _launch("bn_stats_final", x.dtype, (c,), (_BLOCK,),
+    _launch("bn_stats_final", x.dtype, (c,), (_REDUCE_THREADS,),
             (part, mean, var, inv_std, x.dtype.type(epsilon), _i32(g), _i32(c)))
 
 
@@ -335,7 +367,7 @@ def _bn_feedback(fb, xhat, gamma, inv_std, train):
     part = xp.empty((2, g, c), dtype=dt)
     _launch("bn_feedback_partial", dt, (_cdiv(c, _BN_BLOCK[0]), g), _BN_BLOCK,
             (fb, xhat, part, _i32(m), _i32(c), _i32(chunk)))
-    _launch("bn_feedback_final", dt, (c,), (_BLOCK,), (part, dgamma, dbeta, _i32(g), _i32(c)))
+    _launch("bn_feedback_final", dt, (c,), (_REDUCE_THREADS,), (part, dgamma, dbeta, _i32(g), _i32(c)))
     _launch("bn_feedback_apply", dt, _bn_rows_grid(m, c), _BN_BLOCK,
             (fb, xhat, gamma, inv_std, dgamma, dbeta, fb_in, _i32(m), _i32(c), _i32(bool(train))))
     return fb_in, dgamma, dbeta
@@ -442,7 +474,7 @@ def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=Non
     delta = xp.empty(b, dtype=dt)
     fb = xp.empty_like(q)
     sums = xp.empty(2, dtype=dt)
-    _launch("brainprop_step", dt, (1,), (_BLOCK,),
+    _launch("brainprop_step", dt, (1,), (_REDUCE_THREADS,),
             (q, labels, actions, ue, us, reward, delta, fb, sums, dt.type(epsilon), dt.type(-(1.0 / nominal)),
              dt.type(nominal), _i32(mode), _i32(1), _i32(b), _i32(c)))
     return actions, reward, delta, fb, sums[0], sums[1]

@@ -14,10 +14,41 @@
 // The element-wise kernels use block (32, 8) too: lane tx is a channel (its parameters
 // stay in registers), ty and the grid's y walk the rows; a warp reads 32 adjacent values.
 //
+// Rounding. NVRTC (and nvcc) contract a·b + c into one fused multiply-add unless told
+// otherwise. Where this file claims the reference's bits — ReLU, bn_forward (xhat and y
+// from the given mean and inv_std), bn_feedback_apply in inference mode — every product
+// and sum is rounded on its own (mul_rn/add_rn/sub_rn below: __fmul_rn, __fadd_rn, ...),
+// in the reference's order; tests/test_cuda_compile.py checks that the PTX of these
+// kernels holds no fma instruction. The reductions (batch statistics: Welford/Chan;
+// feedback sums) sum in another order than NumPy's pairwise sums and may contract: they
+// agree with the reference to float32 rounding of a sum of M terms (tests: rtol 1e-4),
+// and bn_feedback_apply in training mode takes those sums (same tolerance).
+//
+// Reductions: the shared-memory trees below are written for blocks of exactly
+// BP_REDUCE_THREADS = 256 threads (kernels/gpu.py launches them so and checks it on the
+// host, against this #define); a kernel launched with another block size traps.
+//
 // Every array holds fewer than 2^31 elements (kernels/gpu.py checks).
 // Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
 
+#define BP_REDUCE_THREADS 256
+
 namespace bp_relu_bn {
+
+static_assert(BP_REDUCE_THREADS > 0 && (BP_REDUCE_THREADS & (BP_REDUCE_THREADS - 1)) == 0,
+              "the reduction trees halve the block: BP_REDUCE_THREADS must be a power of two");
+
+// A reduction kernel launched with another block size than its shared arrays and tree assume.
+__device__ __forceinline__ void require_reduce_block() {
+    if (blockDim.x * blockDim.y * blockDim.z != BP_REDUCE_THREADS) __trap();
+}
+
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
 
 // ---- ReLU ----------------------------------------------------------------------------
 
@@ -62,7 +93,8 @@ __device__ __forceinline__ void chan_merge(T& n, T& mean, T& m2, T nb, T mb, T m
 template <typename T>
 __device__ __forceinline__ void bn_stats_partial(const T* __restrict__ x, T* __restrict__ part,
                                                  int M, int C, int chunk) {
-    __shared__ T s_n[256], s_mean[256], s_m2[256];
+    require_reduce_block();
+    __shared__ T s_n[BP_REDUCE_THREADS], s_mean[BP_REDUCE_THREADS], s_m2[BP_REDUCE_THREADS];
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     const int g = blockIdx.y, G = gridDim.y;
     const int r0 = g * chunk;
@@ -101,14 +133,15 @@ template <typename T>
 __device__ __forceinline__ void bn_stats_final(const T* __restrict__ part, T* __restrict__ mean_out,
                                                T* __restrict__ var_out, T* __restrict__ inv_std_out,
                                                T epsilon, int G, int C) {
-    __shared__ T s_n[256], s_mean[256], s_m2[256];
+    require_reduce_block();
+    __shared__ T s_n[BP_REDUCE_THREADS], s_mean[BP_REDUCE_THREADS], s_m2[BP_REDUCE_THREADS];
     const int c = blockIdx.x, t = threadIdx.x;
     T n = T(0), mean = T(0), m2 = T(0);
-    for (int g = t; g < G; g += blockDim.x)
+    for (int g = t; g < G; g += BP_REDUCE_THREADS)
         chan_merge(n, mean, m2, part[g * C + c], part[(G + g) * C + c], part[(2 * G + g) * C + c]);
     s_n[t] = n; s_mean[t] = mean; s_m2[t] = m2;
     __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    for (int half = BP_REDUCE_THREADS / 2; half > 0; half /= 2) {
         if (t < half) {
             n = s_n[t]; mean = s_mean[t]; m2 = s_m2[t];
             chan_merge(n, mean, m2, s_n[t + half], s_mean[t + half], s_m2[t + half]);
@@ -138,9 +171,9 @@ __device__ __forceinline__ void bn_forward(const T* __restrict__ x, const T* __r
     const T mu = mean[c], is = inv_std[c], ga = gamma[c], be = beta[c];
     for (int r = blockIdx.y * blockDim.y + threadIdx.y; r < M; r += gridDim.y * blockDim.y) {
         const int e = r * C + c;
-        const T h = (x[e] - mu) * is;
+        const T h = mul_rn(sub_rn(x[e], mu), is);     // the reference's roundings: no fma
         xhat[e] = h;
-        y[e] = h * ga + be;
+        y[e] = add_rn(mul_rn(h, ga), be);
     }
 }
 
@@ -151,7 +184,8 @@ __device__ __forceinline__ void bn_forward(const T* __restrict__ x, const T* __r
 template <typename T>
 __device__ __forceinline__ void bn_feedback_partial(const T* __restrict__ fb, const T* __restrict__ xhat,
                                                     T* __restrict__ part, int M, int C, int chunk) {
-    __shared__ T s_b[256], s_g[256];
+    require_reduce_block();
+    __shared__ T s_b[BP_REDUCE_THREADS], s_g[BP_REDUCE_THREADS];
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     const int g = blockIdx.y, G = gridDim.y;
     const int r0 = g * chunk;
@@ -182,16 +216,17 @@ __device__ __forceinline__ void bn_feedback_partial(const T* __restrict__ fb, co
 template <typename T>
 __device__ __forceinline__ void bn_feedback_final(const T* __restrict__ part, T* __restrict__ dgamma,
                                                   T* __restrict__ dbeta, int G, int C) {
-    __shared__ T s_b[256], s_g[256];
+    require_reduce_block();
+    __shared__ T s_b[BP_REDUCE_THREADS], s_g[BP_REDUCE_THREADS];
     const int c = blockIdx.x, t = threadIdx.x;
     T sb = T(0), sg = T(0);
-    for (int g = t; g < G; g += blockDim.x) {
+    for (int g = t; g < G; g += BP_REDUCE_THREADS) {
         sb += part[g * C + c];
         sg += part[(G + g) * C + c];
     }
     s_b[t] = sb; s_g[t] = sg;
     __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    for (int half = BP_REDUCE_THREADS / 2; half > 0; half /= 2) {
         if (t < half) { s_b[t] += s_b[t + half]; s_g[t] += s_g[t + half]; }
         __syncthreads();
     }
@@ -202,6 +237,9 @@ __device__ __forceinline__ void bn_feedback_final(const T* __restrict__ part, T*
 //   train:     out = xhat·(−s·dgamma/M) + (−s·dbeta/M) + fb·s
 //              (= s·(fb − mean(fb) − xhat·mean(fb·xhat)), the reference's order of terms);
 //   inference: out = fb·s.
+// Each product and sum rounded on its own (no fma): inference mode gives the reference's
+// bits for the same inputs; training mode follows the formula above (the reference's
+// terms, its sums dgamma, dbeta in another order: float32 tolerance).
 template <typename T>
 __device__ __forceinline__ void bn_feedback_apply(const T* __restrict__ fb, const T* __restrict__ xhat,
                                                   const T* __restrict__ gamma, const T* __restrict__ inv_std,
@@ -209,13 +247,14 @@ __device__ __forceinline__ void bn_feedback_apply(const T* __restrict__ fb, cons
                                                   T* __restrict__ out, int M, int C, int train) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    const T s = gamma[c] * inv_std[c];
+    const T s = mul_rn(gamma[c], inv_std[c]);
     const T m = T(M);
-    const T a = train ? (-s * dgamma[c]) / m : T(0);
-    const T b = train ? (-s * dbeta[c]) / m : T(0);
+    const T a = train ? mul_rn(-s, dgamma[c]) / m : T(0);
+    const T b = train ? mul_rn(-s, dbeta[c]) / m : T(0);
     for (int r = blockIdx.y * blockDim.y + threadIdx.y; r < M; r += gridDim.y * blockDim.y) {
         const int e = r * C + c;
-        out[e] = train ? (xhat[e] * a + b) + fb[e] * s : fb[e] * s;
+        const T fs = mul_rn(fb[e], s);
+        out[e] = train ? add_rn(add_rn(mul_rn(xhat[e], a), b), fs) : fs;
     }
 }
 
