@@ -401,6 +401,43 @@ class Emulator:
         return fn
 
 
+# ---- cuBLAS ------------------------------------------------------------------------------
+
+def _col_major_view(arr, rows, cols, ld, stride, batch, trans):
+    """The batch of op(X) (rows × cols) that cuBLAS reads at arr's first element, column-major
+    with leading dimension ld and batch stride (elements); trans: X is stored cols × rows."""
+    it = arr.itemsize
+    ptr = arr.__array_interface__["data"][0]
+    root = _root(arr)
+    lo, hi = root.__array_interface__["data"][0], root.__array_interface__["data"][0] + root.nbytes
+    strides = (stride * it, ld * it, it) if trans else (stride * it, it, ld * it)
+    last = ptr + sum((n - 1) * s for n, s in zip((batch, rows, cols), strides)) + it
+    if batch and rows and cols and not (lo <= ptr and last <= hi):
+        raise AssertionError(f"cuBLAS would read outside an array of shape {arr.shape}: "
+                             f"rows {rows}, cols {cols}, ld {ld}, stride {stride}, batch {batch}, trans {trans}")
+    if batch and rows and cols:
+        start = root.reshape(-1).view(np.uint8)[ptr - lo:ptr - lo + it].view(arr.dtype)
+    else:
+        start = arr
+    return np.lib.stride_tricks.as_strided(start, shape=(batch, rows, cols), strides=strides)
+
+
+def gemm_strided_batched(dtype, transa, transb, m, n, k, a, lda, stride_a, b, ldb, stride_b,
+                         c, ldc, stride_c, batch):
+    """A NumPy model of cublasGemmStridedBatchedEx (alpha 1, beta 0), with kernels.gpu's
+    signature: column-major C_i (m × n, ldc) = op(A_i) (m × k) · op(B_i) (k × n), op T when
+    trans* is 1. Checks the leading dimensions and that every access stays inside its array."""
+    for x in (a, b, c):
+        assert x.dtype == np.dtype(dtype), (x.dtype, dtype)
+    assert transa in (0, 1) and transb in (0, 1)
+    assert lda >= max(1, k if transa else m) and ldb >= max(1, n if transb else k) and ldc >= max(1, m), \
+        (lda, ldb, ldc, m, n, k, transa, transb)
+    opa = _col_major_view(a, m, k, lda, stride_a, batch, transa)
+    opb = _col_major_view(b, k, n, ldb, stride_b, batch, transb)
+    cv = _col_major_view(c, m, n, ldc, stride_c, batch, 0)
+    cv[...] = np.matmul(opa, opb)
+
+
 # ---- test helpers ----------------------------------------------------------------------
 
 def patch_gpu_kernels(monkeypatch, emulator):
@@ -413,4 +450,5 @@ def patch_gpu_kernels(monkeypatch, emulator):
     from brainprop_np.kernels import gpu
     monkeypatch.setattr(gpu, "xp", GuardedNumpy())
     monkeypatch.setattr(gpu, "_function", emulator.get_function)
+    monkeypatch.setattr(gpu, "_gemm_strided_batched", gemm_strided_batched)
     return Backend("numpy", np, gpu)

@@ -514,3 +514,61 @@ def test_reductions_trap_with_other_block_sizes(emulator):
     ffn = emulator.get_function("bn_feedback_final_f32")
     with pytest.raises(AssertionError, match="__trap"):
         ffn((c, 1, 1), (64, 1, 1), (fb, outs[0], outs[1], np.int32(g), np.int32(c)))
+
+
+# ---- batched GEMM ----------------------------------------------------------------------------
+
+def _views(x, how):
+    """A (P, R, C) stack laid out as `how`: C-contiguous, transposed, or strided like the
+    locally-connected layer's (P, B, F) view of a (B, P, F) array."""
+    if how == "c":
+        return x.copy()
+    if how == "t":                      # stored (P, C, R), read transposed
+        return np.ascontiguousarray(x.transpose(0, 2, 1)).transpose(0, 2, 1)
+    if how == "pbf":                    # stored (R, P, C)
+        return np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    raise ValueError(how)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("la", ["c", "t", "pbf"])
+@pytest.mark.parametrize("lb", ["c", "t", "pbf"])
+def test_batched_matmul(dev, la, lb, dtype):
+    r = rng(26)
+    p, m, k, n = 5, 7, 9, 4
+    a = r.standard_normal((p, m, k)).astype(dtype)
+    b = r.standard_normal((p, k, n)).astype(dtype)
+    want = cpu.batched_matmul(_views(a, la), _views(b, lb))
+    np.testing.assert_allclose(want, np.matmul(a, b), rtol=1e-5 if dtype == np.float32 else 1e-12)
+    a_dev, b_dev = dev.to_dev(_views(a, la)), dev.to_dev(_views(b, lb))
+    if dev.name == "emulated":          # to_dev copies into C order: rebuild the views there
+        a_dev, b_dev = _views(a, la), _views(b, lb)
+    tol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
+    assert_close(dev.h(dev.k.batched_matmul(a_dev, b_dev)), want, *tol, what="batched_matmul")
+    # into a (P, M, N) view of an (M, P, N) array, as the locally-connected forward pass does
+    out = np.full((m, p, n), np.nan, dtype)
+    out_dev = dev.to_dev(out) if dev.name == "cuda" else out
+    res = dev.k.batched_matmul(a_dev, b_dev, out=out_dev.transpose(1, 0, 2))
+    assert_close(dev.h(out_dev).transpose(1, 0, 2), want, *tol, what="batched_matmul out view")
+    assert_close(dev.h(res), want, *tol, what="batched_matmul returns out")
+
+
+def test_batched_matmul_takes_no_copies(emulator, monkeypatch):
+    """The layer's three GEMMs reach cuBLAS as views: no ascontiguousarray, one call each."""
+    cuda_emulator.patch_gpu_kernels(monkeypatch, emulator)
+    calls = []
+    real = gpu._gemm_strided_batched
+    monkeypatch.setattr(gpu, "_gemm_strided_batched", lambda *a: (calls.append(a[1:4]), real(*a)))
+    monkeypatch.setattr(gpu.xp, "ascontiguousarray", lambda *a, **k: pytest.fail("a copy"), raising=False)
+    r = rng(27)
+    cols = r.standard_normal((6, 3, 8)).astype(np.float32)          # (P, B, K)
+    w = r.standard_normal((6, 8, 5)).astype(np.float32)             # (P, K, F)
+    fb = r.standard_normal((3, 6, 5)).astype(np.float32)            # (B, P, F)
+    fbp = fb.transpose(1, 0, 2)
+    y = np.empty((3, 6, 5), np.float32)
+    gpu.batched_matmul(cols, w, out=y.transpose(1, 0, 2))
+    assert_close(y.transpose(1, 0, 2), np.matmul(cols, w), what="forward")
+    assert_close(gpu.batched_matmul(cols.transpose(0, 2, 1), fbp), np.matmul(cols.transpose(0, 2, 1), fbp),
+                 what="tag")
+    assert_close(gpu.batched_matmul(fbp, w.transpose(0, 2, 1)), np.matmul(fbp, w.transpose(0, 2, 1)), what="fb_in")
+    assert [c[:2] for c in calls] == [(0, 0), (0, 1), (1, 0)], calls   # (op on the right, op on the left)

@@ -125,6 +125,13 @@ def _offsets(kh, kw, stride, pads, out_hw, in_hw):
                 yield dy, dx, (rows[0], cols[0]), (rows[1], cols[1])
 
 
+def batched_matmul(a, b, out=None):
+    """a @ b for stacks of matrices: (P, M, K) @ (P, K, N) → (P, M, N), into `out` when given
+    (np.matmul; a, b and out may be transposed or strided views). The per-position GEMM of
+    the locally-connected layer; kernels/gpu.py calls cuBLAS on the views without copying."""
+    return np.matmul(a, b, out=out)
+
+
 def maxpool_forward(x, pool):
     """Non-overlapping max-pool (Keras 'valid', stride = pool).
 

@@ -22,6 +22,8 @@ gated top feedback and the trial's loss and reward count — in one launch;
 `sgd_update` updates one trained array and `batchnorm_update_moving` BatchNorm's running
 statistics in one launch each, in place (with the NumPy reference's rounding: same bits).
 """
+import os
+
 import numpy as np
 
 from . import cuda_module
@@ -204,6 +206,119 @@ def col2im(dcols, x_shape, kh, kw, stride, pads, out_hw, positions_first=False, 
             (dcols, out, _i32(n), _i32(h), _i32(w), _i32(c), _i32(kh), _i32(kw), _i32(stride),
              _i32(top), _i32(left), _i32(ho), _i32(wo), _i32(bool(positions_first)), _i32(_ROWS)))
     return out
+
+
+# ---- batched GEMM (the locally-connected layer) --------------------------------------
+
+_CUBLAS_OP_N, _CUBLAS_OP_T = 0, 1
+_CUDA_R = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}          # CUDA_R_32F, CUDA_R_64F
+_COMPUTE_32F, _COMPUTE_32F_FAST_TF32, _COMPUTE_64F = 68, 77, 70       # cublasComputeType_t
+_GEMM_DEFAULT = -1
+_cublas_state = {}
+
+
+def tf32_enabled():
+    """True when float32 GEMMs may use TF32 tensor cores: CUPY_TF32=1, the switch CuPy reads for
+    its own GEMMs (`cupy.matmul` of 2-D operands: dense and conv layers), read here once too."""
+    if "tf32" not in _cublas_state:
+        try:
+            _cublas_state["tf32"] = int(os.environ.get("CUPY_TF32", "0") or 0) > 0
+        except ValueError:
+            _cublas_state["tf32"] = False
+    return _cublas_state["tf32"]
+
+
+def _blas_layout(m):
+    """(transposed, ld, batch stride) in elements of a 3-D stack of matrices whose rows or columns
+    are contiguous, as cuBLAS reads it; None when neither is (the stack must be copied)."""
+    it = m.itemsize
+    s0, s1, s2 = m.strides
+    _, r, c = m.shape
+    if any(v % it for v in (s0, s1, s2)) or s0 < 0:
+        return None
+    if s2 == it or c == 1:                   # row-major: rows contiguous, ld = row stride
+        ld = s1 // it if r > 1 else c
+        if ld >= c and ld > 0:
+            return False, ld, s0 // it
+    if s1 == it or r == 1:                   # column-major (a transposed view), ld = column stride
+        ld = s2 // it if c > 1 else r
+        if ld >= r and ld > 0:
+            return True, ld, s0 // it
+    return None
+
+
+def _gemm_strided_batched(dtype, transa, transb, m, n, k, a, lda, stride_a, b, ldb, stride_b,
+                          c, ldc, stride_c, batch):
+    """cublasGemmStridedBatchedEx, column-major: C_i = op(A_i)·op(B_i) for i < batch, with
+    A_i = a + i·stride_a (elements) etc. (indirection point: the emulator's tests replace it
+    with a NumPy model of the same call, tests/cuda_emulator.py)."""
+    try:
+        from cupy_backends.cuda.libs import cublas
+    except ImportError:   # older CuPy
+        from cupy.cuda import cublas
+    from cupy.cuda import device
+    dt = np.dtype(dtype)
+    if dt == np.float32:
+        compute = _COMPUTE_32F_FAST_TF32 if tf32_enabled() else _COMPUTE_32F
+    else:
+        compute = _COMPUTE_64F
+    one, zero = np.ones((), dt), np.zeros((), dt)
+    cublas.gemmStridedBatchedEx(
+        device.get_cublas_handle(), transa, transb, m, n, k, one.ctypes.data,
+        a.data.ptr, _CUDA_R[dt], lda, stride_a, b.data.ptr, _CUDA_R[dt], ldb, stride_b,
+        zero.ctypes.data, c.data.ptr, _CUDA_R[dt], ldc, stride_c, batch, compute, _GEMM_DEFAULT)
+
+
+def batched_matmul(a, b, out=None):
+    """a @ b for stacks of matrices: (P, M, K) @ (P, K, N) → (P, M, N), into `out` when given.
+
+    One cuBLAS strided-batched GEMM (cublasGemmStridedBatchedEx) that reads transposed and
+    strided views as they are — through its transpose flags and leading dimensions — where
+    cupy.matmul copies every operand that is not C-contiguous first (and ignores TF32 in its
+    batched path). a, b and out may be any views whose rows or columns are contiguous (e.g.
+    `w.transpose(0, 2, 1)`, or a (P, B, F) view of a (B, P, F) array); others are copied.
+    float32 takes TF32 tensor cores when tf32_enabled() (CUPY_TF32=1). See cpu.batched_matmul.
+    """
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        raise ValueError(f"batched_matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not fit (P, M, K) @ (P, K, N)")
+    dt = np.result_type(a.dtype, b.dtype)
+    p, m, k = (int(v) for v in a.shape)
+    n = int(b.shape[2])
+    if out is not None and (tuple(out.shape) != (p, m, n) or out.dtype != dt):
+        raise ValueError(f"batched_matmul: out has shape {tuple(out.shape)} {out.dtype}, expected {(p, m, n)} {dt}")
+    if dt not in _CUDA_R or _cublas_state.get("broken"):
+        return xp.matmul(a, b, out=out)
+    a = a if a.dtype == dt else a.astype(dt)
+    b = b if b.dtype == dt else b.astype(dt)
+    la, lb = _blas_layout(a), _blas_layout(b)
+    if la is None:
+        a, la = xp.ascontiguousarray(a), (False, k, m * k)
+    if lb is None:
+        b, lb = xp.ascontiguousarray(b), (False, n, k * n)
+    c = out
+    lc = _blas_layout(c) if c is not None else None
+    if lc is None or lc[0]:                    # the result is written row-major (C^T column-major)
+        c = xp.empty((p, m, n), dtype=dt)
+        lc = (False, n, m * n)
+    if c.size and k:
+        # row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: cuBLAS gets (B, A), m ↔ n. A row-major
+        # operand is the transpose of its column-major reading (op N gives its transpose), a
+        # column-major one needs op T.
+        trans_b, ld_b, s_b = lb
+        trans_a, ld_a, s_a = la
+        try:
+            _gemm_strided_batched(dt, _CUBLAS_OP_T if trans_b else _CUBLAS_OP_N,
+                                  _CUBLAS_OP_T if trans_a else _CUBLAS_OP_N, n, m, k,
+                                  b, ld_b, s_b, a, ld_a, s_a, c, lc[1], lc[2], p)
+        except (ImportError, AttributeError, TypeError) as e:   # a CuPy without this cuBLAS wrapper
+            _cublas_state["broken"] = f"{type(e).__name__}: {e}"
+            return xp.matmul(a, b, out=out)
+    elif c.size:
+        c.fill(0)
+    if out is not None and c is not out:
+        out[...] = c
+        return out
+    return c
 
 
 # ---- max-pooling ---------------------------------------------------------------------

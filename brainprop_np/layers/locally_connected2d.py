@@ -42,16 +42,18 @@ class LocallyConnected2D(Layer):
         self.x_shape = x.shape
         self.cols = self.k.im2col(x, *self._geometry(), positions_first=True,
                                  ws=self.ws if train else None)                     # (P, B, K)
-        y = self.xp.matmul(self.cols, self.params["kernel"])                     # (P, B, F)
-        return y.transpose(1, 0, 2).reshape((x.shape[0],) + self.output_shape)
+        y = self.xp.empty((x.shape[0], self.cols.shape[0], self.filters), dtype=self.cols.dtype)   # (B, P, F)
+        self.k.batched_matmul(self.cols, self.params["kernel"], out=y.transpose(1, 0, 2))     # written as (P, B, F)
+        return y.reshape((x.shape[0],) + self.output_shape)
 
     def feedback(self, fb, need_input_fb=True):
         b = fb.shape[0]
-        fbp = self.xp.ascontiguousarray(fb.reshape(b, -1, self.filters).transpose(1, 0, 2))  # (P, B, F)
+        fbp = fb.reshape(b, -1, self.filters).transpose(1, 0, 2)       # (P, B, F): a view, not a copy
         w = self.params["kernel"]
-        self.grads["kernel"] = self.xp.matmul(self.cols.transpose(0, 2, 1), fbp)          # (P, K, F)
+        # the batched GEMMs read the transposed and strided views as they are (cuBLAS flags on the GPU)
+        self.grads["kernel"] = self.k.batched_matmul(self.cols.transpose(0, 2, 1), fbp)   # (P, K, F)
         if not need_input_fb:
             return None
         dcols = self.k.workspace(self.ws, "dcols", self.cols.shape, fb.dtype)
-        self.xp.matmul(fbp, w.transpose(0, 2, 1), out=dcols)                              # (P, B, K)
+        self.k.batched_matmul(fbp, w.transpose(0, 2, 1), out=dcols)                       # (P, B, K)
         return self.k.col2im(dcols, self.x_shape, *self._geometry(), positions_first=True, ws=self.ws)
