@@ -13,9 +13,10 @@ argument against the kernel's C signature (count, numpy scalar type, array dtype
 contiguity, writability), the CUDA launch limits, and, for arrays made by `GuardedNumpy`
 (the stand-in for cupy in kernels/gpu.py), that nothing was written past either end.
 
-Assumptions the kernels meet: no dynamic shared memory, no warp intrinsics, no atomics,
-and re-running a launch from the start is harmless (no in-place read-modify-write of
-global memory), since a launch that meets its first __syncthreads() is restarted.
+Assumptions the kernels meet: no dynamic shared memory, no warp intrinsics, atomics only
+as completion counters (blocks run in order, so atomicAdd is a plain add), and re-running
+a launch from the start is harmless (no write to global memory before the first
+__syncthreads()), since a launch that meets its first __syncthreads() is restarted.
 """
 import ctypes
 import hashlib
@@ -64,6 +65,9 @@ inline float __fsub_rn(float a, float b) { return a - b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dsub_rn(double a, double b) { return a - b; }
+// blocks run one after the other: atomics are plain read-modify-writes, fences no-ops
+inline unsigned int atomicAdd(unsigned int* p, unsigned int v) { unsigned int o = *p; *p = o + v; return o; }
+inline void __threadfence() { asm volatile("" ::: "memory"); }
 """
 
 RUNTIME = r"""

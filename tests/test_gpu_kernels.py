@@ -572,3 +572,29 @@ def test_batched_matmul_takes_no_copies(emulator, monkeypatch):
                  what="tag")
     assert_close(gpu.batched_matmul(fbp, w.transpose(0, 2, 1)), np.matmul(fbp, w.transpose(0, 2, 1)), what="fb_in")
     assert [c[:2] for c in calls] == [(0, 0), (0, 1), (1, 0)], calls   # (op on the right, op on the left)
+
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 1000, 300_001])   # 300,001: more blocks than BP_SUMSQ_BLOCKS
+def test_sgd_update_with_sumsq(dev, n, dtype):
+    """With sumsq the update keeps its bits and Σ w² (old w) is added, deterministically."""
+    r = rng(28)
+    lr, decay = 0.1, 1.0 - 2.0 * 0.1 * 5e-4
+    w = r.standard_normal(n).astype(dtype)
+    g = r.standard_normal(n).astype(dtype)
+    want = _sgd_reference(w, g, lr, decay)
+    want_sq = np.vdot(w, w)
+    sums = []
+    for _ in range(2):                       # twice from the same w: the counter was reset
+        wd, sq = dev.to_dev(w), dev.to_dev(np.full((), 0.5, dtype))
+        assert dev.k.sgd_update(wd, dev.to_dev(g), lr, decay, sq) is wd
+        assert_equal(dev.h(wd), want, "w")
+        sums.append(dev.h(sq)[()])
+    assert sums[0] == sums[1], sums
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert abs(sums[0] - 0.5 - want_sq) <= tol * want_sq, (sums[0] - 0.5, want_sq)
+    cw, csq = w.copy(), np.zeros((), dtype)
+    cpu.sgd_update(cw, g, lr, decay, csq)
+    assert_equal(cw, want, "cpu w")
+    assert csq == np.vdot(w, w)

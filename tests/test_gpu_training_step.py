@@ -148,7 +148,10 @@ def test_training_step_takes_the_fused_kernels(emulator, monkeypatch, model):
     run_step(bp.BrainProp(epsilon=0.02), net, x, labels, None, x.shape[0], True, PRESET_SETTINGS[model]["l2"])
     n_bn = sum(isinstance(layer, L.BatchNorm) for layer in net.layers)
     assert emulator.launches.get("brainprop_step_f32") == 1, emulator.launches
-    assert emulator.launches.get("sgd_update_f32") == len(list(net.trainable())), emulator.launches
+    n_sgd = emulator.launches.get("sgd_update_f32", 0) + emulator.launches.get("sgd_update_sumsq_f32", 0)
+    assert n_sgd == len(list(net.trainable())), emulator.launches
+    if PRESET_SETTINGS[model]["l2"]:   # the L2 term of the loss comes from the kernels' own updates
+        assert emulator.launches.get("sgd_update_sumsq_f32") == sum(p == "kernel" for _, p, _ in net.trainable())
     assert emulator.launches.get("bn_update_moving_f32", 0) == n_bn, emulator.launches
     assert not [k for k in emulator.launches if k.rsplit("_", 1)[0] in UNFUSED], emulator.launches
 
@@ -173,3 +176,25 @@ def test_selection_on_the_device_is_deterministic(device):
         results.append((to_host(t.actions), to_host(net.get_weights()["conv2d"]["kernel"])))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("model", ["deep", "conv"])
+def test_sgd_step_returns_the_l2_term(device, model):
+    """SGD.step gives l2·ΣW² of the kernels before the update: on the CPU the bits of train's
+    former _reg_loss, on the GPU backend the same to float32 tolerance, and None without L2."""
+    import importlib
+    T = importlib.import_module("brainprop_np.train")
+    ref, net = build_pair(model, device)
+    x, labels, actions = batch_data(model)
+    l2 = 5e-4
+    for n in (ref, net):
+        want = T._reg_loss(n, l2)
+        rule = bp.BrainProp(epsilon=0.02)
+        rule.trial(n, n.backend.asarray(x), n.backend.asarray(labels, "int64"), train=False,
+                   actions=n.backend.asarray(actions, "int64"), batch_size=x.shape[0])
+        got = bp.SGD(lr=0.1, l2=l2).step(n, 0.1)
+        if n is ref:
+            assert got == want and np.asarray(got).dtype == np.float32
+        else:
+            assert abs(float(to_host(got)) - float(to_host(want))) <= 1e-5 * float(to_host(want))
+        assert bp.SGD(lr=0.1, l2=0.0).step(n, 0.1) is None

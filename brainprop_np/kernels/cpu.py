@@ -374,13 +374,18 @@ def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=Non
 _SGD_CHUNK_BYTES = 1 << 18   # a cache-sized piece of w per pass of sgd_update
 
 
-def sgd_update(w, g, lr, decay=1.0):
+def sgd_update(w, g, lr, decay=1.0, sumsq=None):
     """In place: w ← w·decay − lr·g (SGD.step: decay = 1 − 2·lr·l2 for L2-regularised kernels).
 
     The same roundings as `w *= decay; w -= lr * g` (decay = 1 skips the product), but
     in cache-sized pieces through one small scratch buffer: no temporary the size of w,
     one pass over memory. g is not modified. Returns w.
+    sumsq: None, or a 0-d array of w's dtype to which Σ w² of the old w is added first
+    (np.vdot; SGD.step's L2 term of the loss; the GPU sums it in the update's own pass).
     """
+    if sumsq is not None:
+        flat = w.reshape(-1)
+        sumsq += np.vdot(flat, flat)
     if not (w.flags.c_contiguous and w.flags.writeable) or g.shape != w.shape:
         if decay != 1.0:
             w *= decay

@@ -46,7 +46,7 @@ _REDUCE_THREADS = 256
 _REDUCTIONS = {   # kernel → its source
     "bn_stats_partial": "relu_batchnorm.cu", "bn_stats_final": "relu_batchnorm.cu",
     "bn_feedback_partial": "relu_batchnorm.cu", "bn_feedback_final": "relu_batchnorm.cu",
-    "brainprop_step": "brainprop_output.cu",
+    "brainprop_step": "brainprop_output.cu", "sgd_update_sumsq": "sgd.cu",
 }
 
 # Rounding (NVRTC contracts a·b + c into fused multiply-adds by default). These kernels
@@ -631,23 +631,51 @@ def ebp_output(q, labels, scale):
 
 # ---- updates after a trial -------------------------------------------------------------
 
-def sgd_update(w, g, lr, decay=1.0):
+_sumsq_work = {}   # dtype → (array module, per-block partial sums, completion counter)
+
+
+def _sumsq_buffers(dt):
+    """The scratch of sgd_update_sumsq, allocated once per dtype (the counter starts at 0 and the
+    kernel's last block resets it; launches on one stream never overlap)."""
+    entry = _sumsq_work.get(dt)
+    if entry is None or entry[0] is not xp:
+        blocks = cuda_module.define_value("sgd.cu", "BP_SUMSQ_BLOCKS")
+        entry = _sumsq_work[dt] = (xp, xp.empty(blocks, dtype=dt), xp.zeros(1, dtype=np.uint32))
+    return entry[1], entry[2]
+
+
+def sgd_update(w, g, lr, decay=1.0, sumsq=None):
     """In place, one launch: w ← w·decay − lr·g; see cpu.sgd_update.
 
     Kernel `sgd_update`, a thread per element, each product and the difference rounded
-    on its own as NumPy does (decay = 1 skips the product). A w that is not C-contiguous
-    (never so for a layer's parameters) takes the plain CuPy operations instead.
+    on its own as NumPy does (decay = 1 skips the product). With `sumsq` (a one-element
+    device array of w's dtype) kernel `sgd_update_sumsq` also adds Σ w² of the old w to it
+    in the same pass (the L2 term of the loss; a deterministic block reduction, float
+    tolerance against NumPy's vdot). A w that is not C-contiguous (never so for a layer's
+    parameters) takes the plain CuPy operations instead.
     """
     dt = w.dtype
     if not w.flags.c_contiguous or dt not in _SUFFIX or tuple(g.shape) != tuple(w.shape):
+        if sumsq is not None:
+            flat = w.ravel()
+            sumsq += xp.vdot(flat, flat)
         if decay != 1.0:
             w *= decay
         w -= lr * g
         return w
     g = _c(g, dt)
     _check_size(w)
-    if w.size:
+    if not w.size:
+        return w
+    if sumsq is None:
         _launch("sgd_update", dt, _grid_1d(w.size), (_BLOCK,), (w, g, dt.type(lr), dt.type(decay), _i32(w.size)))
+        return w
+    if sumsq.dtype != dt or sumsq.size != 1 or not sumsq.flags.c_contiguous:
+        raise ValueError(f"sgd_update: sumsq must be a one-element array of {dt}, got {tuple(sumsq.shape)} {sumsq.dtype}")
+    partial, counter = _sumsq_buffers(dt)
+    grid = (min(_cdiv(w.size, _REDUCE_THREADS), partial.size),)
+    _launch("sgd_update_sumsq", dt, grid, (_REDUCE_THREADS,),
+            (w, g, dt.type(lr), dt.type(decay), _i32(w.size), partial, counter, sumsq))
     return w
 
 
