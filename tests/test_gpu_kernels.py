@@ -506,10 +506,12 @@ def test_reductions_trap_with_other_block_sizes(emulator):
     part = np.zeros((3, g, c), np.float32)
     outs = [np.empty(c, np.float32) for _ in range(3)]
     fn = emulator.get_function("bn_stats_final_f32")
-    fn((c, 1, 1), (256, 1, 1), (part, *outs, np.float32(1e-3), np.int32(g), np.int32(c)))   # fine
+    args = (part, *outs, np.float32(1e-3), np.int32(g), np.int32(c), outs[0], outs[1], np.float32(0.99),
+            np.float32(0.01), np.float32(1.0), np.int32(0))
+    fn((c, 1, 1), (256, 1, 1), args)   # fine
     for threads in (128, 512):
         with pytest.raises(AssertionError, match="__trap"):
-            fn((c, 1, 1), (threads, 1, 1), (part, *outs, np.float32(1e-3), np.int32(g), np.int32(c)))
+            fn((c, 1, 1), (threads, 1, 1), args)
     fb = np.zeros((2, g, c), np.float32)
     ffn = emulator.get_function("bn_feedback_final_f32")
     with pytest.raises(AssertionError, match="__trap"):
@@ -598,3 +600,53 @@ def test_sgd_update_with_sumsq(dev, n, dtype):
     cpu.sgd_update(cw, g, lr, decay, csq)
     assert_equal(cw, want, "cpu w")
     assert csq == np.vdot(w, w)
+
+
+# ---- fused forward steps -----------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rate", [0.3, 0.8])
+def test_dropout_forward(dev, rate, dtype):
+    """y = x·mask and the mask in one launch: the bits of dropout_mask and the product."""
+    r = rng(29)
+    x = r.standard_normal((6, 5, 4, 3)).astype(dtype)
+    u = r.random(x.shape, dtype=dtype)
+    u.flat[:10] = dtype(rate)
+    y, mask = dev.h(*dev.k.dropout_forward(dev.to_dev(x), dev.to_dev(u), rate))
+    want_mask = cpu.dropout_mask(u, rate, dtype)
+    assert_equal(mask, want_mask, "mask")
+    assert_equal(y, x * want_mask, "y")
+    cy, cmask = cpu.dropout_forward(x, u, rate)
+    assert_equal(cmask, want_mask, "cpu mask")
+    assert_equal(cy, x * want_mask, "cpu y")
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES[:4], ids=[str(s) for s in BN_SHAPES[:4]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_train_forward_update(dev, shape, dtype):
+    """The training forward with the running statistics updated inside the statistics kernel."""
+    r = rng(30)
+    c = shape[-1]
+    x = (1.0 + r.standard_normal(shape)).astype(dtype)
+    gamma = (1.0 + 0.1 * r.standard_normal(c)).astype(dtype)
+    beta = (0.1 * r.standard_normal(c)).astype(dtype)
+    mm, mv = r.standard_normal(c).astype(dtype), r.random(c).astype(dtype)
+    dmm, dmv = dev.to_dev(mm), dev.to_dev(mv)
+    got = dev.h(*dev.k.batchnorm_train_forward_update(dev.to_dev(x), dev.to_dev(gamma), dev.to_dev(beta), 1e-3,
+                                                      dmm, dmv, 0.99))
+    want = cpu.batchnorm_train_forward(x, gamma, beta, 1e-3)
+    tol = (1e-4, 1e-5) if dtype == np.float32 else (1e-10, 1e-12)
+    for name, g, w in zip(("xhat", "y", "mean", "var", "inv_std"), got, want):
+        assert_close(g, w, rtol=tol[0], atol=tol[1], what=name)
+    m = x.size // c
+    # from the device's own mean and var, the running statistics have bn_update_moving's bits
+    want_mm, want_mv = _moving_reference(mm, mv, got[2], got[3], 0.99, m)
+    assert_equal(dev.h(dmm), want_mm, "moving_mean")
+    assert_equal(dev.h(dmv), want_mv, "moving_variance")
+    cmm, cmv = mm.copy(), mv.copy()
+    cgot = cpu.batchnorm_train_forward_update(x, gamma, beta, 1e-3, cmm, cmv, 0.99)
+    for name, g, w in zip(("xhat", "y", "mean", "var", "inv_std"), cgot, want):
+        assert_equal(g, w, "cpu " + name)
+    want_mm, want_mv = _moving_reference(mm, mv, want[2], want[3], 0.99, m)
+    assert_equal(cmm, want_mm, "cpu moving_mean")
+    assert_equal(cmv, want_mv, "cpu moving_variance")

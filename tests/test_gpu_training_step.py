@@ -140,7 +140,8 @@ UNFUSED = ("select_actions", "softmax")
 
 @pytest.mark.parametrize("model", list(CASES))
 def test_training_step_takes_the_fused_kernels(emulator, monkeypatch, model):
-    """rule.trial + SGD.step: one output-step launch, one update per trained array, one per BatchNorm."""
+    """rule.trial + SGD.step: one output-step launch, one update per trained array, no launch of its own
+    for BatchNorm's running statistics, one per dropout layer's forward."""
     net = bp.build_network(model, CASES[model][0], 10, seed=3,
                            device=cuda_emulator.patch_gpu_kernels(monkeypatch, emulator))
     x, labels, _ = batch_data(model)
@@ -152,7 +153,12 @@ def test_training_step_takes_the_fused_kernels(emulator, monkeypatch, model):
     assert n_sgd == len(list(net.trainable())), emulator.launches
     if PRESET_SETTINGS[model]["l2"]:   # the L2 term of the loss comes from the kernels' own updates
         assert emulator.launches.get("sgd_update_sumsq_f32") == sum(p == "kernel" for _, p, _ in net.trainable())
-    assert emulator.launches.get("bn_update_moving_f32", 0) == n_bn, emulator.launches
+    # the running statistics are updated inside the statistics kernel, the dropout mask with y = x·mask
+    assert emulator.launches.get("bn_update_moving_f32", 0) == 0, emulator.launches
+    assert emulator.launches.get("bn_stats_final_f32", 0) == n_bn, emulator.launches
+    n_drop = sum(isinstance(layer, L.Dropout) for layer in net.layers)
+    assert emulator.launches.get("dropout_forward_f32", 0) == n_drop, emulator.launches
+    assert emulator.launches.get("dropout_mask_f32", 0) == 0, emulator.launches
     assert not [k for k in emulator.launches if k.rsplit("_", 1)[0] in UNFUSED], emulator.launches
 
 

@@ -239,6 +239,15 @@ def _normalise_rows(xhat, y, x, inv_std_k, gamma_k, beta_k, mean_k=None):
     threads.chunked(rows, len(xhat), xhat.size)
 
 
+def batchnorm_train_forward_update(x, gamma, beta, epsilon, moving_mean, moving_variance, momentum):
+    """batchnorm_train_forward, then batchnorm_update_moving of the running statistics (in place,
+    m = the rows of x); returns what batchnorm_train_forward returns. (One function so that
+    the GPU can update the statistics inside the statistics kernel: no launch of its own.)"""
+    out = batchnorm_train_forward(x, gamma, beta, epsilon)
+    batchnorm_update_moving(moving_mean, moving_variance, out[2], out[3], momentum, x.size // x.shape[-1])
+    return out
+
+
 def batchnorm_forward(x, mean, inv_std, gamma, beta):
     """xhat = (x − mean)·inv_std, y = gamma·xhat + beta (per channel, last axis)."""
     xw, k = _wide(x)
@@ -292,6 +301,12 @@ def dropout_mask(u, rate, dtype):
     mask = (u >= rate).astype(dtype)
     mask *= np.dtype(dtype).type(1.0 / (1.0 - rate))
     return mask
+
+
+def dropout_forward(x, u, rate):
+    """The dropout layer's training forward: (y, mask), mask = dropout_mask(u, rate, x.dtype), y = x·mask."""
+    mask = dropout_mask(u, rate, x.dtype)
+    return x * mask, mask
 
 
 def softmax(q):

@@ -58,7 +58,7 @@ _REDUCTIONS = {   # kernel → its source
 # loss), and exp/division (softmax, select_actions, ebp_output).
 BIT_EXACT_KERNELS = (
     "im2col", "col2im", "maxpool_forward", "maxpool_feedback", "relu_forward", "relu_feedback",
-    "dropout_mask", "bn_forward", "bn_feedback_apply", "sgd_update", "bn_update_moving",
+    "dropout_mask", "dropout_forward", "bn_forward", "bn_feedback_apply", "sgd_update", "bn_update_moving",
 )
 
 
@@ -411,14 +411,18 @@ def batchnorm_stats(x):
     return mean, var
 
 
-def _bn_stats(x, m, c, mean, var, inv_std, epsilon):
-    """Launch the two statistics kernels: mean, var and inv_std = 1/sqrt(var + epsilon)."""
+def _bn_stats(x, m, c, mean, var, inv_std, epsilon, moving=None, momentum=0.0):
+    """Launch the two statistics kernels: mean, var and inv_std = 1/sqrt(var + epsilon); with
+    moving = (moving_mean, moving_variance) the final kernel also updates them in place."""
+    dt = x.dtype
     chunk, g = _bn_chunks(m)
-    part = xp.empty((3, g, c), dtype=x.dtype)
-    _launch("bn_stats_partial", x.dtype, (_cdiv(c, _BN_BLOCK[0]), g), _BN_BLOCK,
+    part = xp.empty((3, g, c), dtype=dt)
+    _launch("bn_stats_partial", dt, (_cdiv(c, _BN_BLOCK[0]), g), _BN_BLOCK,
             (x, part, _i32(m), _i32(c), _i32(chunk)))
-    _launch("bn_stats_final", x.dtype, (c,), (_REDUCE_THREADS,),
-            (part, mean, var, inv_std, x.dtype.type(epsilon), _i32(g), _i32(c)))
+    mm, mv = moving if moving is not None else (mean, var)          # not written without `moving`
+    _launch("bn_stats_final", dt, (c,), (_REDUCE_THREADS,),
+            (part, mean, var, inv_std, dt.type(epsilon), _i32(g), _i32(c), mm, mv, dt.type(momentum),
+             dt.type(1.0 - momentum), dt.type(m / max(m - 1, 1)), _i32(moving is not None)))
 
 
 def batchnorm_train_forward(x, gamma, beta, epsilon):
@@ -442,6 +446,33 @@ def batchnorm_train_forward(x, gamma, beta, epsilon):
             a.fill(np.nan)
         return xhat, y, mean, var, inv_std
     _bn_stats(x, m, c, mean, var, inv_std, epsilon)
+    _launch("bn_forward", dt, _bn_rows_grid(m, c), _BN_BLOCK,
+            (x, mean, inv_std, gamma, beta, xhat, y, _i32(m), _i32(c)))
+    return xhat, y, mean, var, inv_std
+
+
+def batchnorm_train_forward_update(x, gamma, beta, epsilon, moving_mean, moving_variance, momentum):
+    """batchnorm_train_forward and batchnorm_update_moving (m = the rows of x) in the same three
+    launches as the first alone: `bn_stats_final` also updates the running statistics, in
+    place, with bn_update_moving's roundings. See cpu.batchnorm_train_forward_update."""
+    x = _c(x)
+    dt = x.dtype
+    c = x.shape[-1]
+    m = x.size // c if c else 0
+    for a in (moving_mean, moving_variance):
+        if not a.flags.c_contiguous or a.dtype != dt or a.size != c:
+            raise ValueError("batchnorm_train_forward_update: the running statistics must be C-contiguous "
+                             f"arrays of {c} {dt}")
+    if m == 0 or c == 0:
+        out = batchnorm_train_forward(x, gamma, beta, epsilon)
+        batchnorm_update_moving(moving_mean, moving_variance, out[2], out[3], momentum, m)
+        return out
+    gamma, beta = _c(gamma, dt), _c(beta, dt)
+    mean, var, inv_std = (xp.empty(c, dtype=dt) for _ in range(3))
+    xhat = xp.empty_like(x)
+    y = xp.empty_like(x)
+    _check_size(x)
+    _bn_stats(x, m, c, mean, var, inv_std, epsilon, (moving_mean, moving_variance), momentum)
     _launch("bn_forward", dt, _bn_rows_grid(m, c), _BN_BLOCK,
             (x, mean, inv_std, gamma, beta, xhat, y, _i32(m), _i32(c)))
     return xhat, y, mean, var, inv_std
@@ -521,6 +552,24 @@ def dropout_mask(u, rate, dtype):
         _launch("dropout_mask", dt, _grid_1d(u.size), (_BLOCK,),
                 (u, out, dt.type(rate), dt.type(scale), _i32(u.size)))
     return out
+
+
+def dropout_forward(x, u, rate):
+    """(y, mask) with mask = dropout_mask(u, rate, x.dtype), y = x·mask, in one launch
+    (kernel `dropout_forward`, a thread per element); see cpu.dropout_forward."""
+    x = _c(x)
+    dt = x.dtype
+    u = _c(u)
+    if u.dtype != dt or dt not in _SUFFIX or tuple(u.shape) != tuple(x.shape):
+        mask = dropout_mask(u, rate, dt)
+        return x * mask, mask
+    y = xp.empty_like(x)
+    mask = xp.empty_like(x)
+    _check_size(x)
+    if x.size:
+        _launch("dropout_forward", dt, _grid_1d(x.size), (_BLOCK,),
+                (x, u, y, mask, dt.type(rate), dt.type(1.0 / (1.0 - rate)), _i32(x.size)))
+    return y, mask
 
 
 # ---- output step ---------------------------------------------------------------------

@@ -128,11 +128,17 @@ __device__ __forceinline__ double sqrt_t(double v) { return sqrt(v); }
 
 // One block of 256 threads per channel c = blockIdx.x. Thread t merges the chunks
 // t, t + 256, ... in order; a tree (fixed pairs) merges the threads. Thread 0 writes
-// mean[c], the biased variance var[c] = M2 / M and inv_std[c] = 1 / sqrt(var + epsilon).
+// mean[c], the biased variance var[c] = M2 / M and inv_std[c] = 1 / sqrt(var + epsilon);
+// with `update`, also BatchNorm's running statistics, in place, as bn_update_moving in
+// sgd.cu (each product and sum rounded on its own):
+//   moving_mean = momentum·moving_mean + (1 − momentum)·mean,
+//   moving_var  = momentum·moving_var + (1 − momentum)·var·unbias  (unbias = M/(M − 1)).
 template <typename T>
 __device__ __forceinline__ void bn_stats_final(const T* __restrict__ part, T* __restrict__ mean_out,
                                                T* __restrict__ var_out, T* __restrict__ inv_std_out,
-                                               T epsilon, int G, int C) {
+                                               T epsilon, int G, int C, T* __restrict__ moving_mean,
+                                               T* __restrict__ moving_var, T momentum,
+                                               T one_minus_momentum, T unbias, int update) {
     require_reduce_block();
     __shared__ T s_n[BP_REDUCE_THREADS], s_mean[BP_REDUCE_THREADS], s_m2[BP_REDUCE_THREADS];
     const int c = blockIdx.x, t = threadIdx.x;
@@ -154,6 +160,10 @@ __device__ __forceinline__ void bn_stats_final(const T* __restrict__ part, T* __
         mean_out[c] = s_mean[0];
         var_out[c] = var;
         inv_std_out[c] = T(1) / sqrt_t(var + epsilon);
+        if (update) {
+            moving_mean[c] = add_rn(mul_rn(moving_mean[c], momentum), mul_rn(one_minus_momentum, s_mean[0]));
+            moving_var[c] = add_rn(mul_rn(moving_var[c], momentum), mul_rn(mul_rn(one_minus_momentum, var), unbias));
+        }
     }
 }
 
@@ -289,13 +299,19 @@ extern "C" __global__ void bn_stats_partial_f64(const double* __restrict__ x, do
 
 extern "C" __global__ void bn_stats_final_f32(const float* __restrict__ part, float* __restrict__ mean,
                                               float* __restrict__ var, float* __restrict__ inv_std,
-                                              float epsilon, int G, int C) {
-    bp_relu_bn::bn_stats_final(part, mean, var, inv_std, epsilon, G, C);
+                                              float epsilon, int G, int C, float* __restrict__ moving_mean,
+                                              float* __restrict__ moving_var, float momentum,
+                                              float one_minus_momentum, float unbias, int update) {
+    bp_relu_bn::bn_stats_final(part, mean, var, inv_std, epsilon, G, C, moving_mean, moving_var, momentum,
+                               one_minus_momentum, unbias, update);
 }
 extern "C" __global__ void bn_stats_final_f64(const double* __restrict__ part, double* __restrict__ mean,
                                               double* __restrict__ var, double* __restrict__ inv_std,
-                                              double epsilon, int G, int C) {
-    bp_relu_bn::bn_stats_final(part, mean, var, inv_std, epsilon, G, C);
+                                              double epsilon, int G, int C, double* __restrict__ moving_mean,
+                                              double* __restrict__ moving_var, double momentum,
+                                              double one_minus_momentum, double unbias, int update) {
+    bp_relu_bn::bn_stats_final(part, mean, var, inv_std, epsilon, G, C, moving_mean, moving_var, momentum,
+                               one_minus_momentum, unbias, update);
 }
 
 extern "C" __global__ void bn_forward_f32(const float* __restrict__ x, const float* __restrict__ mean,
