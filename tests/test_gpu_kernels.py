@@ -501,21 +501,29 @@ def test_reductions_refuse_other_block_sizes_on_the_host(kernel):
 
 
 def test_reductions_trap_with_other_block_sizes(emulator):
-    """The device-side guard: a reduction launched with 128 or 512 threads traps (emulated)."""
-    c, g = 3, 4
+    """The device-side guard: a reduction launched with another block size traps (emulated)."""
+    m, c, chunk = 64, 3, 16
+    g = m // chunk
+    x = np.ones((m, c), np.float32)
     part = np.zeros((3, g, c), np.float32)
+    counters = np.zeros(1, np.uint32)
     outs = [np.empty(c, np.float32) for _ in range(3)]
-    fn = emulator.get_function("bn_stats_final_f32")
-    args = (part, *outs, np.float32(1e-3), np.int32(g), np.int32(c), outs[0], outs[1], np.float32(0.99),
-            np.float32(0.01), np.float32(1.0), np.int32(0))
-    fn((c, 1, 1), (256, 1, 1), args)   # fine
-    for threads in (128, 512):
+    fn = emulator.get_function("bn_stats_f32")
+
+    def args():
+        return (x, part, np.int32(m), np.int32(c), np.int32(chunk), counters, *outs, np.float32(1e-3),
+                outs[0], outs[1], np.float32(0.99), np.float32(0.01), np.float32(1.0), np.int32(0))
+    fn((1, g, 1), (32, 8, 1), args())   # fine
+    np.testing.assert_array_equal(outs[0], 1.0)
+    assert counters[0] == 0                      # left at zero for the next launch
+    for block in ((32, 4, 1), (32, 16, 1)):
         with pytest.raises(AssertionError, match="__trap"):
-            fn((c, 1, 1), (threads, 1, 1), args)
-    fb = np.zeros((2, g, c), np.float32)
-    ffn = emulator.get_function("bn_feedback_final_f32")
+            fn((1, g, 1), block, args())
+    counters[0] = 0
+    ffn = emulator.get_function("bn_feedback_sums_f32")
     with pytest.raises(AssertionError, match="__trap"):
-        ffn((c, 1, 1), (64, 1, 1), (fb, outs[0], outs[1], np.int32(g), np.int32(c)))
+        ffn((1, g, 1), (64, 1, 1), (x, x, part[:2], np.int32(m), np.int32(c), np.int32(chunk), counters,
+                                    outs[0], outs[1]))
 
 
 # ---- batched GEMM ----------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def test_training_step_takes_the_fused_kernels(emulator, monkeypatch, model):
         assert emulator.launches.get("sgd_update_sumsq_f32") == sum(p == "kernel" for _, p, _ in net.trainable())
     # the running statistics are updated inside the statistics kernel, the dropout mask with y = x·mask
     assert emulator.launches.get("bn_update_moving_f32", 0) == 0, emulator.launches
-    assert emulator.launches.get("bn_stats_final_f32", 0) == n_bn, emulator.launches
+    assert emulator.launches.get("bn_stats_f32", 0) == n_bn, emulator.launches
     n_drop = sum(isinstance(layer, L.Dropout) for layer in net.layers)
     assert emulator.launches.get("dropout_forward_f32", 0) == n_drop, emulator.launches
     assert emulator.launches.get("dropout_mask_f32", 0) == 0, emulator.launches

@@ -44,8 +44,7 @@ _INT32_LIMIT = 2 ** 31
 # (`#define BP_REDUCE_THREADS` in their .cu, which must agree; the kernels trap otherwise).
 _REDUCE_THREADS = 256
 _REDUCTIONS = {   # kernel → its source
-    "bn_stats_partial": "relu_batchnorm.cu", "bn_stats_final": "relu_batchnorm.cu",
-    "bn_feedback_partial": "relu_batchnorm.cu", "bn_feedback_final": "relu_batchnorm.cu",
+    "bn_stats": "relu_batchnorm.cu", "bn_feedback_sums": "relu_batchnorm.cu",
     "brainprop_step": "brainprop_output.cu", "sgd_update_sumsq": "sgd.cu",
 }
 
@@ -387,6 +386,18 @@ def _bn_chunks(m):
     return chunk, _cdiv(m, chunk)
 
 
+_bn_counter_work = {}
+
+
+def _bn_counters(columns):
+    """The per-column completion counters of bn_stats / bn_feedback_sums: zeros, kept between
+    launches (each launch leaves them at zero again; launches on one stream never overlap)."""
+    entry = _bn_counter_work.get("counters")
+    if entry is None or entry[0] is not xp or entry[1].size < columns:
+        entry = _bn_counter_work["counters"] = (xp, xp.zeros(max(columns, 1024), dtype=np.uint32))
+    return entry[1]
+
+
 def _bn_rows_grid(m, c):
     return (_cdiv(c, _BN_BLOCK[0]), min(_cdiv(m, _BN_BLOCK[1]), _MAX_GRID_Y))
 
@@ -394,8 +405,8 @@ def _bn_rows_grid(m, c):
 def batchnorm_stats(x):
     """Per-channel mean and biased variance of x (..., C) over all other axes.
 
-    Kernels `bn_stats_partial` (Welford per thread, Chan merges per block of chunk) and
-    `bn_stats_final` (a block per channel merges the chunks): stable, deterministic.
+    Kernel `bn_stats` (Welford per thread, Chan merges per block of chunk; the last block
+    of each 32 channels merges the chunks): stable, deterministic, one launch.
     """
     x = _c(x)
     c = x.shape[-1]
@@ -412,24 +423,24 @@ def batchnorm_stats(x):
 
 
 def _bn_stats(x, m, c, mean, var, inv_std, epsilon, moving=None, momentum=0.0):
-    """Launch the two statistics kernels: mean, var and inv_std = 1/sqrt(var + epsilon); with
-    moving = (moving_mean, moving_variance) the final kernel also updates them in place."""
+    """Launch `bn_stats`: mean, var and inv_std = 1/sqrt(var + epsilon); with
+    moving = (moving_mean, moving_variance) it also updates them in place."""
     dt = x.dtype
     chunk, g = _bn_chunks(m)
+    columns = _cdiv(c, _BN_BLOCK[0])
     part = xp.empty((3, g, c), dtype=dt)
-    _launch("bn_stats_partial", dt, (_cdiv(c, _BN_BLOCK[0]), g), _BN_BLOCK,
-            (x, part, _i32(m), _i32(c), _i32(chunk)))
     mm, mv = moving if moving is not None else (mean, var)          # not written without `moving`
-    _launch("bn_stats_final", dt, (c,), (_REDUCE_THREADS,),
-            (part, mean, var, inv_std, dt.type(epsilon), _i32(g), _i32(c), mm, mv, dt.type(momentum),
-             dt.type(1.0 - momentum), dt.type(m / max(m - 1, 1)), _i32(moving is not None)))
+    _launch("bn_stats", dt, (columns, g), _BN_BLOCK,
+            (x, part, _i32(m), _i32(c), _i32(chunk), _bn_counters(columns), mean, var, inv_std,
+             dt.type(epsilon), mm, mv, dt.type(momentum), dt.type(1.0 - momentum), dt.type(m / max(m - 1, 1)),
+             _i32(moving is not None)))
 
 
 def batchnorm_train_forward(x, gamma, beta, epsilon):
     """Batch-statistics BatchNorm: (xhat, y, mean, var, inv_std); see cpu.batchnorm_train_forward.
 
-    Three launches: `bn_stats_partial` and `bn_stats_final` (mean, biased var,
-    inv_std = 1/sqrt(var + epsilon)), then `bn_forward` (xhat = (x − mean)·inv_std,
+    Two launches: `bn_stats` (mean, biased var, inv_std = 1/sqrt(var + epsilon)), then
+    `bn_forward` (xhat = (x − mean)·inv_std,
     y = gamma·xhat + beta).
     """
     x = _c(x)
@@ -453,7 +464,7 @@ def batchnorm_train_forward(x, gamma, beta, epsilon):
 
 def batchnorm_train_forward_update(x, gamma, beta, epsilon, moving_mean, moving_variance, momentum):
     """batchnorm_train_forward and batchnorm_update_moving (m = the rows of x) in the same three
-    launches as the first alone: `bn_stats_final` also updates the running statistics, in
+    launches as the first alone: `bn_stats` also updates the running statistics, in
     place, with bn_update_moving's roundings. See cpu.batchnorm_train_forward_update."""
     x = _c(x)
     dt = x.dtype
@@ -510,10 +521,10 @@ def _bn_feedback(fb, xhat, gamma, inv_std, train):
         dbeta.fill(0)
         return fb_in, dgamma, dbeta
     chunk, g = _bn_chunks(m)
+    columns = _cdiv(c, _BN_BLOCK[0])
     part = xp.empty((2, g, c), dtype=dt)
-    _launch("bn_feedback_partial", dt, (_cdiv(c, _BN_BLOCK[0]), g), _BN_BLOCK,
-            (fb, xhat, part, _i32(m), _i32(c), _i32(chunk)))
-    _launch("bn_feedback_final", dt, (c,), (_REDUCE_THREADS,), (part, dgamma, dbeta, _i32(g), _i32(c)))
+    _launch("bn_feedback_sums", dt, (columns, g), _BN_BLOCK,
+            (fb, xhat, part, _i32(m), _i32(c), _i32(chunk), _bn_counters(columns), dgamma, dbeta))
     _launch("bn_feedback_apply", dt, _bn_rows_grid(m, c), _BN_BLOCK,
             (fb, xhat, gamma, inv_std, dgamma, dbeta, fb_in, _i32(m), _i32(c), _i32(bool(train))))
     return fb_in, dgamma, dbeta
@@ -522,8 +533,8 @@ def _bn_feedback(fb, xhat, gamma, inv_std, train):
 def batchnorm_feedback_train(fb, xhat, gamma, inv_std):
     """(fb_in, dgamma, dbeta) through batch-statistics BatchNorm; see cpu.batchnorm_feedback_train.
 
-    Kernels `bn_feedback_partial` + `bn_feedback_final` (per-channel Σ fb, Σ fb·xhat,
-    deterministic) and `bn_feedback_apply`
+    Kernels `bn_feedback_sums` (per-channel Σ fb, Σ fb·xhat, deterministic, one launch)
+    and `bn_feedback_apply`
     (fb_in = gamma·inv_std·(fb − mean(fb) − xhat·mean(fb·xhat))).
     """
     return _bn_feedback(fb, xhat, gamma, inv_std, True)
