@@ -4,8 +4,9 @@
         [--epochs-frac F] [--warmup N] [--graph] [--tf32] [--torch] [--data MNIST_FOLDER] [--csv FILE]
 
 Training only — forward, selection, feedback, update (BrainProp, `rule.trial` + `SGD.step`,
-with their fused kernels: the output step, each array's SGD update and each BatchNorm's
-running statistics in one launch each)
+with their fused kernels: the output step and each array's SGD update in one launch each,
+BatchNorm's running statistics inside its statistics kernel, the L2 term inside the SGD
+kernels, the locally-connected GEMMs on views through cuBLAS's transpose flags)
 — for MNIST `dense` (batch 128), `conv` (128), `loccon` (32) on 60,000 images, and
 `deep` (128) on CIFAR-shaped data (32×32×3, 50,000 images). The uint8 images and the labels
 are copied to the device once; every step gathers its batch there (a permutation uploaded

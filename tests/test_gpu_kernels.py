@@ -528,15 +528,16 @@ def test_reductions_trap_with_other_block_sizes(emulator):
 
 # ---- batched GEMM ----------------------------------------------------------------------------
 
-def _views(x, how):
-    """A (P, R, C) stack laid out as `how`: C-contiguous, transposed, or strided like the
-    locally-connected layer's (P, B, F) view of a (B, P, F) array."""
+def _views(x, how, xp=np):
+    """A (P, R, C) stack laid out as `how` (on the array module xp): C-contiguous, transposed, or
+    strided like the locally-connected layer's (P, B, F) view of a (B, P, F) array."""
+    x = xp.asarray(x)
     if how == "c":
         return x.copy()
     if how == "t":                      # stored (P, C, R), read transposed
-        return np.ascontiguousarray(x.transpose(0, 2, 1)).transpose(0, 2, 1)
+        return xp.ascontiguousarray(x.transpose(0, 2, 1)).transpose(0, 2, 1)
     if how == "pbf":                    # stored (R, P, C)
-        return np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2)
+        return xp.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2)
     raise ValueError(how)
 
 
@@ -550,14 +551,13 @@ def test_batched_matmul(dev, la, lb, dtype):
     b = r.standard_normal((p, k, n)).astype(dtype)
     want = cpu.batched_matmul(_views(a, la), _views(b, lb))
     np.testing.assert_allclose(want, np.matmul(a, b), rtol=1e-5 if dtype == np.float32 else 1e-12)
-    a_dev, b_dev = dev.to_dev(_views(a, la)), dev.to_dev(_views(b, lb))
-    if dev.name == "emulated":          # to_dev copies into C order: rebuild the views there
-        a_dev, b_dev = _views(a, la), _views(b, lb)
+    xpm = pytest.importorskip("cupy") if dev.name == "cuda" else np      # the views on the device
+    a_dev, b_dev = _views(a, la, xpm), _views(b, lb, xpm)
+    assert a_dev.strides == _views(a, la).strides and b_dev.strides == _views(b, lb).strides
     tol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
     assert_close(dev.h(dev.k.batched_matmul(a_dev, b_dev)), want, *tol, what="batched_matmul")
     # into a (P, M, N) view of an (M, P, N) array, as the locally-connected forward pass does
-    out = np.full((m, p, n), np.nan, dtype)
-    out_dev = dev.to_dev(out) if dev.name == "cuda" else out
+    out_dev = xpm.full((m, p, n), np.nan, dtype)
     res = dev.k.batched_matmul(a_dev, b_dev, out=out_dev.transpose(1, 0, 2))
     assert_close(dev.h(out_dev).transpose(1, 0, 2), want, *tol, what="batched_matmul out view")
     assert_close(dev.h(res), want, *tol, what="batched_matmul returns out")

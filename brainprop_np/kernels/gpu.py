@@ -19,8 +19,12 @@ Conventions of the launches:
 The training step takes the fused kernels: `brainprop_step` runs the whole BrainProp
 output step — ε-greedy Boltzmann selection from the given uniforms, reward, delta, the
 gated top feedback and the trial's loss and reward count — in one launch;
-`sgd_update` updates one trained array and `batchnorm_update_moving` BatchNorm's running
-statistics in one launch each, in place (with the NumPy reference's rounding: same bits).
+`sgd_update` updates one trained array in one launch, in place (with the NumPy
+reference's rounding: same bits), and with `sumsq` also sums ΣW² for the L2 term of the
+loss; `batchnorm_train_forward_update` is BatchNorm's training forward in two launches,
+the running statistics updated inside the statistics kernel; `dropout_forward` draws the
+mask and applies it in one; `batched_matmul` is one cuBLAS strided-batched GEMM on
+transposed/strided views (no copies). tests/launch_counter.py counts a step's launches.
 """
 import os
 
