@@ -43,4 +43,4 @@ class SGD:
                 k.sgd_update(w, layer.grads[pname], lr, 1.0 - 2.0 * lr * self.l2, sumsq)
             else:
                 k.sgd_update(w, layer.grads[pname], lr, 1.0)
-        return None if sumsq is None else self.l2 * sumsq
+        return None if sumsq is None else sumsq.dtype.type(self.l2) * sumsq   # W's dtype under NumPy 1.x too
