@@ -1,11 +1,12 @@
 """Seconds per training epoch with the data resident on the device.
 
     PYTHONPATH=. python bench/gpu_epoch.py [--device gpu|cpu|auto] [--nets dense,conv,loccon,deep]
-        [--epochs-frac F] [--warmup N] [--graph] [--tf32] [--data MNIST_FOLDER] [--csv FILE]
+        [--epochs-frac F] [--warmup N] [--graph] [--tf32] [--torch] [--data MNIST_FOLDER] [--csv FILE]
 
 Training only — forward, selection, feedback, update (BrainProp, `rule.trial` + `SGD.step`,
-with their fused kernels: the output step, each array's SGD update and each BatchNorm's
-running statistics in one launch each)
+with their fused kernels: the output step and each array's SGD update in one launch each,
+BatchNorm's running statistics inside its statistics kernel, the L2 term inside the SGD
+kernels, the locally-connected GEMMs on views through cuBLAS's transpose flags)
 — for MNIST `dense` (batch 128), `conv` (128), `loccon` (32) on 60,000 images, and
 `deep` (128) on CIFAR-shaped data (32×32×3, 50,000 images). The uint8 images and the labels
 are copied to the device once; every step gathers its batch there (a permutation uploaded
@@ -24,6 +25,12 @@ well below: the GPU is the bottleneck).
           eager timing stands. Graph replays reuse the captured learning rate.
 --tf32    let cuBLAS use TF32 tensor cores for float32 GEMMs (sets CUPY_TF32=1 before CuPy
           is imported; results differ from float32 in the 4th digit).
+--torch   also time the same networks in PyTorch on the same device (autograd: the BrainProp
+          loss ½·Σ delta²/B of the ε-greedy choice, backward, torch.optim.SGD with the same L2;
+          channels-last memory, Keras's padding and flatten order; the locally-connected
+          layer as unfold + a batched GEMM), so that the figure reads as a ratio
+          (`vs torch` = ours / PyTorch's; ≤ 1 is the target). Skipped, with one line, when
+          torch is not importable or cannot use the device.
 --data    folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]);
           random images of the right shape otherwise (timing does not depend on the values).
 """
@@ -262,6 +269,160 @@ def time_net(bp, be, name, args, data_dir):
     }
 
 
+# ---- the same networks in PyTorch (autograd), for the ratio ----------------------------
+
+def torch_or_reason(be):
+    """(torch, device string, None) when PyTorch can run on the backend's device, else (None, None, reason)."""
+    try:
+        import torch
+    except Exception as e:
+        return None, None, f"torch is not importable ({_why(e)})"
+    if be.name == "cupy":
+        if not torch.cuda.is_available():
+            return None, None, f"torch {torch.__version__} sees no CUDA device"
+        return torch, f"cuda:{be.xp.cuda.Device().id}", None
+    return torch, "cpu", None
+
+
+def torch_network(torch, name, shape, n_classes=10):
+    """The preset `name` as a torch.nn.Module taking NCHW views of NHWC (channels-last) images."""
+    from brainprop_np.layers.geometry import window_2d
+    from brainprop_np.presets import PRESET_SETTINGS, preset
+    nn, F = torch.nn, torch.nn.functional
+    std = PRESET_SETTINGS[name]["init_std"]
+
+    class LocallyConnected2d(nn.Module):
+        def __init__(self, c, f, k, stride, pads, out_hw):
+            super().__init__()
+            self.k, self.stride, self.pads, self.out_hw, self.f = k, stride, pads, out_hw, f
+            p = out_hw[0] * out_hw[1]
+            self.weight = nn.Parameter(torch.randn(p, c * k * k, f) * std)
+
+        def forward(self, x):
+            top, bottom, left, right = self.pads
+            if any(self.pads):
+                x = F.pad(x, (left, right, top, bottom))
+            cols = F.unfold(x, self.k, stride=self.stride)                    # (B, C·k·k, P)
+            y = torch.bmm(cols.permute(2, 0, 1), self.weight)                 # (P, B, F)
+            b = x.shape[0]
+            return y.permute(1, 2, 0).reshape(b, self.f, *self.out_hw)
+
+    class NHWCFlatten(nn.Module):   # Keras's order: rows, columns, channels
+        def forward(self, x):
+            return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x
+
+    layers, (h, w, c) = [], shape
+    flat = None
+    for spec in preset(name):
+        kind = spec["type"]
+        if kind in ("conv2d", "locally_connected2d"):
+            k, s, f = spec.get("kernel", 3), spec.get("stride", 1), spec["filters"]
+            pad = spec.get("padding", "same" if kind == "conv2d" else "valid")
+            out_hw, pads = window_2d(h, w, k, s, pad)
+            if kind == "conv2d":
+                conv = nn.Conv2d(c, f, k, stride=s, bias=False)
+                nn.init.normal_(conv.weight, 0.0, std)
+                top, bottom, left, right = pads
+                if any(pads):
+                    layers.append(nn.ZeroPad2d((left, right, top, bottom)))
+                layers.append(conv)
+            else:
+                layers.append(LocallyConnected2d(c, f, k, s, pads, out_hw))
+            (h, w), c = out_hw, f
+        elif kind == "relu":
+            layers.append(nn.ReLU())
+        elif kind == "batchnorm":
+            dim = c if flat is None else flat
+            bn = nn.BatchNorm2d if flat is None else nn.BatchNorm1d
+            layers.append(bn(dim, eps=spec.get("epsilon", 1e-3), momentum=1.0 - spec.get("momentum", 0.99)))
+        elif kind == "maxpool2d":
+            p = spec.get("pool", 2)
+            layers.append(nn.MaxPool2d(p))
+            h, w = h // p, w // p
+        elif kind == "dropout":
+            layers.append(nn.Dropout(spec["rate"]))
+        elif kind == "flatten":
+            layers.append(NHWCFlatten())
+            flat = h * w * c
+        elif kind == "dense":
+            lin = nn.Linear(flat, spec["units"], bias=False)
+            nn.init.normal_(lin.weight, 0.0, std)
+            layers.append(lin)
+            flat = spec["units"]
+        else:
+            raise ValueError(f"torch comparison: no torch layer for {kind!r}")
+    out = nn.Linear(flat, n_classes, bias=False)
+    nn.init.normal_(out.weight, 0.0, std)
+    layers.append(out)
+    return nn.Sequential(*layers)
+
+
+def time_torch(torch, dev, name, args, data_dir):
+    """Seconds per epoch of the same BrainProp training in PyTorch on device `dev` (as time_net)."""
+    from brainprop_np.presets import PRESET_SETTINGS
+    shape, n_images, batch, target = NETS[name]
+    cuda = dev.startswith("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = bool(args.tf32)
+    torch.backends.cudnn.allow_tf32 = bool(args.tf32)
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(1)
+    x, y, _ = load_data(name, data_dir, n_images, shape)
+    xd = torch.from_numpy(x).to(dev)                       # uint8 (N, H, W, C), once
+    yd = torch.from_numpy(y).to(dev)
+    del x, y
+    model = torch_network(torch, name, shape).to(dev).to(memory_format=torch.channels_last)
+    model.train()
+    l2 = PRESET_SETTINGS[name]["l2"]
+    kernels = [p for n, p in model.named_parameters() if p.dim() > 1]
+    others = [p for n, p in model.named_parameters() if p.dim() <= 1]
+    opt = torch.optim.SGD([{"params": kernels, "weight_decay": 2.0 * l2},      # Keras l2(λ): 2λW
+                           {"params": others, "weight_decay": 0.0}], lr=0.1, momentum=0.0)
+    eps, scale = 0.02, 1.0 / 255.0
+    acc = torch.zeros(2, device=dev)
+
+    def step(idx):
+        xb = (xd[idx].to(torch.float32) * scale).permute(0, 3, 1, 2)          # NCHW view, channels-last memory
+        yb = yd[idx]
+        q = model(xb)
+        with torch.no_grad():                                               # ε-greedy Boltzmann choice
+            greedy = q.argmax(1)
+            sampled = torch.multinomial(torch.softmax(q, 1), 1).squeeze(1)
+            explore = torch.rand(q.shape[0], device=dev) < eps
+            action = torch.where(explore, sampled, greedy)
+            reward = (action == yb).to(q.dtype)
+        delta = reward - q.gather(1, action[:, None]).squeeze(1)
+        loss = 0.5 * (delta * delta).sum() / batch
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        acc[0] += loss.detach()
+        acc[1] += reward.sum()
+
+    steps_per_epoch = n_images // batch
+    timed = max(1, min(steps_per_epoch, int(round(args.epochs_frac * steps_per_epoch))))
+    perm = torch.randperm(n_images, device=dev)
+    for i in range(args.warmup):
+        step(perm[(i % steps_per_epoch) * batch:((i % steps_per_epoch) + 1) * batch])
+    perm = torch.randperm(n_images, device=dev)
+    if cuda:
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+    t0 = time.perf_counter()
+    for i in range(timed):
+        step(perm[i * batch:(i + 1) * batch])
+    submit = time.perf_counter() - t0
+    if cuda:
+        end.record()
+        end.synchronize()
+        seconds = start.elapsed_time(end) / 1e3
+    else:
+        seconds = time.perf_counter() - t0
+    per_step = seconds / timed
+    return {"s_epoch": per_step * n_images / batch, "ms_step": per_step * 1e3,
+            "submit": submit / max(seconds, 1e-12), "finite": math.isfinite(float(acc[0]))}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
@@ -271,6 +432,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     ap.add_argument("--graph", action="store_true", help="replay one captured CUDA graph per step")
     ap.add_argument("--tf32", action="store_true", help="TF32 tensor cores for float32 GEMMs (CUPY_TF32=1)")
+    ap.add_argument("--torch", action="store_true", help="also time the same networks in PyTorch (the ratio)")
     ap.add_argument("--data", default=None, help="folder with MNIST IDX files (else random data)")
     ap.add_argument("--csv", default=None, help="also write the table as CSV to this file")
     args = ap.parse_args(argv)
@@ -289,6 +451,11 @@ def main(argv=None):
         t0 = time.perf_counter()
         cuda_module.compile_all()
         print(f"CUDA kernels compiled/loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+    torch = torch_dev = None
+    if args.torch:
+        torch, torch_dev, why = torch_or_reason(be)
+        print(f"torch comparison: {'on ' + torch_dev + ' (torch ' + torch.__version__ + ')' if torch else 'skipped: ' + why}",
+              flush=True)
     rows = []
     for name in args.nets.split(","):
         if name not in NETS:
@@ -296,24 +463,43 @@ def main(argv=None):
         rows.append(time_net(bp, be, name, args, args.data))
         r = rows[-1]
         print(f"  {name}: {r['ms_step']:.3f} ms/step over {r['steps']} steps ({r['data']}) {r['note']}", flush=True)
+        r["torch_s"] = None
+        if torch is not None:
+            try:
+                t = time_torch(torch, torch_dev, name, args, args.data)
+            except Exception as e:       # one network failing in torch does not stop the benchmark
+                print(f"  {name} in torch: failed ({_why(e)})", flush=True)
+            else:
+                r["torch_s"] = t["s_epoch"]
+                r["finite"] = r["finite"] and t["finite"]
+                print(f"  {name} in torch: {t['ms_step']:.3f} ms/step, submit {t['submit']:.0%}", flush=True)
 
-    head = f"{'network':<8}{'batch':>6}{'s/epoch':>10}{'images/s':>11}{'target':>8}{'ok':>4}{'submit':>8}"
+    def ratio(r):
+        return r["s_epoch"] / r["torch_s"] if r["torch_s"] else None
+
+    head = (f"{'network':<8}{'batch':>6}{'s/epoch':>10}{'images/s':>11}{'target':>8}{'ok':>4}{'submit':>8}"
+            + (f"{'torch s':>9}{'vs torch':>9}" if args.torch else ""))
     print()
     print(head)
     print("-" * len(head))
     for r in rows:
         ok = "yes" if r["s_epoch"] <= r["target"] else "no"
-        print(f"{r['net']:<8}{r['batch']:>6}{r['s_epoch']:>10.3f}{r['images_s']:>11.0f}{r['target']:>8.2f}"
-              f"{ok:>4}{r['submit']:>8.0%}")
+        line = (f"{r['net']:<8}{r['batch']:>6}{r['s_epoch']:>10.3f}{r['images_s']:>11.0f}{r['target']:>8.2f}"
+                f"{ok:>4}{r['submit']:>8.0%}")
+        if args.torch:
+            line += (f"{r['torch_s']:>9.3f}{ratio(r):>8.2f}x" if r["torch_s"] else f"{'-':>9}{'-':>9}")
+        print(line)
     if args.csv:
         import csv
         with open(args.csv, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["network", "batch", "s_per_epoch", "images_per_s", "target", "submit_share",
-                        "ms_per_step", "steps", "note"])
+                        "ms_per_step", "steps", "note", "torch_s_per_epoch", "ratio_vs_torch"])
             for r in rows:
                 w.writerow([r["net"], r["batch"], f"{r['s_epoch']:.4f}", f"{r['images_s']:.0f}", r["target"],
-                            f"{r['submit']:.3f}", f"{r['ms_step']:.4f}", r["steps"], r["note"]])
+                            f"{r['submit']:.3f}", f"{r['ms_step']:.4f}", r["steps"], r["note"],
+                            f"{r['torch_s']:.4f}" if r["torch_s"] else "",
+                            f"{ratio(r):.3f}" if r["torch_s"] else ""])
     bad = [r["net"] for r in rows if not r["finite"]]
     if bad:
         print(f"non-finite loss in {', '.join(bad)}", file=sys.stderr)

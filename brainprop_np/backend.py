@@ -16,6 +16,8 @@ same seed gives the same initial network on both backends. Per-batch randomness
 (exploration, dropout masks) comes from `Backend.rng(seed)`, a generator that lives on
 the device that trains.
 """
+import sys
+
 import numpy as np
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -29,19 +31,73 @@ class BackendError(RuntimeError):
     """The requested device cannot be used (e.g. `gpu` without CuPy or a CUDA device)."""
 
 
+def _import_cupy():
+    import cupy
+    return cupy
+
+
+def _one_line(e):
+    text = f"{type(e).__name__}: {e}".strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+_PROBE_KERNEL = r"""
+extern "C" __global__ void brainprop_probe(float* x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = 2.0f * x[i] + 1.0f;
+}
+"""
+
+
+def _probe_nvrtc(cupy):
+    """NVRTC and the kernel cache: compile and launch a tiny RawKernel."""
+    x = cupy.arange(4, dtype=np.float32)
+    cupy.RawKernel(_PROBE_KERNEL, "brainprop_probe")((1,), (32,), (x, np.int32(4)))
+    got = cupy.asnumpy(x)
+    if not np.array_equal(got, np.array([1, 3, 5, 7], np.float32)):
+        raise RuntimeError(f"the probe kernel computed {got.tolist()}")
+
+
+def _probe_cublas(cupy):
+    """cuBLAS: one small GEMM."""
+    a = cupy.asarray(np.arange(6, dtype=np.float32).reshape(2, 3))
+    got = cupy.asnumpy(a @ a.T)
+    if not np.array_equal(got, np.array([[5, 14], [14, 50]], np.float32)):
+        raise RuntimeError(f"a 2x3 GEMM gave {got.tolist()}")
+
+
+def _probe_curand(cupy):
+    """cuRAND: one draw from the generator Backend.rng uses."""
+    u = cupy.asnumpy(cupy.random.default_rng(0).random(4, dtype=np.float32))
+    if u.shape != (4,) or not ((u >= 0) & (u < 1)).all():
+        raise RuntimeError(f"uniforms outside [0, 1): {u.tolist()}")
+
+
+PROBES = (("NVRTC (a RawKernel launch)", _probe_nvrtc), ("cuBLAS (a GEMM)", _probe_cublas),
+          ("cuRAND (a random draw)", _probe_curand))
+
+
 def _try_cupy():
-    """Return (cupy, None) when CuPy imports and sees a device, else (None, reason)."""
+    """(cupy, None) when CuPy imports, sees a device, and NVRTC, cuBLAS and cuRAND work on it;
+    else (None, reason) and whether CuPy saw a device (a GPU that is there but cannot be used)."""
     try:
-        import cupy
+        cupy = _import_cupy()
     except Exception as e:  # ImportError, or a broken CUDA install
-        return None, f"CuPy is not importable ({type(e).__name__}: {e}); install the GPU extra: pip install -e .[gpu] (CUDA 12) or .[gpu13] (CUDA 13)"
+        return None, (f"CuPy is not importable ({_one_line(e)}); install the GPU extra: "
+                      "pip install -e .[gpu] (CUDA 12) or .[gpu13] (CUDA 13)"), False
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
-        return None, f"CuPy sees no CUDA device ({type(e).__name__}: {e})"
+        return None, f"CuPy sees no CUDA device ({_one_line(e)})", False
     if n < 1:
-        return None, "CuPy sees no CUDA device"
-    return cupy, None
+        return None, "CuPy sees no CUDA device", False
+    for what, probe in PROBES:
+        try:
+            probe(cupy)
+        except Exception as e:
+            return None, (f"{what} failed on the GPU ({_one_line(e)}); CuPy needs the CUDA toolkit's "
+                          "libraries: pip install cupy-cudaXXx[ctk] or a system CUDA toolkit"), True
+    return cupy, None, True
 
 
 class Backend:
@@ -116,10 +172,12 @@ def _cpu_kernels(kernels):
 def get_backend(device="auto", kernels=None):
     """Backend for `device` in {'auto', 'cpu', 'gpu'} (a Backend passes through).
 
-    'auto' takes the GPU when CuPy imports and sees a device, else the CPU;
-    'gpu' without one raises BackendError with the reason. On the CPU, `kernels`
-    ('auto' | 'fast' | 'numpy'; default $BRAINPROP_KERNELS, else 'auto') picks the
-    kernel set: 'auto' is the fast one when numba imports.
+    'auto' takes the GPU when CuPy imports, sees a device and passes the checks of
+    `_try_cupy` (a RawKernel launch through NVRTC, a cuBLAS GEMM, a cuRAND draw), else
+    the CPU — with a one-line note on stderr when a GPU was seen but failed a check;
+    'gpu' without a usable one raises BackendError with the reason (one line). On the
+    CPU, `kernels` ('auto' | 'fast' | 'numpy'; default $BRAINPROP_KERNELS, else 'auto')
+    picks the kernel set: 'auto' is the fast one when numba imports.
     """
     if isinstance(device, Backend):
         return device
@@ -132,11 +190,14 @@ def get_backend(device="auto", kernels=None):
     if device == "cpu":
         be = Backend("numpy", np, _cpu_kernels(ks))
     else:
-        cupy, why = _try_cupy()
+        cupy, why, seen = _try_cupy()
         if cupy is None:
             if device == "gpu":
                 raise BackendError(f"device=gpu is not available: {why}. Use device=cpu or device=auto.")
-            return get_backend("cpu", ks)
+            if seen:
+                print(f"brainprop_np: device=auto: using the CPU, since {why}", file=sys.stderr)
+            _cache[key] = be = get_backend("cpu", ks)
+            return be
         from .kernels import gpu
         be = Backend("cupy", cupy, gpu)
     _cache[key] = be

@@ -118,9 +118,12 @@ class Network:
         Returns the feedback at the input image when input_feedback, else None (the
         first layer then skips that work).
         """
-        for i in range(len(self.layers) - 1, -1, -1):
-            fb = self.layers[i].feedback(fb, need_input_fb=(i > 0 or input_feedback))
-        return fb
+        # below the first layer with weights no layer needs feedback (there are no tags to set):
+        # that layer skips computing it (e.g. the dense preset's first fb·Wᵀ GEMM, under a flatten)
+        first = 0 if input_feedback else next((i for i, l in enumerate(self.layers) if l.params), 0)
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            fb = self.layers[i].feedback(fb, need_input_fb=(i > first or input_feedback))
+        return fb if input_feedback else None
 
     def trainable(self):
         """(layer, param name, array) for every trained array, in layer order."""

@@ -22,14 +22,25 @@ class SGD:
             return self.lr0
         return self.lr0 * 0.5 ** (epoch // self.halve_every)
 
+    RETURNS_L2_LOSS = True    # step() returns the L2 term of the loss (tests/launch_counter.py reads this)
+
     def step(self, net, lr):
         """Apply the layers' stored grads in place: W ← W·decay − lr·∂L/∂W.
 
         decay = 1 − 2·lr·l2 for kernels (the L2 term folded in), 1 for everything else.
         One fused update per array (`kernels.sgd_update`: one launch on the GPU, no
         temporary the size of W on the CPU); the grads are left as they are.
+        Returns l2·ΣW² over the kernels before the update — the L2 term Keras adds to the
+        reported loss, summed by the kernels' own update launches (on the device, no
+        synchronisation) — when l2 > 0, else None.
         """
         k = net.backend.kernels
+        sumsq = None
         for layer, pname, w in net.trainable():
-            decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and pname == "kernel") else 1.0
-            k.sgd_update(w, layer.grads[pname], lr, decay)
+            if self.l2 and pname == "kernel":
+                if sumsq is None:
+                    sumsq = net.xp.zeros((), dtype=w.dtype)
+                k.sgd_update(w, layer.grads[pname], lr, 1.0 - 2.0 * lr * self.l2, sumsq)
+            else:
+                k.sgd_update(w, layer.grads[pname], lr, 1.0)
+        return None if sumsq is None else sumsq.dtype.type(self.l2) * sumsq   # W's dtype under NumPy 1.x too

@@ -538,9 +538,9 @@ class _Run:
                         delta_sum += trial.delta.sum(dtype=np.float64)
                         abs_sum += xp.abs(trial.delta).sum(dtype=np.float64)
                         explored += (trial.actions != trial.q.argmax(axis=1)).sum()
-                    if self.opt.l2:
-                        loss_sum += _reg_loss(net, self.opt.l2) * len(y)
-                    self.opt.step(net, lr)
+                    reg = self.opt.step(net, lr)      # the L2 term l2·ΣW² (before the update) when l2 > 0
+                    if reg is not None:
+                        loss_sum += reg * len(y)
                     loss_sum += trial.loss * len(y)
                     correct += trial.n_correct
                     b += 1

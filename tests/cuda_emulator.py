@@ -13,9 +13,10 @@ argument against the kernel's C signature (count, numpy scalar type, array dtype
 contiguity, writability), the CUDA launch limits, and, for arrays made by `GuardedNumpy`
 (the stand-in for cupy in kernels/gpu.py), that nothing was written past either end.
 
-Assumptions the kernels meet: no dynamic shared memory, no warp intrinsics, no atomics,
-and re-running a launch from the start is harmless (no in-place read-modify-write of
-global memory), since a launch that meets its first __syncthreads() is restarted.
+Assumptions the kernels meet: no dynamic shared memory, no warp intrinsics, atomics only
+as completion counters (blocks run in order, so atomicAdd is a plain add), and re-running
+a launch from the start is harmless (no write to global memory before the first
+__syncthreads()), since a launch that meets its first __syncthreads() is restarted.
 """
 import ctypes
 import hashlib
@@ -39,6 +40,7 @@ struct dim3 { unsigned int x, y, z; };
 namespace cuda_emu {
 extern dim3 thread_idx, block_idx, block_dim, grid_dim;
 void sync_threads();
+[[noreturn]] void trap();
 template <typename... A, std::size_t... I>
 inline void call_impl(void (*f)(A...), void** p, std::index_sequence<I...>) { f(*static_cast<A*>(p[I])...); }
 template <typename... A>
@@ -55,6 +57,7 @@ int launch(const unsigned* dims, void (*body)(void*), void* arg, int* mode, char
 #define __forceinline__ inline
 #define __shared__ static
 #define __syncthreads() ::cuda_emu::sync_threads()
+#define __trap() ::cuda_emu::trap()
 // correctly rounded arithmetic without contraction (g++ -std=c++17 does not fuse a·b + c)
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
@@ -62,6 +65,9 @@ inline float __fsub_rn(float a, float b) { return a - b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dsub_rn(double a, double b) { return a - b; }
+// blocks run one after the other: atomics are plain read-modify-writes, fences no-ops
+inline unsigned int atomicAdd(unsigned int* p, unsigned int v) { unsigned int o = *p; *p = o + v; return o; }
+inline void __threadfence() { asm volatile("" ::: "memory"); }
 """
 
 RUNTIME = r"""
@@ -76,6 +82,7 @@ namespace cuda_emu {
 dim3 thread_idx, block_idx, block_dim, grid_dim;
 namespace {
 struct NeedFibers {};
+bool trapped = false;
 const std::size_t kStack = 128 * 1024;
 bool fiber_mode = false;
 ucontext_t sched;
@@ -131,6 +138,7 @@ void block_fibers(int n) {
             swapcontext(&sched, &ctx[i]);
             if (state[i] == 2) { --alive; ++finished; } else { ++waiting; }
         }
+        if (trapped) throw std::runtime_error("__trap() called by the kernel");
         if (waiting && finished)
             throw std::runtime_error("__syncthreads() reached by some threads of a block while others exited");
     }
@@ -145,6 +153,14 @@ void sync_threads() {
     asm volatile("" ::: "memory");
 }
 
+[[noreturn]] void trap() {
+    if (!fiber_mode) throw std::runtime_error("__trap() called by the kernel");
+    trapped = true;              // this fiber ends here: the scheduler never resumes it
+    state[cur] = 2;
+    swapcontext(&ctx[cur], &sched);
+    for (;;) {}
+}
+
 int launch(const unsigned* d, void (*body)(void*), void* arg, int* mode, char* err, int errlen) {
     try {
         grid_dim = dim3{d[0], d[1], d[2]};
@@ -156,6 +172,7 @@ int launch(const unsigned* d, void (*body)(void*), void* arg, int* mode, char* e
         if (d[0] > 2147483647u || d[1] > 65535 || d[2] > 65535)
             throw std::runtime_error("grid larger than CUDA allows");
         body_fn = body; body_arg = arg;
+        trapped = false;
         if (*mode == 0) {
             try {
                 fiber_mode = false;
@@ -388,6 +405,43 @@ class Emulator:
         return fn
 
 
+# ---- cuBLAS ------------------------------------------------------------------------------
+
+def _col_major_view(arr, rows, cols, ld, stride, batch, trans):
+    """The batch of op(X) (rows × cols) that cuBLAS reads at arr's first element, column-major
+    with leading dimension ld and batch stride (elements); trans: X is stored cols × rows."""
+    it = arr.itemsize
+    ptr = arr.__array_interface__["data"][0]
+    root = _root(arr)
+    lo, hi = root.__array_interface__["data"][0], root.__array_interface__["data"][0] + root.nbytes
+    strides = (stride * it, ld * it, it) if trans else (stride * it, it, ld * it)
+    last = ptr + sum((n - 1) * s for n, s in zip((batch, rows, cols), strides)) + it
+    if batch and rows and cols and not (lo <= ptr and last <= hi):
+        raise AssertionError(f"cuBLAS would read outside an array of shape {arr.shape}: "
+                             f"rows {rows}, cols {cols}, ld {ld}, stride {stride}, batch {batch}, trans {trans}")
+    if batch and rows and cols:
+        start = root.reshape(-1).view(np.uint8)[ptr - lo:ptr - lo + it].view(arr.dtype)
+    else:
+        start = arr
+    return np.lib.stride_tricks.as_strided(start, shape=(batch, rows, cols), strides=strides)
+
+
+def gemm_strided_batched(dtype, transa, transb, m, n, k, a, lda, stride_a, b, ldb, stride_b,
+                         c, ldc, stride_c, batch):
+    """A NumPy model of cublasGemmStridedBatchedEx (alpha 1, beta 0), with kernels.gpu's
+    signature: column-major C_i (m × n, ldc) = op(A_i) (m × k) · op(B_i) (k × n), op T when
+    trans* is 1. Checks the leading dimensions and that every access stays inside its array."""
+    for x in (a, b, c):
+        assert x.dtype == np.dtype(dtype), (x.dtype, dtype)
+    assert transa in (0, 1) and transb in (0, 1)
+    assert lda >= max(1, k if transa else m) and ldb >= max(1, n if transb else k) and ldc >= max(1, m), \
+        (lda, ldb, ldc, m, n, k, transa, transb)
+    opa = _col_major_view(a, m, k, lda, stride_a, batch, transa)
+    opb = _col_major_view(b, k, n, ldb, stride_b, batch, transb)
+    cv = _col_major_view(c, m, n, ldc, stride_c, batch, 0)
+    cv[...] = np.matmul(opa, opb)
+
+
 # ---- test helpers ----------------------------------------------------------------------
 
 def patch_gpu_kernels(monkeypatch, emulator):
@@ -400,4 +454,5 @@ def patch_gpu_kernels(monkeypatch, emulator):
     from brainprop_np.kernels import gpu
     monkeypatch.setattr(gpu, "xp", GuardedNumpy())
     monkeypatch.setattr(gpu, "_function", emulator.get_function)
+    monkeypatch.setattr(gpu, "_gemm_strided_batched", gemm_strided_batched)
     return Backend("numpy", np, gpu)

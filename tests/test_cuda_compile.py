@@ -128,3 +128,38 @@ def test_nvrtc_compiles(src, arch):
     ok, log = nvrtc_compile(_NVRTC, cuda_module.read_source(src), src, options)
     assert ok, f"NVRTC failed on {src} with {options}:\n{log}"
     assert "warning" not in log.lower(), f"NVRTC warnings on {src}:\n{log}"
+
+
+# ---- rounding: no fused multiply-add where the reference's bits are claimed -------------
+
+def _ptx_entries(ptx):
+    """{kernel name: PTX body} of the `.entry` functions of a PTX text."""
+    parts = re.split(r"^\s*\.(?:visible\s+)?\.entry\s+(\w+)\s*\(", ptx, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not on the PATH")
+@pytest.mark.parametrize("src", SOURCES)
+def test_bit_exact_kernels_have_no_fma(src, tmp_path):
+    """nvcc -ptx with the default -fmad=true (NVRTC's default too): the kernels that claim the
+    NumPy reference's bits (kernels.gpu.BIT_EXACT_KERNELS) hold no fma instruction."""
+    from brainprop_np.kernels import gpu
+    out = tmp_path / (src + ".ptx")
+    cmd = [NVCC, "-std=c++17", "-arch=sm_90", "-ptx", "-o", str(out), os.path.join(KERNEL_DIR, src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
+    entries = _ptx_entries(out.read_text())
+    names = cuda_module.kernel_names(cuda_module.read_source(src))
+    assert sorted(entries) == sorted(names), f"PTX entries {sorted(entries)} != kernels {sorted(names)}"
+    exact = [n for n in names if n.rsplit("_", 1)[0] in gpu.BIT_EXACT_KERNELS]
+    fused = {n: len(re.findall(r"\bfma\.rn", entries[n])) for n in exact}
+    assert not any(fused.values()), f"fused multiply-adds in kernels that claim NumPy's bits: {fused}"
+    if src == "relu_batchnorm.cu":   # the check sees contraction at all: the Welford update contracts
+        assert re.search(r"\bfma\.rn", entries["bn_stats_f32"])
+
+
+def test_bit_exact_kernels_exist():
+    from brainprop_np.kernels import gpu
+    index = cuda_module.kernel_index()
+    for name in gpu.BIT_EXACT_KERNELS:
+        assert f"{name}_f32" in index and f"{name}_f64" in index, name

@@ -5,7 +5,7 @@ arithmetic without fused multiply-adds); otherwise within a tolerance stated per
   * BatchNorm statistics and (dgamma, dbeta): float64 sums in another order, rounded to
     the array's dtype — at most 1 ulp apart in float32; in float64 the sums' own rounding
     shows, rtol 1e-12 (M·eps for the M ≤ 10^4 values summed here);
-  * locally-connected GEMMs: reassociated sums with fused multiply-adds, as BLAS —
+  * locally-connected GEMMs: BLAS in both, on other layouts —
     |Δ| ≤ 8·eps·Σ|a·b| (the textbook bound of a K-term dot product, with slack);
   * a whole training step: these roundings carried through every layer, rtol 1e-4 in
     float32 (1e-10 in float64) on the updated weights.
@@ -91,6 +91,8 @@ def test_elementwise_same_bits(dtype, threads_mode):
     u = np.random.default_rng(5).random(x.shape, dtype=dtype)
     for rate in (0.0, 0.3, 0.8):
         np.testing.assert_array_equal(fast.dropout_mask(u, rate, dtype), cpu.dropout_mask(u, rate, dtype))
+        for got, ref in zip(fast.dropout_forward(x, u, rate), cpu.dropout_forward(x, u, rate)):
+            np.testing.assert_array_equal(got, ref)
 
 
 @pytest.mark.parametrize("decay", [1.0, 1.0 - 2 * 0.1 * 5e-4])
@@ -98,9 +100,11 @@ def test_elementwise_same_bits(dtype, threads_mode):
 def test_sgd_same_bits(decay, dtype, threads_mode):
     w, g = rand((40, 30), dtype), rand((40, 30), dtype, 1)
     w_ref = w.copy()
-    assert fast.sgd_update(w, g, 0.1, decay) is w
-    cpu.sgd_update(w_ref, g, 0.1, decay)
+    s, s_ref = np.zeros((), dtype), np.zeros((), dtype)
+    assert fast.sgd_update(w, g, 0.1, decay, sumsq=s) is w
+    cpu.sgd_update(w_ref, g, 0.1, decay, sumsq=s_ref)
     np.testing.assert_array_equal(w, w_ref)
+    assert s == s_ref
 
 
 @pytest.mark.parametrize("shape", [(4, 5, 5, 3), (128, 3), (2, 9, 9, 33)])

@@ -140,7 +140,8 @@ UNFUSED = ("select_actions", "softmax")
 
 @pytest.mark.parametrize("model", list(CASES))
 def test_training_step_takes_the_fused_kernels(emulator, monkeypatch, model):
-    """rule.trial + SGD.step: one output-step launch, one update per trained array, one per BatchNorm."""
+    """rule.trial + SGD.step: one output-step launch, one update per trained array, no launch of its own
+    for BatchNorm's running statistics, one per dropout layer's forward."""
     net = bp.build_network(model, CASES[model][0], 10, seed=3,
                            device=cuda_emulator.patch_gpu_kernels(monkeypatch, emulator))
     x, labels, _ = batch_data(model)
@@ -148,8 +149,16 @@ def test_training_step_takes_the_fused_kernels(emulator, monkeypatch, model):
     run_step(bp.BrainProp(epsilon=0.02), net, x, labels, None, x.shape[0], True, PRESET_SETTINGS[model]["l2"])
     n_bn = sum(isinstance(layer, L.BatchNorm) for layer in net.layers)
     assert emulator.launches.get("brainprop_step_f32") == 1, emulator.launches
-    assert emulator.launches.get("sgd_update_f32") == len(list(net.trainable())), emulator.launches
-    assert emulator.launches.get("bn_update_moving_f32", 0) == n_bn, emulator.launches
+    n_sgd = emulator.launches.get("sgd_update_f32", 0) + emulator.launches.get("sgd_update_sumsq_f32", 0)
+    assert n_sgd == len(list(net.trainable())), emulator.launches
+    if PRESET_SETTINGS[model]["l2"]:   # the L2 term of the loss comes from the kernels' own updates
+        assert emulator.launches.get("sgd_update_sumsq_f32") == sum(p == "kernel" for _, p, _ in net.trainable())
+    # the running statistics are updated inside the statistics kernel, the dropout mask with y = x·mask
+    assert emulator.launches.get("bn_update_moving_f32", 0) == 0, emulator.launches
+    assert emulator.launches.get("bn_stats_f32", 0) == n_bn, emulator.launches
+    n_drop = sum(isinstance(layer, L.Dropout) for layer in net.layers)
+    assert emulator.launches.get("dropout_forward_f32", 0) == n_drop, emulator.launches
+    assert emulator.launches.get("dropout_mask_f32", 0) == 0, emulator.launches
     assert not [k for k in emulator.launches if k.rsplit("_", 1)[0] in UNFUSED], emulator.launches
 
 
@@ -173,3 +182,32 @@ def test_selection_on_the_device_is_deterministic(device):
         results.append((to_host(t.actions), to_host(net.get_weights()["conv2d"]["kernel"])))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("model", ["deep", "conv"])
+def test_sgd_step_returns_the_l2_term(device, model):
+    """SGD.step gives l2·ΣW² of the kernels before the update: on the CPU the bits of train's
+    former _reg_loss, on the GPU backend the same to float32 tolerance, and None without L2."""
+    import importlib
+    T = importlib.import_module("brainprop_np.train")
+    ref, net = build_pair(model, device)
+    x, labels, actions = batch_data(model)
+    l2 = 5e-4
+    for n in (ref, net):
+        want = T._reg_loss(n, l2)
+        total = None
+        for _, pname, w in n.trainable():             # the former _reg_loss's sum, in W's dtype
+            if pname == "kernel":
+                s = n.xp.vdot(w.ravel(), w.ravel())
+                total = s if total is None else total + s
+        rule = bp.BrainProp(epsilon=0.02)
+        rule.trial(n, n.backend.asarray(x), n.backend.asarray(labels, "int64"), train=False,
+                   actions=n.backend.asarray(actions, "int64"), batch_size=x.shape[0])
+        got = bp.SGD(lr=0.1, l2=l2).step(n, 0.1)
+        if n is ref:
+            assert np.asarray(got).dtype == np.float32 and got == np.float32(l2) * total
+            if np.lib.NumpyVersion(np.__version__) >= "2.0.0":   # NEP 50: the bits of _reg_loss too
+                assert got == want
+        else:
+            assert abs(float(to_host(got)) - float(to_host(want))) <= 1e-4 * float(to_host(want))   # float32 sums of 3M terms
+        assert bp.SGD(lr=0.1, l2=0.0).step(n, 0.1) is None

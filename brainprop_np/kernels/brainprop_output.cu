@@ -13,9 +13,26 @@
 // rounds them.
 // B and C are small (C = number of classes), so each thread walks its row serially,
 // in the reference's order (cumulative sums included).
+// Rounding. reward, delta = reward − q[action] and fb = −scale·delta are one operation
+// each: the reference's bits. NVRTC contracts a·b + c into fused multiply-adds (and
+// expf, exp and division expand to them), so what sums or exponentiates agrees with the
+// reference to a tolerance only: softmax, the sampling CDF (an action can differ where
+// u_sample lies within float rounding of a CDF step), EBP's p and fb (float32: rtol 1e-5),
+// and brainprop_step's loss ½·Σ delta²/nominal and reward count, which a tree sums in
+// another order than NumPy's pairwise sum (rtol ~1e-6 for float32 batches of 128; the
+// reward count is exact, a sum of small integers).
+//
+// The loss tree is written for one block of exactly BP_REDUCE_THREADS = 256 threads
+// (kernels/gpu.py launches it so and checks it on the host, against this #define);
+// brainprop_step with want_sums traps when launched with another block size.
 // Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
 
+#define BP_REDUCE_THREADS 256
+
 namespace bp_output {
+
+static_assert(BP_REDUCE_THREADS > 0 && (BP_REDUCE_THREADS & (BP_REDUCE_THREADS - 1)) == 0,
+              "the reduction tree halves the block: BP_REDUCE_THREADS must be a power of two");
 
 __device__ __forceinline__ float exp_t(float v) { return expf(v); }
 __device__ __forceinline__ double exp_t(double v) { return exp(v); }
@@ -84,7 +101,7 @@ enum { ACTIONS_GIVEN = 0, ACTIONS_EPSILON_GREEDY = 1, ACTIONS_GREEDY = 2 };
 // argmax, as at test time; ACTIONS_GIVEN: read from actions[b]), reward, delta and the
 // row of fb (zero except −scale·delta at the action). An action outside [0, C) gives
 // delta = NaN and a zero fb row instead of an out-of-bounds access.
-// With `want_sums` (launched as one block of 256 threads) the block also reduces, in a
+// With `want_sums` (launched as one block of BP_REDUCE_THREADS threads) the block also reduces, in a
 // fixed tree, sums[0] = ½·Σ delta² / nominal (the trial's loss) and sums[1] = Σ reward.
 template <typename T>
 __device__ __forceinline__ void brainprop_step(const T* __restrict__ q, const long long* __restrict__ labels,
@@ -94,7 +111,8 @@ __device__ __forceinline__ void brainprop_step(const T* __restrict__ q, const lo
                                                T* __restrict__ fb, T* __restrict__ sums, T epsilon,
                                                T neg_scale, T nominal, int mode, int want_sums,
                                                int B, int C) {
-    __shared__ T s_sq[256], s_r[256];
+    if (want_sums && blockDim.x * blockDim.y * blockDim.z != BP_REDUCE_THREADS) __trap();
+    __shared__ T s_sq[BP_REDUCE_THREADS], s_r[BP_REDUCE_THREADS];
     T sq = T(0), rw = T(0);
     for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < B; b += gridDim.x * blockDim.x) {
         const T* row = q + b * C;
@@ -122,7 +140,7 @@ __device__ __forceinline__ void brainprop_step(const T* __restrict__ q, const lo
     const int t = threadIdx.x;
     s_sq[t] = sq; s_r[t] = rw;
     __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    for (int half = BP_REDUCE_THREADS / 2; half > 0; half /= 2) {
         if (t < half) { s_sq[t] += s_sq[t + half]; s_r[t] += s_r[t + half]; }
         __syncthreads();
     }

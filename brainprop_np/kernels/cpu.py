@@ -85,6 +85,13 @@ def lc_feedback(fb, cols, fb_kernel, need_input_fb=True):
     return tags, dcols
 
 
+def batched_matmul(a, b, out=None):
+    """a @ b for stacks of matrices: (P, M, K) @ (P, K, N) → (P, M, N), into `out` when given
+    (np.matmul; a, b and out may be transposed or strided views). The per-position GEMM of
+    the locally-connected layer; kernels/gpu.py calls cuBLAS on the views without copying."""
+    return np.matmul(a, b, out=out)
+
+
 def maxpool_forward(x, pool):
     """Non-overlapping max-pool (Keras 'valid', stride = pool).
 
@@ -134,6 +141,15 @@ def batchnorm_stats(x):
     mean = xr.mean(axis=0, dtype=np.float64)
     var = np.square(xr - mean).mean(axis=0)
     return mean.astype(x.dtype), var.astype(x.dtype)
+
+
+def batchnorm_train_forward_update(x, gamma, beta, epsilon, moving_mean, moving_variance, momentum):
+    """batchnorm_train_forward, then batchnorm_update_moving of the running statistics (in place,
+    m = the rows of x); returns what batchnorm_train_forward returns. (One function so that
+    the GPU can update the statistics inside the statistics kernel: no launch of its own.)"""
+    out = batchnorm_train_forward(x, gamma, beta, epsilon)
+    batchnorm_update_moving(moving_mean, moving_variance, out[2], out[3], momentum, x.size // x.shape[-1])
+    return out
 
 
 def batchnorm_forward(x, mean, inv_std, gamma, beta):
@@ -186,6 +202,12 @@ def dropout_mask(u, rate, dtype):
     mask = (u >= rate).astype(dtype)
     mask *= np.dtype(dtype).type(1.0 / (1.0 - rate))
     return mask
+
+
+def dropout_forward(x, u, rate):
+    """The dropout layer's training forward: (y, mask), mask = dropout_mask(u, rate, x.dtype), y = x·mask."""
+    mask = dropout_mask(u, rate, x.dtype)
+    return x * mask, mask
 
 
 def softmax(q):
@@ -260,13 +282,20 @@ def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=Non
         else:
             actions = select_actions(q, epsilon, u_explore, u_sample)
     reward, delta, fb = brainprop_output(q, labels, actions, 1.0 / nominal)
-    loss = 0.5 * np.sum(delta * delta) / nominal
+    t = q.dtype.type   # the loss in q's dtype under NumPy 1.x too (no promotion of scalars to float64)
+    loss = t(0.5) * np.sum(delta * delta) / t(nominal)
     return actions, reward, delta, fb, loss, np.sum(reward)
 
 
-def sgd_update(w, g, lr, decay=1.0):
+def sgd_update(w, g, lr, decay=1.0, sumsq=None):
     """In place: w ← w·decay − lr·g (SGD.step: decay = 1 − 2·lr·l2 for L2-regularised
-    kernels; decay = 1 skips the product). g is not modified. Returns w."""
+    kernels; decay = 1 skips the product). g is not modified. Returns w.
+    sumsq: None, or a 0-d array of w's dtype to which Σ w² of the old w is added first
+    (np.vdot; SGD.step's L2 term of the loss; the GPU sums it in the update's own pass).
+    """
+    if sumsq is not None:
+        flat = w.reshape(-1)
+        sumsq += np.vdot(flat, flat)
     if decay != 1.0:
         w *= decay
     w -= lr * g

@@ -43,6 +43,20 @@ def kernel_names(code):
     return _KERNEL.findall(code)
 
 
+_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(\d+)\s*$", re.M)
+_defines = {}
+
+
+def define_value(src, name):
+    """The integer value of `#define name N` in source `src` (e.g. BP_REDUCE_THREADS); read once."""
+    if src not in _defines:
+        _defines[src] = {k: int(v) for k, v in _DEFINE.findall(read_source(src))}
+    try:
+        return _defines[src][name]
+    except KeyError:
+        raise KeyError(f"{src} has no `#define {name} <integer>`") from None
+
+
 def kernel_index():
     """{kernel name: source file} for every kernel of every source (read once)."""
     global _index

@@ -2,22 +2,54 @@
 // brainprop_np/kernels/cpu.py (relu_*, batchnorm_*).
 //
 // BatchNorm works per channel c of x viewed as (M, C), M = N·H·W rows. The per-channel
-// reductions are deterministic (fixed order, no atomics) and take two launches:
-//   *_partial: block (32, 8), grid (ceil(C/32), G): block (bx, g) reduces the rows of
-//              chunk g for channels 32·bx .. 32·bx + 31; its 8 row lanes (ty) are combined
-//              in order of ty and written to part[·, g, c];
-//   *_final:   one block of 256 threads per channel: thread t combines the chunks t,
-//              t + 256, ... in order, then a shared-memory tree combines the 256 threads.
-// The batch statistics use Welford's update inside a thread and Chan's pairwise
-// combination across threads and chunks (numerically stable, one read of x); the final
-// kernel also gives inv_std = 1/sqrt(var + ε), so that a training forward is 3 launches.
+// reductions (bn_stats, bn_feedback_sums) are deterministic (a fixed order) and take one
+// launch each: block (32, 8), grid (ceil(C/32), G); block (bx, g) reduces the rows of
+// chunk g for channels 32·bx .. 32·bx + 31, its 8 row lanes (ty) combined in order of ty,
+// and writes part[·, g, c]; the block of column bx that finishes last (a per-column
+// completion counter, reset by that block) combines the G chunks of its 32 channels —
+// lane ty the chunks ty, ty + 8, ... in order, then the 8 lanes in order — and writes the
+// results. The batch statistics use Welford's update inside a thread and Chan's pairwise
+// combination across threads and chunks (numerically stable, one read of x), and give
+// inv_std = 1/sqrt(var + ε) (and, optionally, the running statistics), so that a
+// training forward is 2 launches (bn_stats, bn_forward) and its feedback 2.
 // The element-wise kernels use block (32, 8) too: lane tx is a channel (its parameters
 // stay in registers), ty and the grid's y walk the rows; a warp reads 32 adjacent values.
+//
+// Rounding. NVRTC (and nvcc) contract a·b + c into one fused multiply-add unless told
+// otherwise. Where this file claims the reference's bits — ReLU, bn_forward (xhat and y
+// from the given mean and inv_std), bn_feedback_apply in inference mode — every product
+// and sum is rounded on its own (mul_rn/add_rn/sub_rn below: __fmul_rn, __fadd_rn, ...),
+// in the reference's order; tests/test_cuda_compile.py checks that the PTX of these
+// kernels holds no fma instruction. The reductions (batch statistics: Welford/Chan;
+// feedback sums) sum in another order than NumPy's pairwise sums and may contract: they
+// agree with the reference to float32 rounding of a sum of M terms (tests: rtol 1e-4),
+// and bn_feedback_apply in training mode takes those sums (same tolerance).
+//
+// Reductions: the shared-memory trees below are written for blocks of exactly
+// BP_REDUCE_THREADS = 256 threads (kernels/gpu.py launches them so and checks it on the
+// host, against this #define); a kernel launched with another block size traps.
 //
 // Every array holds fewer than 2^31 elements (kernels/gpu.py checks).
 // Self-contained (no #include): compiles with nvcc and with NVRTC (cupy.RawModule).
 
+#define BP_REDUCE_THREADS 256
+
 namespace bp_relu_bn {
+
+static_assert(BP_REDUCE_THREADS > 0 && (BP_REDUCE_THREADS & (BP_REDUCE_THREADS - 1)) == 0,
+              "the reduction trees halve the block: BP_REDUCE_THREADS must be a power of two");
+
+// A reduction kernel launched with another block size than its shared arrays and tree assume.
+__device__ __forceinline__ void require_reduce_block() {
+    if (blockDim.x * blockDim.y * blockDim.z != BP_REDUCE_THREADS) __trap();
+}
+
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
 
 // ---- ReLU ----------------------------------------------------------------------------
 
@@ -55,14 +87,29 @@ __device__ __forceinline__ void chan_merge(T& n, T& mean, T& m2, T nb, T mb, T m
     n = nn;
 }
 
+__device__ __forceinline__ float sqrt_t(float v) { return sqrtf(v); }
+__device__ __forceinline__ double sqrt_t(double v) { return sqrt(v); }
+
 // Block (32, 8), grid (ceil(C/32), G). Thread (tx, ty) of block (bx, g): channel
 // c = 32·bx + tx, rows g·chunk + ty, + 8, ... of chunk g, accumulated with Welford's
 // update; the 8 lanes ty are then merged in order and written to
-// part[0|1|2, g, c] = (count, mean, M2) of the chunk.
+// part[0|1|2, g, c] = (count, mean, M2) of the chunk. The last block of column bx merges
+// the G chunks (see the top of this file) and writes mean[c], the biased variance
+// var[c] = M2 / M and inv_std[c] = 1 / sqrt(var + epsilon); with `update`, also
+// BatchNorm's running statistics, in place, as bn_update_moving in sgd.cu (each product
+// and sum rounded on its own):
+//   moving_mean = momentum·moving_mean + (1 − momentum)·mean,
+//   moving_var  = momentum·moving_var + (1 − momentum)·var·unbias  (unbias = M/(M − 1)).
+// counters[bx] must be 0 at the launch (it is again afterwards).
 template <typename T>
-__device__ __forceinline__ void bn_stats_partial(const T* __restrict__ x, T* __restrict__ part,
-                                                 int M, int C, int chunk) {
-    __shared__ T s_n[256], s_mean[256], s_m2[256];
+__device__ __forceinline__ void bn_stats(const T* __restrict__ x, T* __restrict__ part, int M, int C, int chunk,
+                                         unsigned int* __restrict__ counters, T* __restrict__ mean_out,
+                                         T* __restrict__ var_out, T* __restrict__ inv_std_out, T epsilon,
+                                         T* __restrict__ moving_mean, T* __restrict__ moving_var, T momentum,
+                                         T one_minus_momentum, T unbias, int update) {
+    require_reduce_block();
+    __shared__ T s_n[BP_REDUCE_THREADS], s_mean[BP_REDUCE_THREADS], s_m2[BP_REDUCE_THREADS];
+    __shared__ bool last;
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     const int g = blockIdx.y, G = gridDim.y;
     const int r0 = g * chunk;
@@ -88,40 +135,35 @@ __device__ __forceinline__ void bn_stats_partial(const T* __restrict__ x, T* __r
         part[g * C + c] = n;
         part[(G + g) * C + c] = mean;
         part[(2 * G + g) * C + c] = m2;
+        __threadfence();                          // the chunk is visible before it is counted
     }
-}
-
-__device__ __forceinline__ float sqrt_t(float v) { return sqrtf(v); }
-__device__ __forceinline__ double sqrt_t(double v) { return sqrt(v); }
-
-// One block of 256 threads per channel c = blockIdx.x. Thread t merges the chunks
-// t, t + 256, ... in order; a tree (fixed pairs) merges the threads. Thread 0 writes
-// mean[c], the biased variance var[c] = M2 / M and inv_std[c] = 1 / sqrt(var + epsilon).
-template <typename T>
-__device__ __forceinline__ void bn_stats_final(const T* __restrict__ part, T* __restrict__ mean_out,
-                                               T* __restrict__ var_out, T* __restrict__ inv_std_out,
-                                               T epsilon, int G, int C) {
-    __shared__ T s_n[256], s_mean[256], s_m2[256];
-    const int c = blockIdx.x, t = threadIdx.x;
-    T n = T(0), mean = T(0), m2 = T(0);
-    for (int g = t; g < G; g += blockDim.x)
-        chan_merge(n, mean, m2, part[g * C + c], part[(G + g) * C + c], part[(2 * G + g) * C + c]);
+    __syncthreads();
+    if (t == 0) last = atomicAdd(&counters[blockIdx.x], 1u) == (unsigned int)(G - 1);
+    __syncthreads();
+    if (!last) return;                            // uniform across the block
+    __threadfence();
+    const volatile T* vp = part;
+    n = T(0); mean = T(0); m2 = T(0);
+    if (c < C)
+        for (int k = threadIdx.y; k < G; k += blockDim.y)
+            chan_merge(n, mean, m2, T(vp[k * C + c]), T(vp[(G + k) * C + c]), T(vp[(2 * G + k) * C + c]));
     s_n[t] = n; s_mean[t] = mean; s_m2[t] = m2;
     __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half /= 2) {
-        if (t < half) {
-            n = s_n[t]; mean = s_mean[t]; m2 = s_m2[t];
-            chan_merge(n, mean, m2, s_n[t + half], s_mean[t + half], s_m2[t + half]);
-            s_n[t] = n; s_mean[t] = mean; s_m2[t] = m2;
+    if (threadIdx.y == 0 && c < C) {
+        for (int k = 1; k < (int)blockDim.y; ++k) {
+            const int u = k * blockDim.x + threadIdx.x;
+            chan_merge(n, mean, m2, s_n[u], s_mean[u], s_m2[u]);
         }
-        __syncthreads();
-    }
-    if (t == 0) {
-        const T var = (s_n[0] > T(0)) ? s_m2[0] / s_n[0] : T(0);
-        mean_out[c] = s_mean[0];
+        const T var = (n > T(0)) ? m2 / n : T(0);
+        mean_out[c] = mean;
         var_out[c] = var;
         inv_std_out[c] = T(1) / sqrt_t(var + epsilon);
+        if (update) {
+            moving_mean[c] = add_rn(mul_rn(moving_mean[c], momentum), mul_rn(one_minus_momentum, mean));
+            moving_var[c] = add_rn(mul_rn(moving_var[c], momentum), mul_rn(mul_rn(one_minus_momentum, var), unbias));
+        }
     }
+    if (t == 0) counters[blockIdx.x] = 0u;
 }
 
 // ---- BatchNorm: normalisation --------------------------------------------------------
@@ -138,20 +180,26 @@ __device__ __forceinline__ void bn_forward(const T* __restrict__ x, const T* __r
     const T mu = mean[c], is = inv_std[c], ga = gamma[c], be = beta[c];
     for (int r = blockIdx.y * blockDim.y + threadIdx.y; r < M; r += gridDim.y * blockDim.y) {
         const int e = r * C + c;
-        const T h = (x[e] - mu) * is;
+        const T h = mul_rn(sub_rn(x[e], mu), is);     // the reference's roundings: no fma
         xhat[e] = h;
-        y[e] = h * ga + be;
+        y[e] = add_rn(mul_rn(h, ga), be);
     }
 }
 
 // ---- BatchNorm: feedback -------------------------------------------------------------
 
-// Block (32, 8), grid (ceil(C/32), G), as bn_stats_partial: part[0, g, c] = Σ fb and
-// part[1, g, c] = Σ fb·xhat over the rows of chunk g (lanes ty summed in order).
+// Block (32, 8), grid (ceil(C/32), G), as bn_stats: part[0, g, c] = Σ fb and
+// part[1, g, c] = Σ fb·xhat over the rows of chunk g (lanes ty summed in order); the last
+// block of column bx sums the G chunks (lane ty: chunks ty, ty + 8, ...; then the lanes
+// in order): dbeta[c] = Σ fb, dgamma[c] = Σ fb·xhat. counters[bx] must be 0 at the launch.
 template <typename T>
-__device__ __forceinline__ void bn_feedback_partial(const T* __restrict__ fb, const T* __restrict__ xhat,
-                                                    T* __restrict__ part, int M, int C, int chunk) {
-    __shared__ T s_b[256], s_g[256];
+__device__ __forceinline__ void bn_feedback_sums(const T* __restrict__ fb, const T* __restrict__ xhat,
+                                                 T* __restrict__ part, int M, int C, int chunk,
+                                                 unsigned int* __restrict__ counters, T* __restrict__ dgamma,
+                                                 T* __restrict__ dbeta) {
+    require_reduce_block();
+    __shared__ T s_b[BP_REDUCE_THREADS], s_g[BP_REDUCE_THREADS];
+    __shared__ bool last;
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     const int g = blockIdx.y, G = gridDim.y;
     const int r0 = g * chunk;
@@ -174,34 +222,40 @@ __device__ __forceinline__ void bn_feedback_partial(const T* __restrict__ fb, co
         }
         part[g * C + c] = sb;
         part[(G + g) * C + c] = sg;
+        __threadfence();
     }
-}
-
-// One block of 256 threads per channel c = blockIdx.x: sums the G chunk sums (thread t
-// takes t, t + 256, ...; then a fixed tree): dbeta[c] = Σ fb, dgamma[c] = Σ fb·xhat.
-template <typename T>
-__device__ __forceinline__ void bn_feedback_final(const T* __restrict__ part, T* __restrict__ dgamma,
-                                                  T* __restrict__ dbeta, int G, int C) {
-    __shared__ T s_b[256], s_g[256];
-    const int c = blockIdx.x, t = threadIdx.x;
-    T sb = T(0), sg = T(0);
-    for (int g = t; g < G; g += blockDim.x) {
-        sb += part[g * C + c];
-        sg += part[(G + g) * C + c];
-    }
+    __syncthreads();
+    if (t == 0) last = atomicAdd(&counters[blockIdx.x], 1u) == (unsigned int)(G - 1);
+    __syncthreads();
+    if (!last) return;                            // uniform across the block
+    __threadfence();
+    const volatile T* vp = part;
+    sb = T(0); sg = T(0);
+    if (c < C)
+        for (int k = threadIdx.y; k < G; k += blockDim.y) {
+            sb += T(vp[k * C + c]);
+            sg += T(vp[(G + k) * C + c]);
+        }
     s_b[t] = sb; s_g[t] = sg;
     __syncthreads();
-    for (int half = blockDim.x / 2; half > 0; half /= 2) {
-        if (t < half) { s_b[t] += s_b[t + half]; s_g[t] += s_g[t + half]; }
-        __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        for (int k = 1; k < (int)blockDim.y; ++k) {
+            sb += s_b[k * blockDim.x + threadIdx.x];
+            sg += s_g[k * blockDim.x + threadIdx.x];
+        }
+        dbeta[c] = sb;
+        dgamma[c] = sg;
     }
-    if (t == 0) { dbeta[c] = s_b[0]; dgamma[c] = s_g[0]; }
+    if (t == 0) counters[blockIdx.x] = 0u;
 }
 
 // Block (32, 8), grid (ceil(C/32), rows), as bn_forward. With s = gamma·inv_std:
 //   train:     out = xhat·(−s·dgamma/M) + (−s·dbeta/M) + fb·s
 //              (= s·(fb − mean(fb) − xhat·mean(fb·xhat)), the reference's order of terms);
 //   inference: out = fb·s.
+// Each product and sum rounded on its own (no fma): inference mode gives the reference's
+// bits for the same inputs; training mode follows the formula above (the reference's
+// terms, its sums dgamma, dbeta in another order: float32 tolerance).
 template <typename T>
 __device__ __forceinline__ void bn_feedback_apply(const T* __restrict__ fb, const T* __restrict__ xhat,
                                                   const T* __restrict__ gamma, const T* __restrict__ inv_std,
@@ -209,13 +263,14 @@ __device__ __forceinline__ void bn_feedback_apply(const T* __restrict__ fb, cons
                                                   T* __restrict__ out, int M, int C, int train) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    const T s = gamma[c] * inv_std[c];
+    const T s = mul_rn(gamma[c], inv_std[c]);
     const T m = T(M);
-    const T a = train ? (-s * dgamma[c]) / m : T(0);
-    const T b = train ? (-s * dbeta[c]) / m : T(0);
+    const T a = train ? mul_rn(-s, dgamma[c]) / m : T(0);
+    const T b = train ? mul_rn(-s, dbeta[c]) / m : T(0);
     for (int r = blockIdx.y * blockDim.y + threadIdx.y; r < M; r += gridDim.y * blockDim.y) {
         const int e = r * C + c;
-        out[e] = train ? (xhat[e] * a + b) + fb[e] * s : fb[e] * s;
+        const T fs = mul_rn(fb[e], s);
+        out[e] = train ? add_rn(add_rn(mul_rn(xhat[e], a), b), fs) : fs;
     }
 }
 
@@ -239,24 +294,35 @@ extern "C" __global__ void relu_feedback_f64(const double* __restrict__ fb, cons
     bp_relu_bn::relu_feedback(fb, y, out, total);
 }
 
-extern "C" __global__ void bn_stats_partial_f32(const float* __restrict__ x, float* __restrict__ part,
-                                                int M, int C, int chunk) {
-    bp_relu_bn::bn_stats_partial(x, part, M, C, chunk);
-}
-extern "C" __global__ void bn_stats_partial_f64(const double* __restrict__ x, double* __restrict__ part,
-                                                int M, int C, int chunk) {
-    bp_relu_bn::bn_stats_partial(x, part, M, C, chunk);
-}
 
-extern "C" __global__ void bn_stats_final_f32(const float* __restrict__ part, float* __restrict__ mean,
-                                              float* __restrict__ var, float* __restrict__ inv_std,
-                                              float epsilon, int G, int C) {
-    bp_relu_bn::bn_stats_final(part, mean, var, inv_std, epsilon, G, C);
+
+extern "C" __global__ void bn_stats_f32(const float* __restrict__ x, float* __restrict__ part, int M, int C,
+                                      int chunk, unsigned int* __restrict__ counters, float* __restrict__ mean,
+                                      float* __restrict__ var, float* __restrict__ inv_std, float epsilon,
+                                      float* __restrict__ moving_mean, float* __restrict__ moving_var,
+                                      float momentum, float one_minus_momentum, float unbias, int update) {
+    bp_relu_bn::bn_stats(x, part, M, C, chunk, counters, mean, var, inv_std, epsilon, moving_mean, moving_var,
+                         momentum, one_minus_momentum, unbias, update);
 }
-extern "C" __global__ void bn_stats_final_f64(const double* __restrict__ part, double* __restrict__ mean,
-                                              double* __restrict__ var, double* __restrict__ inv_std,
-                                              double epsilon, int G, int C) {
-    bp_relu_bn::bn_stats_final(part, mean, var, inv_std, epsilon, G, C);
+extern "C" __global__ void bn_stats_f64(const double* __restrict__ x, double* __restrict__ part, int M, int C,
+                                      int chunk, unsigned int* __restrict__ counters, double* __restrict__ mean,
+                                      double* __restrict__ var, double* __restrict__ inv_std, double epsilon,
+                                      double* __restrict__ moving_mean, double* __restrict__ moving_var,
+                                      double momentum, double one_minus_momentum, double unbias, int update) {
+    bp_relu_bn::bn_stats(x, part, M, C, chunk, counters, mean, var, inv_std, epsilon, moving_mean, moving_var,
+                         momentum, one_minus_momentum, unbias, update);
+}
+extern "C" __global__ void bn_feedback_sums_f32(const float* __restrict__ fb, const float* __restrict__ xhat,
+                                              float* __restrict__ part, int M, int C, int chunk,
+                                              unsigned int* __restrict__ counters, float* __restrict__ dgamma,
+                                              float* __restrict__ dbeta) {
+    bp_relu_bn::bn_feedback_sums(fb, xhat, part, M, C, chunk, counters, dgamma, dbeta);
+}
+extern "C" __global__ void bn_feedback_sums_f64(const double* __restrict__ fb, const double* __restrict__ xhat,
+                                              double* __restrict__ part, int M, int C, int chunk,
+                                              unsigned int* __restrict__ counters, double* __restrict__ dgamma,
+                                              double* __restrict__ dbeta) {
+    bp_relu_bn::bn_feedback_sums(fb, xhat, part, M, C, chunk, counters, dgamma, dbeta);
 }
 
 extern "C" __global__ void bn_forward_f32(const float* __restrict__ x, const float* __restrict__ mean,
@@ -272,23 +338,7 @@ extern "C" __global__ void bn_forward_f64(const double* __restrict__ x, const do
     bp_relu_bn::bn_forward(x, mean, inv_std, gamma, beta, xhat, y, M, C);
 }
 
-extern "C" __global__ void bn_feedback_partial_f32(const float* __restrict__ fb, const float* __restrict__ xhat,
-                                                   float* __restrict__ part, int M, int C, int chunk) {
-    bp_relu_bn::bn_feedback_partial(fb, xhat, part, M, C, chunk);
-}
-extern "C" __global__ void bn_feedback_partial_f64(const double* __restrict__ fb, const double* __restrict__ xhat,
-                                                   double* __restrict__ part, int M, int C, int chunk) {
-    bp_relu_bn::bn_feedback_partial(fb, xhat, part, M, C, chunk);
-}
 
-extern "C" __global__ void bn_feedback_final_f32(const float* __restrict__ part, float* __restrict__ dgamma,
-                                                 float* __restrict__ dbeta, int G, int C) {
-    bp_relu_bn::bn_feedback_final(part, dgamma, dbeta, G, C);
-}
-extern "C" __global__ void bn_feedback_final_f64(const double* __restrict__ part, double* __restrict__ dgamma,
-                                                 double* __restrict__ dbeta, int G, int C) {
-    bp_relu_bn::bn_feedback_final(part, dgamma, dbeta, G, C);
-}
 
 extern "C" __global__ void bn_feedback_apply_f32(const float* __restrict__ fb, const float* __restrict__ xhat,
                                                  const float* __restrict__ gamma, const float* __restrict__ inv_std,

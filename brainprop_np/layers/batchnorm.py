@@ -37,12 +37,11 @@ class BatchNorm(Layer):
     def forward(self, x, train):
         self.train = train
         if train:
-            self.xhat, y, mean, var, self.inv_std = self.k.batchnorm_train_forward(
-                x, self.params["gamma"], self.params["beta"], self.epsilon)
-            # moving_mean ← momentum·moving_mean + (1 − momentum)·mean, moving_variance likewise
-            # with the unbiased var·M/(M − 1); in place, one fused update (one launch on the GPU)
-            self.k.batchnorm_update_moving(self.state["moving_mean"], self.state["moving_variance"],
-                                           mean, var, self.momentum, x.size // x.shape[-1])
+            # and moving_mean ← momentum·moving_mean + (1 − momentum)·mean, moving_variance likewise
+            # with the unbiased var·M/(M − 1), in place (on the GPU inside the statistics kernel)
+            self.xhat, y, mean, var, self.inv_std = self.k.batchnorm_train_forward_update(
+                x, self.params["gamma"], self.params["beta"], self.epsilon,
+                self.state["moving_mean"], self.state["moving_variance"], self.momentum)
             return y
         self.inv_std = 1.0 / self.xp.sqrt(self.state["moving_variance"] + self.epsilon)
         self.xhat, y = self.k.batchnorm_forward(x, self.state["moving_mean"], self.inv_std,

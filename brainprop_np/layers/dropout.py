@@ -27,7 +27,8 @@ class Dropout(Layer):
             self.mask = self.fixed_mask
         else:
             u = self.rng.random(x.shape, dtype=self.dtype)
-            self.mask = self.k.dropout_mask(u, self.rate, self.dtype)
+            y, self.mask = self.k.dropout_forward(x, u, self.rate)      # y = x·mask (one launch on the GPU)
+            return y
         return x * self.mask
 
     def feedback(self, fb, need_input_fb=True):

@@ -6,18 +6,20 @@ takes this set when numba imports (`BRAINPROP_KERNELS=numpy`, or the config key
 per-channel updates, softmax, EBP's output step) is the reference's own function.
 
 Agreement with the reference (tests/test_fast_kernels.py):
-  same bits    im2col, col2im, max-pool, ReLU, dropout mask, SGD, BatchNorm's
+  same bits    im2col, col2im, max-pool, ReLU, dropout mask and forward, SGD, BatchNorm's
                normalisation and feedback given the same statistics;
   rounding     BatchNorm's statistics and (dgamma, dbeta) (float64 sums in another order:
-               within 1 ulp of float32 in practice); the locally-connected GEMMs and
-               the output step's softmax (as BLAS and libm round; ≈ 1e-6 relative in float32).
+               within 1 ulp of float32 in practice); the output step's loss (a float64
+               sum). The locally-connected GEMMs go through BLAS as in the reference.
 The thread count is set in kernels/threads.py, together with BLAS's.
 """
-from ..cpu import (batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
+from ..cpu import (batched_matmul, batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
                    select_actions, softmax, xp)
 from .batchnorm import (batchnorm_feedback_inference, batchnorm_feedback_train,  # noqa: F401
-                        batchnorm_forward, batchnorm_stats, batchnorm_train_forward)
-from .elementwise import dropout_mask, relu_feedback, relu_forward, sgd_update  # noqa: F401
+                        batchnorm_forward, batchnorm_stats, batchnorm_train_forward,
+                        batchnorm_train_forward_update)
+from .elementwise import (dropout_forward, dropout_mask, relu_feedback, relu_forward,  # noqa: F401
+                          sgd_update)
 from .im2col import col2im, im2col, maxpool_feedback, maxpool_forward  # noqa: F401
 from .locally_connected import lc_feedback, lc_forward  # noqa: F401
 from .output import brainprop_step  # noqa: F401

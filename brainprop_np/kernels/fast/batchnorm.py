@@ -151,3 +151,12 @@ def batchnorm_feedback_inference(fb, xhat, gamma, inv_std):
     out = np.empty(fb.shape, fb.dtype)
     _scale(fr.size, fr, (gamma * inv_std).astype(fb.dtype), out.reshape(fr.shape))
     return out, dgamma, dbeta
+
+
+def batchnorm_train_forward_update(x, gamma, beta, epsilon, moving_mean, moving_variance, momentum):
+    """batchnorm_train_forward, then the running statistics updated in place
+    (cpu.batchnorm_update_moving, m = the rows of x); returns batchnorm_train_forward's tuple."""
+    from ..cpu import batchnorm_update_moving
+    out = batchnorm_train_forward(x, gamma, beta, epsilon)
+    batchnorm_update_moving(moving_mean, moving_variance, out[2], out[3], momentum, x.size // x.shape[-1])
+    return out

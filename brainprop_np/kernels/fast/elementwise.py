@@ -51,14 +51,37 @@ def dropout_mask(u, rate, dtype):
 
 
 @kernel
+def _dropout_forward(x, u, rate, scale, y, mask):
+    for i in prange(x.size):
+        m = scale if u[i] >= rate else 0
+        mask[i] = m
+        y[i] = x[i] * m
+
+
+def dropout_forward(x, u, rate):
+    """The dropout layer's training forward in one pass: (y, mask) with
+    mask = [u ≥ rate] / (1 − rate) and y = x·mask."""
+    t = x.dtype.type
+    y, mask = np.empty(x.shape, x.dtype), np.empty(x.shape, x.dtype)
+    _dropout_forward(x.size, np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(u).reshape(-1),
+                     u.dtype.type(rate), t(1.0 / (1.0 - rate)), y.reshape(-1), mask.reshape(-1))
+    return y, mask
+
+
+@kernel
 def _sgd_update(w, g, lr, decay, use_decay):
     for i in prange(w.size):
         wi = w[i] * decay if use_decay else w[i]
         w[i] = wi - g[i] * lr
 
 
-def sgd_update(w, g, lr, decay=1.0):
-    """In place: w ← w·decay − lr·g, one pass (decay = 1 skips the product). Returns w."""
+def sgd_update(w, g, lr, decay=1.0, sumsq=None):
+    """In place: w ← w·decay − lr·g, one pass (decay = 1 skips the product). Returns w.
+    sumsq: None, or a 0-d array to which Σ w² of the old w is added first (np.vdot, as the
+    reference: the L2 term of the loss)."""
+    if sumsq is not None:
+        flat = w.reshape(-1)
+        sumsq += np.vdot(flat, flat)
     if not (w.flags.c_contiguous and w.flags.writeable) or g.shape != w.shape:
         from .. import cpu
         return cpu.sgd_update(w, g, lr, decay)
