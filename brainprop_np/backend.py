@@ -84,7 +84,7 @@ def _try_cupy():
         cupy = _import_cupy()
     except Exception as e:  # ImportError, or a broken CUDA install
         return None, (f"CuPy is not importable ({_one_line(e)}); install the GPU extra: "
-                      "pip install -e .[gpu] (CUDA 12) or .[gpu13] (CUDA 13)"), False
+                      "pip install -e \".[gpu]\" (CUDA 12) or \".[gpu13]\" (CUDA 13)"), False
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:

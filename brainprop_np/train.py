@@ -319,7 +319,7 @@ def _quiet_fp():
 
     A diverging run would print them before its one-line error; the loss check after each
     epoch reports a non-finite loss instead. np.errstate covers this thread; the warnings
-    filter covers the worker threads of kernels/threads.py, which do not inherit errstate.
+    filter covers any other thread (which does not inherit errstate).
     """
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=RuntimeWarning,

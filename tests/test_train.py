@@ -430,3 +430,22 @@ def test_a_resumed_fallback_run_keeps_saying_it_trained_on_the_mnist_sample(tmp_
     assert resumed.summary["epochs_run"] == 2
     assert d["used"] == "mnist_sample" and d["requested"] == "mnist" and d["fallback"] is True
     assert d["fallback_reason"] == first.summary["dataset"]["fallback_reason"]
+
+
+@pytest.mark.parametrize("kernels", ["fast", "numpy"])
+def test_summary_records_the_kernel_set_and_threads(tmp_path, kernels):
+    if kernels == "fast":
+        pytest.importorskip("numba", reason="the fast CPU kernel set needs numba")
+    cfg = _config(epochs=1)
+    cfg["kernels"] = kernels
+    s = _run(tmp_path, kernels, cfg).summary
+    assert s["kernels"] == kernels and s["threads"] >= 1
+    assert (s["kernel_compile_seconds"] is not None) == (kernels == "fast")
+    assert json.loads((tmp_path / kernels / "summary.json").read_text())["kernels"] == kernels
+
+
+def test_bad_thread_count_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINPROP_THREADS", "two")
+    with pytest.raises(ConfigError, match="BRAINPROP_THREADS='two' is not allowed; use an integer >= 1"):
+        _run(tmp_path, "x")
+    assert not (tmp_path / "x").exists()
