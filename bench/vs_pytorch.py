@@ -12,9 +12,11 @@ would write it. Both sides use float32, the same number of threads, and random i
 of MNIST's shape (timing does not depend on the pixel values).
 
 Each round times every side for `--steps` steps, alternating, so that both see the same
-machine load; the table gives the median over rounds, the seconds per 60,000-image
-epoch, the ratio ours/PyTorch, the share of the machine's float32 GEMM rate (measured in
-the same run) and the peak RSS. Skips with one line when torch is not installed.
+machine load; each side runs in a process of its own (torch's OpenMP threads keep
+spinning after its work and would slow whatever runs next in the same process). The
+table gives the median over rounds, the seconds per 60,000-image epoch, the ratio
+ours/PyTorch, the share of the machine's float32 GEMM rate (measured in the same run)
+and each side's peak RSS. Skips with one line when torch is not installed.
 """
 import argparse
 import os
@@ -132,41 +134,69 @@ def time_ours(model, kernels, steps, state):
     return (time.perf_counter() - t) / steps
 
 
+def worker(impl, nets, steps):
+    """In a process of its own: {net: seconds per step} for one implementation, and peak RSS."""
+    from brainprop_np.kernels import threads as thr
+    n_threads = thr.configure()
+    out, state = {}, {}
+    if impl == "torch":
+        import torch
+        torch.set_num_threads(n_threads)
+        for model in nets:
+            out[model] = time_torch(torch, model, steps, state)
+    else:
+        for model in nets:
+            out[model] = time_ours(model, impl, steps, state)
+    out["_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["_threads"] = n_threads
+    return out
+
+
 def main(argv=None):
+    import json
+    import subprocess
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", default="dense,conv,loccon")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--kernels", default="fast,numpy", help="our kernel sets to time (fast, numpy)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    nets = args.nets.split(",")
+    if args.worker:
+        print(json.dumps(worker(args.worker, nets, args.steps)))
+        return 0
     try:
         import torch
     except ImportError:
         print("bench/vs_pytorch.py: torch is not installed; nothing to compare (pip install torch)")
         return 0
-    from brainprop_np.kernels import threads as thr
-    n_threads = thr.configure()
-    torch.set_num_threads(n_threads)
     sets = args.kernels.split(",")
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads); brainprop_np kernel sets {sets}; "
-          f"{n_threads} threads; {args.rounds} rounds × {args.steps} steps, alternating")
     rate = gemm_rate(bp.get_backend("cpu"))
+    print(f"torch {torch.__version__}; brainprop_np kernel sets {sets}; {args.rounds} rounds × {args.steps} "
+          f"steps, alternating, each side in its own process")
     print(f"float32 GEMM (2048^3): {rate:.1f} GFLOP/s")
-    times, state_t, state_o = {}, {}, {}
-    for r in range(args.rounds):
-        for model in args.nets.split(","):
-            times.setdefault((model, "torch"), []).append(time_torch(torch, model, args.steps, state_t))
-            for ks in sets:
-                times.setdefault((model, ks), []).append(time_ours(model, ks, args.steps, state_o))
+    impls = ["torch"] + sets
+    times, rss, n_threads = {}, {}, {}
+    for _ in range(args.rounds):
+        for impl in impls:
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--nets", args.nets,
+                   "--steps", str(args.steps)]
+            res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            rss[impl] = max(rss.get(impl, 0), res.pop("_rss_mib"))
+            n_threads[impl] = res.pop("_threads")
+            for model, t in res.items():
+                times.setdefault((model, impl), []).append(t)
+    print(f"threads: {n_threads}")
     print(f"{'net':<8}{'impl':<8}{'ms/step':>9}{'s/epoch':>9}{'÷ torch':>9}{'of GEMM':>9}")
-    for model in args.nets.split(","):
+    for model in nets:
         flops = step_flops(bp.build_network(model, (28, 28, 1), 10, device="cpu"), BATCH[model])
         t_torch = float(np.median(times[(model, "torch")]))
-        for impl in ["torch"] + sets:
+        for impl in impls:
             t = float(np.median(times[(model, impl)]))
             print(f"{model:<8}{impl:<8}{t * 1e3:>9.2f}{EPOCH / BATCH[model] * t:>9.2f}"
                   f"{t / t_torch:>9.2f}{flops / t / 1e9 / rate:>9.0%}")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print("peak RSS (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
     return 0
 
 
