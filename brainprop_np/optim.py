@@ -3,7 +3,10 @@
     lr(epoch) = lr0 · 0.5^(epoch // halve_every)          (epoch counted from 0)
     W ← W − lr · (∂L/∂W + 2·l2·W)   for kernels (Keras l2(λ) adds λ·ΣW² to the loss)
     gamma ← gamma − lr · ∂L/∂gamma, beta likewise  (no regularisation, as in the original code)
+Kolen–Pollack layers (feedback.py) learn their feedback_kernel B with the kernel's update,
+L2 included, and both decay by lr·feedback_decay more: W ← W(1 − 2·lr·l2 − lr·λ) − lr·∂L/∂W.
 """
+KERNELS = ("kernel", "feedback_kernel")
 
 
 class SGD:
@@ -25,11 +28,14 @@ class SGD:
     def step(self, net, lr):
         """Apply the layers' stored grads in place: W ← W·decay − lr·∂L/∂W.
 
-        decay = 1 − 2·lr·l2 for kernels (the L2 term folded in), 1 for everything else.
+        decay = 1 − 2·lr·l2 for kernels (the L2 term folded in; − lr·feedback_decay for
+        Kolen–Pollack kernels and their B), 1 for everything else.
         One fused update per array (`kernels.sgd_update`: one launch on the GPU, no
         temporary the size of W on the CPU); the grads are left as they are.
         """
         k = net.backend.kernels
         for layer, pname, w in net.trainable():
-            decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and pname == "kernel") else 1.0
+            decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and pname in KERNELS) else 1.0
+            if pname in KERNELS and layer.feedback_decay:       # Kolen–Pollack: on W and B alike
+                decay -= lr * layer.feedback_decay
             k.sgd_update(w, layer.grads[pname], lr, decay)

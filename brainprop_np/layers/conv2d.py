@@ -49,5 +49,5 @@ class Conv2D(Layer):
         if not need_input_fb:
             return None
         dcols = self.k.workspace(self.ws, "dcols", self.cols.shape, fb.dtype)
-        self.xp.matmul(fb2, w.reshape(-1, self.filters).T, out=dcols)
+        self.xp.matmul(fb2, self._fb_kernel().reshape(-1, self.filters).T, out=dcols)
         return self.k.col2im(dcols, self.x_shape, *self._geometry(), ws=self.ws)

@@ -48,10 +48,9 @@ class LocallyConnected2D(Layer):
     def feedback(self, fb, need_input_fb=True):
         b = fb.shape[0]
         fbp = self.xp.ascontiguousarray(fb.reshape(b, -1, self.filters).transpose(1, 0, 2))  # (P, B, F)
-        w = self.params["kernel"]
         self.grads["kernel"] = self.xp.matmul(self.cols.transpose(0, 2, 1), fbp)          # (P, K, F)
         if not need_input_fb:
             return None
         dcols = self.k.workspace(self.ws, "dcols", self.cols.shape, fb.dtype)
-        self.xp.matmul(fbp, w.transpose(0, 2, 1), out=dcols)                              # (P, B, K)
+        self.xp.matmul(fbp, self._fb_kernel().transpose(0, 2, 1), out=dcols)                              # (P, B, K)
         return self.k.col2im(dcols, self.x_shape, *self._geometry(), positions_first=True, ws=self.ws)
