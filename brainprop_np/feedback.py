@@ -214,17 +214,23 @@ def symmetric(net):
 
 
 def angle(a, b, xp=np):
-    """Degrees between two arrays seen as vectors (nan when either is zero); one host read."""
-    a, b = a.reshape(-1), b.reshape(-1)
-    na, nb = xp.sqrt(xp.vdot(a, a)), xp.sqrt(xp.vdot(b, b))
-    c = float(xp.vdot(a, b) / (na * nb)) if float(na) > 0 and float(nb) > 0 else float("nan")
-    return math.degrees(math.acos(max(-1.0, min(1.0, c)))) if c == c else float("nan")
+    """Degrees between two arrays seen as vectors (nan when either is zero); float64, two host reads.
+
+    2·atan2(‖â − b̂‖, ‖â + b̂‖) with â = a/‖a‖: accurate near 0° and 180° (acos is not).
+    """
+    a, b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
+    na, nb = float(xp.sqrt(xp.vdot(a, a))), float(xp.sqrt(xp.vdot(b, b)))
+    if not (na > 0 and nb > 0):
+        return float("nan")
+    a, b = a / na, b / nb
+    d, s = a - b, a + b
+    return math.degrees(2.0 * math.atan2(float(xp.sqrt(xp.vdot(d, d))), float(xp.sqrt(xp.vdot(s, s)))))
 
 
 def alignment(net, rule, x, labels, epoch=0, batch_size=None):
     """Rows (ALIGNMENT_COLUMNS) for each layer with a kernel on one fixed batch.
 
-    weight_angle: ∠(W, B) (0 for symmetric, empty for dfa, whose B has another shape);
+    weight_angle: ∠(W, B) (0 for symmetric, nan for dfa, whose B has another shape);
     grad_angle: ∠(the delivered update, the true gradient of the same loss): the rule's
     grads with this feedback and with symmetric feedback, both in inference mode
     (running BatchNorm statistics, no dropout, greedy choice) so that nothing random is
@@ -243,7 +249,7 @@ def alignment(net, rule, x, labels, epoch=0, batch_size=None):
         if mode == "symmetric":
             wa = 0.0
         elif mode == "dfa":
-            wa = None
+            wa = float("nan")
         else:
             if mode == "sign":
                 refresh_sign(layer)

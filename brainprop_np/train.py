@@ -201,13 +201,19 @@ def _build(cfg, split):
     try:
         return build_network(cfg["model"], input_shape=split.input_shape, n_classes=split.n_classes,
                              seed=cfg["seed"], device=cfg["device"], dtype=cfg["dtype"],
-                             algorithm=cfg["algorithm"], init_std=t["init_std"])
+                             algorithm=cfg["algorithm"], init_std=t["init_std"], **feedback_args(cfg))
     except BackendError as e:
         raise TrainingError(str(e)) from None
     except (ValueError, TypeError) as e:
         msg = str(e)
         msg = msg if msg.startswith("model") else f"model: {msg}"    # no "model: model layer 0 ..."
         raise ConfigError(f"{msg} (input {split.input_shape}, {split.n_classes} classes)") from None
+
+
+def feedback_args(cfg):
+    """build_network's untied-feedback arguments from a resolved config."""
+    return {"feedback": cfg["feedback"], "feedback_decay": cfg["feedback_decay"],
+            "feedback_sign": cfg["feedback_sign"]}
 
 
 def _load_weights(net, path, what):
@@ -297,6 +303,8 @@ class _Run:
         self.message = None
         self.test_acc = None
         self.partial = None       # (perm, loss_sum, correct, seconds) of an interrupted epoch
+        self.alignment = []       # alignment.csv rows (untied feedback), feedback.ALIGNMENT_COLUMNS
+        self.align_batch = None   # (x, labels) of the fixed batch they are measured on
 
     # ---- files
     def path(self, name):
@@ -362,6 +370,7 @@ class _Run:
                     "net_backend": self.backend.name},
             "data": self.data_info,
             "seed": self.cfg["seed"],
+            "alignment": self.alignment,
         }
 
     def write_checkpoint(self, arrays=None):
@@ -374,6 +383,7 @@ class _Run:
         if self.es_best is not None:          # float32-rounded (a no-op for this version's checkpoints)
             self.es_best = float(np.float32(self.es_best))
         self.best_val_acc, self.best_epoch = meta["best_val_acc"], meta["best_epoch"]
+        self.alignment = [dict(r) for r in meta.get("alignment", [])]
         if not set_rng_state(self.host_rng, meta["rng"]["host"]):
             raise TrainingError(f"{self.path('checkpoint.npz')}: the shuffling generator's state cannot be restored")
         if not set_rng_state(self.net.rng, meta["rng"]["net"]):
@@ -385,6 +395,20 @@ class _Run:
         if self.batch:
             self.partial = (np.asarray(arrays["perm"]), arrays["loss_sum"], arrays["correct"],
                             float(arrays["seconds"]))
+
+    def measure_alignment(self):
+        """Untied feedback: append this epoch's angles to alignment.csv (feedback.alignment).
+
+        Inference mode on a fixed batch: no random draw and no statistic changes, so the
+        run continues exactly as it would without the measurement.
+        """
+        from . import feedback as F
+        if self.align_batch is None or not F.is_untied(self.net):
+            return
+        x, y = self.align_batch
+        self.alignment += F.alignment(self.net, self.rule, x, y, epoch=self.epoch,
+                                      batch_size=self.cfg["train"]["batch_size"])
+        write_csv(self.path("alignment.csv"), F.ALIGNMENT_COLUMNS, self.alignment)
 
     def es_text(self):
         """Early stopping's state in words, for the epoch line (its counter is not `best`'s)."""
@@ -477,6 +501,7 @@ class _Run:
             else:
                 self.es_wait += 1
             self.epoch, self.batch = self.epoch + 1, 0
+            self.measure_alignment()
             self.write_checkpoint()
             self.write_history()
             self.write_summary()
@@ -600,6 +625,10 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     if meta:
         run.restore(meta, arrays)
     run.train_it = BatchIterator(split.x_train, split.y_train, net.backend, cfg["dtype"])
+    if cfg["alignment"]:
+        n_align = min(t["batch_size"], len(split.x_train))    # the first training images, every epoch
+        run.align_batch = next(BatchIterator(split.x_train[:n_align], split.y_train[:n_align], net.backend,
+                                             cfg["dtype"]).epoch(n_align))
     run.val_it = BatchIterator(split.x_val, split.y_val, net.backend, cfg["dtype"])
 
     write_text(run.path("config.yaml"),
@@ -618,6 +647,8 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         # one-line non-finite-loss error: the loss check after each epoch reports it instead.
         with _quiet_fp(), _SigintFlag() as sigint, \
                 _runtime(lambda: f"training stopped in epoch {run.epoch + 1}"):
+            if not meta:
+                run.measure_alignment()          # epoch 0: the initial network
             run.loop(sigint)
     except KeyboardInterrupt:
         if run.path("checkpoint.npz").is_file():
