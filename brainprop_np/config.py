@@ -16,7 +16,8 @@ them null, so that `model=deep` on the command line also brings deep's L2 (and
     init_from: null           # path of weights (.npz of this project or Keras .h5) to start from
     feedback: symmetric       # feedback weights: symmetric (the paper) | random | sign | kolen_pollack | dfa
                               # (per layer: a `feedback` key in a conv2d / locally_connected2d / dense spec)
-    feedback_decay: 0.0       # kolen_pollack: weight decay λ on both W and B (W ← W(1 − lr·λ) − lr·tag)
+    feedback_decay: 0.001     # kolen_pollack: weight decay λ on both W and B (W ← W(1 − lr·λ) − lr·tag);
+                              # W − B shrinks by (1 − lr·λ) a step: to 6% in 60 MNIST epochs at lr 0.1
     feedback_sign: rms        # sign: |B| = RMS of the layer's W (uSF) | random: a fixed |R| (frSF)
     alignment: true           # untied feedback: angles W–B and update–gradient per layer and epoch
                               # on one fixed batch, in alignment.csv (false: off)
@@ -75,7 +76,7 @@ DEFAULTS = {
     "model": None,
     "init_from": None,
     "feedback": "symmetric",
-    "feedback_decay": 0.0,
+    "feedback_decay": 0.001,
     "feedback_sign": "rms",
     "alignment": True,
     "data": {

@@ -133,7 +133,7 @@ class Wiring:
             layer.grads["feedback_kernel"] = layer.grads["kernel"]
 
 
-def setup(net, feedback="symmetric", feedback_decay=0.0, feedback_sign="rms", seed=1, init_std=0.005):
+def setup(net, feedback="symmetric", feedback_decay=0.001, feedback_sign="rms", seed=1, init_std=0.005):
     """Give every kernel layer its mode (its spec's `feedback`, else `feedback`) and arrays.
 
     Sets layer.feedback_mode (+ feedback_decay, feedback_sign) and net.untied: a Wiring,

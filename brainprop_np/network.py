@@ -209,7 +209,7 @@ def _output_name(algorithm, counts):
 
 
 def build_network(model, input_shape, n_classes, seed=1, device="auto", dtype="float32",
-                  algorithm="brainprop", init_std=None, feedback="symmetric", feedback_decay=0.0,
+                  algorithm="brainprop", init_std=None, feedback="symmetric", feedback_decay=0.001,
                   feedback_sign="rms"):
     """Build a network from a preset name ('dense', 'conv', 'loccon', 'deep') or layer specs.
 

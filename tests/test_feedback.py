@@ -451,3 +451,22 @@ def test_explain_shows_each_layers_mode_and_alignment():
     cfg["feedback"] = "symmetric"
     trace, text, _ = explain_config(cfg)
     assert not trace.feedback and "untied" not in text
+
+
+UNTIED_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "untied").glob("*.yaml"))
+
+
+def test_untied_configs_ship_for_conv_and_loccon_in_every_mode():
+    assert {p.stem for p in UNTIED_CONFIGS} == {f"mnist_{n}_{m}" for n in ("conv", "loccon") for m in F.MODES}
+
+
+@pytest.mark.parametrize("path", UNTIED_CONFIGS, ids=lambda p: p.stem)
+def test_untied_config_is_the_papers_config_but_for_its_feedback(path):
+    from brainprop_np.config import load_config
+    _, net, mode = path.stem.split("_", 2)
+    cfg = load_config(path)
+    ref = load_config(path.parents[1] / f"mnist_{net}.yaml")
+    assert (cfg["name"], cfg["model"], cfg["feedback"], cfg["alignment"]) == (path.stem, net, mode, True)
+    for key in ("name", "feedback"):
+        cfg.pop(key), ref.pop(key)
+    assert cfg == ref
