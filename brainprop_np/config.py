@@ -105,7 +105,7 @@ DEFAULTS = {
 
 # Keys that may change when a run is resumed (anything else would change the experiment).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.min_delta", "train.eval_batch_size",
-                  "device", "data.root", "data.download", "init_from", "name")
+                  "device", "data.root", "data.download", "init_from", "name", "alignment")
 
 
 class ConfigError(ValueError):

@@ -149,6 +149,17 @@ def setup(net, feedback="symmetric", feedback_decay=0.001, feedback_sign="rms", 
     kernels = [l for l in layers if has_kernel(l)]
     for layer in kernels:
         layer.feedback_mode = getattr(layer, "feedback_spec", None) or feedback
+    seen_dfa = None
+    for i in range(len(layers) - 2, -1, -1):       # hidden kernel layers, top down
+        layer = layers[i]
+        if not has_kernel(layer):
+            continue
+        if layer.feedback_mode == "dfa":
+            seen_dfa = seen_dfa if seen_dfa is not None else i
+        elif seen_dfa is not None:
+            raise ValueError(f"model layer {i} ({layer.keras_class}): feedback={layer.feedback_mode!r} below the "
+                             f"dfa layer {seen_dfa} would receive no feedback (a dfa block sends none down); "
+                             "use feedback: dfa here too, or a mode other than dfa above it")
     out = layers[-1]
     if out.feedback_mode == "dfa" and (len(kernels) == 1 or kernels[-2].feedback_mode != "dfa"):
         # the block below the output is not direct (or there is none): the output's fixed

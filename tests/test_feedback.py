@@ -418,6 +418,8 @@ def test_alignment_rows_measure_angles():
     (["model=[{type: dense, units: 4, feedback: mirror}]"], ["feedback='mirror'", "kolen_pollack"]),
     (["model=[{type: flatten}, {type: relu, feedback: random}]"], ["unknown key 'feedback'", "relu"]),
     (["model=[{type: flatten}, {type: dense, units: 4, feedbak: random}]"], ["unknown key 'feedbak'", "feedback"]),
+    (["feedback=dfa", "model=[{type: flatten}, {type: dense, units: 4, feedback: random}, {type: dense, units: 4}]"],
+     ["model layer 1 (dense): feedback='random' below the dfa layer 2", "no feedback"]),
 ])
 def test_bad_modes_and_keys_exit_2_with_one_line(tmp_path, monkeypatch, capsys, args, words):
     import yaml
@@ -470,3 +472,12 @@ def test_untied_config_is_the_papers_config_but_for_its_feedback(path):
     for key in ("name", "feedback"):
         cfg.pop(key), ref.pop(key)
     assert cfg == ref
+
+
+def test_a_resume_may_not_change_the_feedback_but_may_switch_alignment():
+    from brainprop_np.config import ConfigError, check_resume_overrides, resolve
+    old = resolve(_config(feedback="random"))
+    check_resume_overrides(old, resolve(old, ["alignment=false"]))
+    for key in ("feedback=sign", "feedback_decay=0.1", "feedback_sign=random"):
+        with pytest.raises(ConfigError, match="not allowed when resuming"):
+            check_resume_overrides(old, resolve(old, [key]))
