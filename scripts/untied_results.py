@@ -34,19 +34,18 @@ def run_one(net, algorithm, mode, args, overrides):
     ov = [f"algorithm={algorithm}", f"train.epochs={args.epochs}", f"data.limit_train={args.limit_train}",
           f"data.limit_test={args.limit_test}", "train.patience=null"] + list(overrides)
     summary = out / "summary.json"
-    if summary.is_file():
-        s = json.loads(summary.read_text())
+    mine = out / "overrides.json"
+    if (out / "checkpoint.npz").is_file():
+        if not mine.is_file() or json.loads(mine.read_text()) != ov:
+            raise SystemExit(f"error: {out} was made with other settings; choose another --runs")
+        s = json.loads(summary.read_text()) if summary.is_file() else {}
         if s.get("stop_reason") in FINAL:
-            mine = (out / "overrides.json")
-            if not mine.is_file() or json.loads(mine.read_text()) != ov:
-                raise SystemExit(f"error: {out} was made with other settings; choose another --runs")
             return out, s
-        res = train(resume=out, verbose=True, progress=False)
-        return out, res.summary
-    out.parent.mkdir(parents=True, exist_ok=True)
+        return out, train(resume=out, verbose=True, progress=False).summary
+    out.mkdir(parents=True, exist_ok=True)
+    mine.write_text(json.dumps(ov))
     res = train(str(ROOT / "configs" / "untied" / f"mnist_{net}_{mode}.yaml"), out=out, overrides=ov,
                 verbose=True, progress=False)
-    (out / "overrides.json").write_text(json.dumps(ov))
     del bp
     return out, res.summary
 
@@ -80,17 +79,15 @@ def main(argv=None):
     ap.add_argument("overrides", nargs="*", help="key=value for every run, e.g. device=gpu")
     args = ap.parse_args(argv)
     nets, algos, modes = args.nets.split(","), args.algorithms.split(","), args.modes.split(",")
-    results = []
+    todo = [(net, algo, mode) for net in nets for algo in algos for mode in modes]
+    results = [(net, algo, mode, None, None) for net, algo, mode in todo]   # written after every run
     t0 = time.time()
-    for net in nets:
-        for algo in algos:
-            for mode in modes:
-                print(f"== {net} {algo} {mode}", flush=True)
-                out, s = run_one(net, algo, mode, args, args.overrides)
-                results.append((net, algo, mode, out, s))
-    wall = time.time() - t0
-    write_page(args, results, wall)
-    print(f"wrote {args.out}")
+    for i, (net, algo, mode) in enumerate(todo):
+        print(f"== {net} {algo} {mode}", flush=True)
+        out, s = run_one(net, algo, mode, args, args.overrides)
+        results[i] = (net, algo, mode, out, s)
+        write_page(args, results, time.time() - t0)
+        print(f"wrote {args.out} ({i + 1} of {len(todo)} runs)", flush=True)
     return 0
 
 
@@ -99,12 +96,13 @@ def write_page(args, results, wall):
     out = Path(args.out)
     figs = []
     for net in dict.fromkeys(r[0] for r in results):
-        runs = [r[3] for r in results if r[0] == net and r[1] == "brainprop" and r[2] != "symmetric"]
+        runs = [r[3] for r in results if r[0] == net and r[1] == "brainprop" and r[2] != "symmetric" and r[3]]
         if runs:
             png = out.parent / f"untied_feedback_{net}.png"
             plot_alignment(runs, png)
             figs.append((net, png.name))
-    s0 = results[0][4] if results else {}
+    s0 = next((r[4] for r in results if r[4]), {})
+    missing = sum(r[4] is None for r in results)
     ds = s0.get("dataset", {})
     lines = [
         "# Untied feedback on MNIST: what BrainProp loses without weight transport",
@@ -115,6 +113,8 @@ def write_page(args, results, wall):
         f"({time.strftime('%Y-%m-%d')}, {s0.get('backend', '?')} on {s0.get('device_name', '?')}, "
         f"{wall / 60:.0f} min for the runs not already on disk).",
         "",
+    ] + ([f"**Incomplete: {missing} of {len(results)} runs not yet made** (marked 'not run' below); rerun the "
+          "command to add them (finished runs are kept).", ""] if missing else []) + [
         "## What was measured",
         "",
         f"- Data: {ds.get('used', '?')}, the first {ds.get('n_train', '?')} training images, validation on the first "
@@ -139,6 +139,9 @@ def write_page(args, results, wall):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for net, algo, mode, run_dir, s in results:
+        if s is None:
+            lines.append(f"| {net} | {'BrainProp' if algo == 'brainprop' else 'EBP'} | {mode} | not run | | | | | |")
+            continue
         al = last_alignment(run_dir)
         hidden = dict(list(al.items())[:-1])      # rows are in layer order: the output layer is last
 
