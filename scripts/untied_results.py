@@ -28,7 +28,6 @@ BIOTORCH = {"symmetric": ("BP", 0.91), "random": ("FA", 1.7), "dfa": ("DFA", 1.6
 
 
 def run_one(net, algorithm, mode, args, overrides):
-    import brainprop_np as bp
     from brainprop_np.train import train
     out = Path(args.runs) / f"{net}_{algorithm}_{mode}"
     ov = [f"algorithm={algorithm}", f"train.epochs={args.epochs}", f"data.limit_train={args.limit_train}",
@@ -46,7 +45,6 @@ def run_one(net, algorithm, mode, args, overrides):
     mine.write_text(json.dumps(ov))
     res = train(str(ROOT / "configs" / "untied" / f"mnist_{net}_{mode}.yaml"), out=out, overrides=ov,
                 verbose=True, progress=False)
-    del bp
     return out, res.summary
 
 
