@@ -30,7 +30,9 @@ transposed: B = W. The other modes give the layer a `feedback_kernel` array:
                  B_l (`feedback_kernel`, shape (n_classes, units at the block's output))
                  is drawn N(0, init_std²) once (in `state`). The output layer's own tags
                  are pre × fb_out as always; it sends no feedback down when the block below
-                 it is direct.
+                 it is direct (else, e.g. with no hidden kernel layer, it is `random`: its
+                 fixed random feedback to that block *is* a direct path from the output).
+                 A non-dfa kernel layer below a dfa one is refused (it would get no feedback).
 
 The tag and the weight update stay pre × fb in every mode. Arrays are drawn on the host
 from numpy default_rng([seed, 3, layer index]) (their own stream: the forward weights are
