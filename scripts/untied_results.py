@@ -125,7 +125,9 @@ def write_page(args, results, wall):
         "alignment starts; they do **not** give converged accuracies. Those need the paper's protocol "
         "(up to 500 epochs with early stopping, seeds 1..10: `python run.py configs/untied/<config>`, "
         "`scripts/seeds.py`), which wants a GPU.",
-        "- Accuracy: the best validation accuracy over the epochs (on the limited test images).",
+        "- Accuracy: the best validation accuracy over the epochs (on the limited test images). "
+        "s/epoch is the wall time of a training pass on that loaded machine: it varies several-fold with the "
+        "other jobs and is not a speed comparison of the modes.",
         "- Alignment (alignment.csv, one fixed batch of training images, inference mode): ∠(W, B) per layer and "
         "∠(delivered update, true gradient of the same loss). Shown here: the mean over the hidden layers with "
         "a kernel at epoch 0 → the last epoch (the output layer's update is exact in every mode).",
