@@ -28,12 +28,16 @@ BIOTORCH = {"symmetric": ("BP", 0.91), "random": ("FA", 1.7), "dfa": ("DFA", 1.6
 
 
 def run_one(net, algorithm, mode, args, overrides):
-    from brainprop_np.train import train
+    from brainprop_np.train import TrainingError, train
     out = Path(args.runs) / f"{net}_{algorithm}_{mode}"
     ov = [f"algorithm={algorithm}", f"train.epochs={args.epochs}", f"data.limit_train={args.limit_train}",
           f"data.limit_test={args.limit_test}", "train.patience=null"] + list(overrides)
     summary = out / "summary.json"
     mine = out / "overrides.json"
+    if summary.is_file() and mine.is_file() and json.loads(mine.read_text()) == ov:
+        s = json.loads(summary.read_text())
+        if s.get("stop_reason") == "non_finite_loss":       # diverged: rerunning would diverge again
+            return out, s
     if (out / "checkpoint.npz").is_file():
         if not mine.is_file() or json.loads(mine.read_text()) != ov:
             raise SystemExit(f"error: {out} was made with other settings; choose another --runs")
@@ -43,8 +47,12 @@ def run_one(net, algorithm, mode, args, overrides):
         return out, train(resume=out, verbose=True, progress=False).summary
     out.mkdir(parents=True, exist_ok=True)
     mine.write_text(json.dumps(ov))
-    res = train(str(ROOT / "configs" / "untied" / f"mnist_{net}_{mode}.yaml"), out=out, overrides=ov,
-                verbose=True, progress=False)
+    try:
+        res = train(str(ROOT / "configs" / "untied" / f"mnist_{net}_{mode}.yaml"), out=out, overrides=ov,
+                    verbose=True, progress=False)
+    except TrainingError as e:          # a diverging run is a result too: the page says so
+        print(f"error: {e}", flush=True)
+        return out, json.loads(summary.read_text())
     return out, res.summary
 
 
@@ -141,6 +149,10 @@ def write_page(args, results, wall):
     for net, algo, mode, run_dir, s in results:
         if s is None:
             lines.append(f"| {net} | {'BrainProp' if algo == 'brainprop' else 'EBP'} | {mode} | not run | | | | | |")
+            continue
+        if s.get("stop_reason") == "non_finite_loss":
+            lines.append(f"| {net} | {'BrainProp' if algo == 'brainprop' else 'EBP'} | {mode} | diverged: "
+                         f"{s.get('message', 'non-finite loss').split(';')[0]} | | | | | |")
             continue
         al = last_alignment(run_dir)
         hidden = dict(list(al.items())[:-1])      # rows are in layer order: the output layer is last
