@@ -12,6 +12,7 @@ the random states (numpy `bit_generator.state` dicts).
 """
 import io
 import json
+import logging
 from collections import OrderedDict
 from pathlib import Path
 
@@ -76,7 +77,13 @@ def load_weights_file(net, path):
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        net.set_weights(read_weights(path))
+        weights = read_weights(path)
+        net.set_weights(weights, keep_feedback=True)
+        kept = [n for n, a in net.get_weights().items() if "feedback_kernel" in a
+                and "feedback_kernel" not in weights.get(n, {})]
+        if kept:      # e.g. a symmetric run's weights in an untied network
+            logging.getLogger(__name__).warning(
+                "%s holds no feedback weights for %s; they stay as drawn", path, ", ".join(kept))
     elif suffix in (".h5", ".hdf5"):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")

@@ -15,6 +15,13 @@ them null, so that `model=deep` on the command line also brings deep's L2 (and
     seed: 1                   # integer >= 0: weights, shuffling, exploration, dropout
     model: conv               # a preset (dense | conv | loccon | deep) or a list of layer specs
     init_from: null           # path of weights (.npz of this project or Keras .h5) to start from
+    feedback: symmetric       # feedback weights: symmetric (the paper) | random | sign | kolen_pollack | dfa
+                              # (per layer: a `feedback` key in a conv2d / locally_connected2d / dense spec)
+    feedback_decay: 0.001     # kolen_pollack: weight decay λ on both W and B (W ← W(1 − lr·λ) − lr·tag);
+                              # W − B shrinks by (1 − lr·λ) a step: to 6% in 60 MNIST epochs at lr 0.1
+    feedback_sign: rms        # sign: |B| = RMS of the layer's W (uSF) | random: a fixed |R| (frSF)
+    alignment: true           # untied feedback: angles W–B and update–gradient per layer and epoch
+                              # on one fixed batch, in alignment.csv (false: off)
     data:
       name: mnist             # mnist | fashion_mnist | cifar10 | cifar100 | tinyimagenet | mnist_sample
       root: null              # folder holding the data; null: $BRAINPROP_DATA, else ~/.cache/brainprop_np
@@ -55,6 +62,8 @@ import yaml
 from .presets import PRESET_SETTINGS, PRESETS
 
 ALGORITHMS = ("brainprop", "ebp")
+FEEDBACK_MODES = ("symmetric", "random", "sign", "kolen_pollack", "dfa")   # = feedback.MODES
+SIGN_SCALES = ("rms", "random")
 DEVICES = ("auto", "cpu", "gpu")
 KERNEL_SETS = ("auto", "fast", "numpy")
 DTYPES = ("float32", "float64")
@@ -72,6 +81,10 @@ DEFAULTS = {
     "seed": 1,
     "model": None,
     "init_from": None,
+    "feedback": "symmetric",
+    "feedback_decay": 0.001,
+    "feedback_sign": "rms",
+    "alignment": True,
     "data": {
         "name": None,
         "root": None,
@@ -99,7 +112,8 @@ DEFAULTS = {
 
 # Keys that may change when a run is resumed (anything else would change the experiment).
 RESUMABLE_KEYS = ("train.epochs", "train.patience", "train.min_delta", "train.eval_batch_size",
-                  "device", "kernels", "data.root", "data.download", "init_from", "name", "log.tensorboard", "log.mlflow")
+                  "device", "kernels", "data.root", "data.download", "init_from", "name", "log.tensorboard",
+                  "log.mlflow", "alignment")
 
 
 class ConfigError(ValueError):
@@ -244,6 +258,10 @@ SCHEMA = {
     "seed": _seed,
     "model": _model,
     "init_from": _str(nullable=True, path=True),
+    "feedback": _choice(FEEDBACK_MODES),
+    "feedback_decay": _num(0.0),
+    "feedback_sign": _choice(SIGN_SCALES),
+    "alignment": _bool,
     "data": {
         "name": _choice(DATASETS),
         "root": _str(nullable=True, path=True),

@@ -57,6 +57,7 @@ class Trace:
     fd_error: float = float("nan")
     fd_checked: int = 0
     fd_skipped: int = 0      # sampled weights whose step crossed a ReLU / max-pool kink
+    feedback: list = field(default_factory=list)   # untied feedback: (layer, mode, ∠(ΔW, gradient)°)
 
 
 def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
@@ -84,27 +85,55 @@ def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
     # Attention-gated feedback: one-hot at the chosen unit, sent down layer by layer.
     fb = xp.zeros_like(q)
     fb[0, action] = 1.0
+    fb_top, wiring = fb, getattr(net, "untied", None)
     traces = []
     for i in range(len(net.layers) - 1, -1, -1):
         layer = net.layers[i]
+        if wiring is not None:               # untied feedback: DFA's direct paths (feedback.py)
+            fb = wiring.arriving(net, i, fb, fb_top)
         fbh = to_host(fb)
         t = LayerTrace(layer.name, type(layer).__name__, int(np.count_nonzero(fbh)), int(fbh.size),
                        float(np.linalg.norm(fbh)))
         if fbh.ndim == 4:
             t.fb_map = fbh[0].sum(axis=-1)
-        fb = layer.feedback(fb, need_input_fb=True)
+        fb = layer.feedback(fb, need_input_fb=True if wiring is None else wiring.needs_input(net, i, True))
         for pname, tag in layer.grads.items():
             if pname in layer.params:
                 t.tags[pname] = to_host(tag).copy()
                 t.updates[pname] = lr * delta * t.tags[pname]
         traces.append(t)
-    fb_in = to_host(fb)[0]
+    fb_in = to_host(fb)[0] if fb is not None else np.zeros(net.input_shape)   # DFA: none reaches the image
     trace = Trace(int(label), qh, greedy, action, explored, p_soft, p_choice, reward, delta,
                   float(epsilon), float(lr), traces, fb_in.sum(axis=-1))
+    if wiring is not None:
+        trace.feedback = _untied_alignment(net, fb_top, trace)
     if net.backend.name == "numpy" and net.dtype == np.float64:
         trace.fd_error, trace.fd_checked, trace.fd_skipped = _fd_check(net, x, label, action, trace, lr,
                                                                        fd_samples, rng)
     return trace
+
+
+def _untied_alignment(net, fb_top, trace):
+    """[(layer, mode, angle°)]: ∠ between each kernel's ΔW in this trial and −lr·∂(½δ²)/∂W,
+    the update symmetric feedback would give (one more feedback pass, forward weights)."""
+    from . import feedback as F
+    with F.symmetric(net):
+        net.feedback(fb_top)
+        true = {l.name: to_host(l.grads["kernel"]).copy() for l in net.layers if F.has_kernel(l)}
+    mode = F.modes(net)
+    return [(t.name, mode[t.name], F.angle(t.tags["kernel"], true[t.name])) for t in trace.layers if "kernel" in t.tags]
+
+
+def format_feedback(t):
+    """Lines on the untied feedback of the trace (none for symmetric feedback)."""
+    if not t.feedback:
+        return []
+    lines = ["", "untied feedback (the update is no longer the gradient): per layer, the angle between its ΔW",
+             "and the update symmetric feedback (the gradient of ½δ²) would give in this trial",
+             f"{'layer':<24}{'feedback':<16}{'∠(ΔW, gradient)':>18}"]
+    lines += [f"{name:<24}{mode:<16}{ang:>17.2f}°" for name, mode, ang in t.feedback]
+    lines.append("(so the finite-difference check above is expected to disagree below the output layer)")
+    return lines
 
 
 def _fd_check(net, x, label, action, trace, lr, n, rng):
@@ -204,6 +233,7 @@ def format_trace(t, class_names=None):
                          "or a max-pool winner, where ½δ² has a kink)")
     else:
         lines.append("check: finite differences skipped (needs a float64 network on the CPU)")
+    lines += format_feedback(t)
     return "\n".join(lines)
 
 
@@ -346,7 +376,7 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
     from .backend import BackendError
     from .checkpoint import load_weights_file
     from .network import build_network
-    from .train import _as_config
+    from .train import _as_config, feedback_args
 
     cfg = _as_config(config, list(overrides) + ["device=cpu", "dtype=float64"])
     if cfg["algorithm"] != "brainprop":
@@ -365,7 +395,8 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
         raise ValueError(f"--image {image_index} is not allowed; use 0..{len(ds.x_test) - 1}")
     try:
         net = build_network(cfg["model"], ds.input_shape, ds.n_classes, seed=cfg["seed"], device="cpu",
-                            dtype="float64", algorithm="brainprop", init_std=cfg["train"]["init_std"])
+                            dtype="float64", algorithm="brainprop", init_std=cfg["train"]["init_std"],
+                            **feedback_args(cfg))
     except BackendError:
         raise
     if weights:

@@ -266,7 +266,7 @@ def load_keras_weights(net, path):
     path = os.fspath(path)
     with _open(h5py, path) as f:
         file_layers, keras_version, backend = _read_file_layers(h5py, f, path)
-    net_items = list(net.get_weights().items())
+    net_items = list(net.get_weights(feedback=False).items())   # Keras files: forward weights only
     if len(file_layers) != len(net_items):
         raise KerasWeightsError(_missing_message(path, file_layers, net_items))
     new, pairs, notes = OrderedDict(), [], []
@@ -293,10 +293,16 @@ def load_keras_weights(net, path):
             notes.append(f"file layer {fname!r} → network layer {nname!r} (matched by order, shapes fit)")
     if keras_version is not None and keras_version.startswith("1"):
         notes.append(f"the file was written by Keras {keras_version}; layouts were taken as Keras 2's")
-    net.set_weights(new)    # every array checked above: this cannot fail half-way
+    net.set_weights(new, keep_feedback=True)    # every array checked above: this cannot fail half-way
     info = KerasLoadInfo(path, keras_version, backend, pairs, notes)
     for n in notes:
         log.info("%s: %s", path, n)
+    untied = [n for n, a in net.get_weights().items() if "feedback_kernel" in a]
+    if untied:
+        line = (f"{path}: a Keras file holds forward weights only; the untied feedback weights "
+                f"(feedback_kernel of {', '.join(untied)}) stay as drawn")
+        info.notes.append(line)
+        log.warning("%s", line)
     return info
 
 
@@ -312,7 +318,7 @@ def save_keras_weights(net, path, keras_version=KERAS_VERSION, backend=KERAS_BAC
     """
     h5py = _h5py()
     path = os.fspath(path)
-    weights = net.get_weights()
+    weights = net.get_weights(feedback=False)     # forward weights only: what Keras knows
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".h5.tmp", dir=folder)
     os.close(fd)

@@ -11,15 +11,17 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import feedback as F
 from . import layers as L
 from .backend import check_dtype, get_backend, to_host
 from .presets import PRESET_SETTINGS, preset
 
 # spec type → (class, required keys, optional keys)
 LAYER_TYPES = OrderedDict([
-    ("conv2d", (L.Conv2D, ("filters",), ("kernel", "stride", "padding", "init_std"))),
-    ("locally_connected2d", (L.LocallyConnected2D, ("filters",), ("kernel", "stride", "padding", "init_std"))),
-    ("dense", (L.Dense, ("units",), ("init_std",))),
+    ("conv2d", (L.Conv2D, ("filters",), ("kernel", "stride", "padding", "init_std", "feedback"))),
+    ("locally_connected2d", (L.LocallyConnected2D, ("filters",), ("kernel", "stride", "padding", "init_std",
+                                                                  "feedback"))),
+    ("dense", (L.Dense, ("units",), ("init_std", "feedback"))),
     ("relu", (L.ReLU, (), ())),
     ("batchnorm", (L.BatchNorm, (), ("momentum", "epsilon"))),
     ("maxpool2d", (L.MaxPool2D, (), ("pool",))),
@@ -46,6 +48,7 @@ SPEC_VALUES = {
     "epsilon": (lambda v: _is_real(v) and v > 0, "a number > 0"),
     "pool": (lambda v: _is_int(v, 1), "an integer >= 1"),
     "rate": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "feedback": (lambda v: v in F.MODES, "one of " + ", ".join(F.MODES)),
 }
 ALGORITHMS = ("brainprop", "ebp")
 STATE_KEYS = ("moving_mean", "moving_variance")
@@ -74,7 +77,10 @@ def make_layer(spec, index=0, init_std=0.005):
             raise ValueError(f"{where} ({kind}): {key}={value!r} is not allowed; use {allowed}")
     if "init_std" in optional:
         kwargs.setdefault("init_std", init_std)
-    return cls(**kwargs)
+    mode = kwargs.pop("feedback", None)      # untied feedback of this layer (feedback.py)
+    layer = cls(**kwargs)
+    layer.feedback_spec = mode
+    return layer
 
 
 class Network:
@@ -89,6 +95,7 @@ class Network:
         self.backend, self.xp, self.dtype = backend, backend.xp, dtype
         self.input_shape, self.n_classes = tuple(input_shape), int(n_classes)
         self.algorithm, self.seed = algorithm, seed
+        self.untied = None     # feedback.Wiring when a layer's feedback is not symmetric
         # Exploration and dropout draw from their own stream, independent of the one that
         # drew the initial weights (numpy's default_rng(seed) on the host).
         self.rng = backend.rng(int(np.random.SeedSequence([seed, 2]).generate_state(1)[0]))
@@ -118,6 +125,8 @@ class Network:
         Returns the feedback at the input image when input_feedback, else None (the
         first layer then skips that work).
         """
+        if self.untied is not None:        # untied feedback: feedback.py's wiring (DFA, Kolen–Pollack)
+            return self.untied.feedback(self, fb, input_feedback)
         # below the first layer with weights no layer needs feedback (there are no tags to set):
         # that layer skips computing it (e.g. the dense preset's first fb·Wᵀ GEMM, under a flatten)
         first = 0 if input_feedback else next((i for i, l in enumerate(self.layers) if l.params), 0)
@@ -135,21 +144,27 @@ class Network:
         """{layer_name: {param: ∂L/∂param}} after the last feedback (device arrays)."""
         return OrderedDict((l.name, dict(l.grads)) for l in self.layers if l.params)
 
-    def get_weights(self):
+    def get_weights(self, feedback=True):
         """Ordered {layer_name: {param: host ndarray}}, Keras names and layouts.
 
-        BatchNorm holds gamma, beta, moving_mean, moving_variance (in that order).
+        BatchNorm holds gamma, beta, moving_mean, moving_variance (in that order); a layer
+        with untied feedback also `feedback_kernel` (feedback=False leaves it out: Keras files).
         """
         out = OrderedDict()
         for layer in self.layers:
             if layer.params or layer.state:
                 d = OrderedDict((k, to_host(v).copy()) for k, v in layer.params.items())
                 d.update((k, to_host(v).copy()) for k, v in layer.state.items())
+                if not feedback:
+                    d.pop("feedback_kernel", None)
                 out[layer.name] = d
         return out
 
-    def set_weights(self, weights):
+    def set_weights(self, weights, keep_feedback=False):
         """Copy arrays in from a dict shaped like `get_weights()`.
+
+        keep_feedback: a `feedback_kernel` the weights lack stays as drawn (forward weights
+        only, e.g. a Keras file or a symmetric run's); otherwise it is required.
 
         Every layer and array must be present with the expected shape; a mismatch raises
         ValueError naming the layer, the array, the expected and the found shape.
@@ -166,6 +181,8 @@ class Network:
                 if aname not in arrays:
                     raise ValueError(f"weights of layer {lname!r} name {aname!r}; it holds {', '.join(arrays)}")
             for aname, ref in arrays.items():
+                if aname not in weights[lname] and keep_feedback and aname == "feedback_kernel":
+                    continue
                 if aname not in weights[lname]:
                     raise ValueError(f"weights of layer {lname!r} lack {aname!r}")
                 new = np.asarray(to_host(weights[lname][aname]))
@@ -195,7 +212,8 @@ def _output_name(algorithm, counts):
 
 
 def build_network(model, input_shape, n_classes, seed=1, device="auto", dtype="float32",
-                  algorithm="brainprop", init_std=None, kernels=None):
+                  algorithm="brainprop", init_std=None, feedback="symmetric", feedback_decay=0.001,
+                  feedback_sign="rms", kernels=None):
     """Build a network from a preset name ('dense', 'conv', 'loccon', 'deep') or layer specs.
 
     input_shape: per-image (H, W, C); n_classes: output units. Weights are drawn on the
@@ -204,7 +222,11 @@ def build_network(model, input_shape, n_classes, seed=1, device="auto", dtype="f
     output layer is `brain_prop_layer` (BrainProp) or the next `dense_N` (EBP).
     kernels: the CPU kernel set, 'auto' | 'fast' | 'numpy' (default $BRAINPROP_KERNELS,
     else 'auto': the fast set when numba imports); see backend.get_backend.
+    feedback: the feedback weights of every layer with a kernel whose spec has no
+    `feedback` key: symmetric (the paper) | random | sign | kolen_pollack | dfa;
+    feedback_decay (kolen_pollack) and feedback_sign (sign: rms | random): see feedback.py.
     """
+    F.check_mode(feedback)
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm={algorithm!r} is not allowed; use one of {', '.join(ALGORITHMS)}")
     if isinstance(model, str):
@@ -232,4 +254,5 @@ def build_network(model, input_shape, n_classes, seed=1, device="auto", dtype="f
     out.name = _output_name(algorithm, counts)
     out.build(shape, backend, dt, host_rng)
     layer_list.append(out)
-    return Network(layer_list, input_shape, n_classes, backend, dt, seed, algorithm)
+    net = Network(layer_list, input_shape, n_classes, backend, dt, seed, algorithm)
+    return F.setup(net, feedback, feedback_decay, feedback_sign, seed=seed, init_std=std)

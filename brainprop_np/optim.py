@@ -3,7 +3,10 @@
     lr(epoch) = lr0 · 0.5^(epoch // halve_every)          (epoch counted from 0)
     W ← W − lr · (∂L/∂W + 2·l2·W)   for kernels (Keras l2(λ) adds λ·ΣW² to the loss)
     gamma ← gamma − lr · ∂L/∂gamma, beta likewise  (no regularisation, as in the original code)
+Kolen–Pollack layers (feedback.py) learn their feedback_kernel B with the kernel's update,
+L2 included, and both decay by lr·feedback_decay more: W ← W(1 − 2·lr·l2 − lr·λ) − lr·∂L/∂W.
 """
+KERNELS = ("kernel", "feedback_kernel")
 
 
 class SGD:
@@ -27,7 +30,8 @@ class SGD:
     def step(self, net, lr):
         """Apply the layers' stored grads in place: W ← W·decay − lr·∂L/∂W.
 
-        decay = 1 − 2·lr·l2 for kernels (the L2 term folded in), 1 for everything else.
+        decay = 1 − 2·lr·l2 for kernels (the L2 term folded in; − lr·feedback_decay for
+        Kolen–Pollack kernels and their B), 1 for everything else.
         One fused update per array (`kernels.sgd_update`: one launch on the GPU, no
         temporary the size of W on the CPU); the grads are left as they are.
         Returns l2·ΣW² over the kernels before the update — the L2 term Keras adds to the
@@ -37,10 +41,14 @@ class SGD:
         k = net.backend.kernels
         sumsq = None
         for layer, pname, w in net.trainable():
-            if self.l2 and pname == "kernel":
+            kernel = pname in KERNELS
+            decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and kernel) else 1.0
+            if kernel and layer.feedback_decay:                 # Kolen–Pollack: on W and B alike
+                decay -= lr * layer.feedback_decay
+            if self.l2 and kernel:
                 if sumsq is None:
                     sumsq = net.xp.zeros((), dtype=w.dtype)
-                k.sgd_update(w, layer.grads[pname], lr, 1.0 - 2.0 * lr * self.l2, sumsq)
+                k.sgd_update(w, layer.grads[pname], lr, decay, sumsq)
             else:
-                k.sgd_update(w, layer.grads[pname], lr, 1.0)
+                k.sgd_update(w, layer.grads[pname], lr, decay)
         return None if sumsq is None else sumsq.dtype.type(self.l2) * sumsq   # W's dtype under NumPy 1.x too

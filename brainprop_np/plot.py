@@ -1,6 +1,7 @@
 """Learning curves of several runs on one figure, best epochs marked.
 
     python -m brainprop_np.plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train]
+    python -m brainprop_np.plot RUN_DIR [RUN_DIR ...] --alignment [--out alignment.png]
 
 Each RUN_DIR is a run folder written by run.py (history.csv, summary.json, config.yaml);
 a run is labelled by its config name and algorithm (e.g. "mnist_conv brainprop"), so
@@ -70,6 +71,51 @@ def plot_runs(run_dirs, out, show_train=False, title="validation accuracy"):
     return out
 
 
+def read_alignment(run_dir):
+    """(label, {layer: [(epoch, weight_angle, grad_angle)]}) from a run's alignment.csv."""
+    run_dir = Path(run_dir)
+    path = run_dir / "alignment.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no alignment.csv here; it is written by runs with untied "
+                                "feedback (feedback=random|sign|kolen_pollack|dfa) and alignment: true")
+    label = read_run(run_dir)[0] if (run_dir / "history.csv").is_file() else run_dir.name
+    layers = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            layers.setdefault(r["layer"], []).append((int(r["epoch"]), float(r["weight_angle"] or "nan"),
+                                                     float(r["grad_angle"] or "nan")))
+            label_mode = r["mode"]
+    return f"{label} {label_mode}" if layers else label, layers
+
+
+def plot_alignment(run_dirs, out):
+    """Two panels against epochs: ∠(W, B) and ∠(update, gradient) of every layer of every run."""
+    Figure = require_figure()
+    fig = Figure(figsize=(10, 4.5), dpi=100)
+    ax_w, ax_g = fig.subplots(1, 2)
+    styles = ["-", "--", ":", "-."]
+    for i, run_dir in enumerate(run_dirs):
+        label, layers = read_alignment(run_dir)
+        color = f"C{i % 10}"
+        for j, (name, pts) in enumerate(layers.items()):
+            ep = [p[0] for p in pts]
+            kw = dict(color=color, linestyle=styles[j % len(styles)], label=f"{label}: {name}")
+            ax_w.plot(ep, [p[1] for p in pts], **kw)
+            ax_g.plot(ep, [p[2] for p in pts], **kw)
+    from matplotlib.ticker import MaxNLocator
+    for ax, title in ((ax_w, "weight alignment ∠(W, B)"), (ax_g, "gradient alignment ∠(update, gradient)")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch (0: initial network)")
+        ax.set_ylabel("degrees")
+        ax.set_ylim(0, 180)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    ax_g.legend(loc="upper right", fontsize=6)
+    fig.tight_layout()
+    write_bytes(out, figure_png(fig))
+    return out
+
+
 class _Parser(argparse.ArgumentParser):
     """One-line errors (`error: ...`, exit status 2), as the other commands give."""
 
@@ -83,13 +129,18 @@ def main(argv=None, prog="python -m brainprop_np.plot"):
     ap.add_argument("runs", nargs="+", help="run folders written by run.py")
     ap.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
     ap.add_argument("--train", action="store_true", help="also draw training accuracy (dashed)")
+    ap.add_argument("--alignment", action="store_true",
+                    help="draw the runs' alignment.csv instead (untied feedback: angles W-B and update-gradient)")
     args = ap.parse_args(argv)
     try:
-        plot_runs(args.runs, args.out, show_train=args.train)
+        if args.alignment:
+            plot_alignment(args.runs, args.out if args.out != "curves.png" else "alignment.png")
+        else:
+            plot_runs(args.runs, args.out, show_train=args.train)
     except (RuntimeError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out if not args.alignment or args.out != 'curves.png' else 'alignment.png'}")
     return 0
 
 

@@ -276,13 +276,20 @@ def _build(cfg, split):
     try:
         return build_network(cfg["model"], input_shape=split.input_shape, n_classes=split.n_classes,
                              seed=cfg["seed"], device=cfg["device"], dtype=cfg["dtype"],
-                             algorithm=cfg["algorithm"], init_std=t["init_std"], kernels=cfg["kernels"])
+                             algorithm=cfg["algorithm"], init_std=t["init_std"], kernels=cfg["kernels"],
+                             **feedback_args(cfg))
     except BackendError as e:
         raise TrainingError(str(e)) from None
     except (ValueError, TypeError) as e:
         msg = str(e)
         msg = msg if msg.startswith("model") else f"model: {msg}"    # no "model: model layer 0 ..."
         raise ConfigError(f"{msg} (input {split.input_shape}, {split.n_classes} classes)") from None
+
+
+def feedback_args(cfg):
+    """build_network's untied-feedback arguments from a resolved config."""
+    return {"feedback": cfg["feedback"], "feedback_decay": cfg["feedback_decay"],
+            "feedback_sign": cfg["feedback_sign"]}
 
 
 def _load_weights(net, path, what):
@@ -383,6 +390,8 @@ class _Run:
         self.phase = "training"   # what the run is doing (named by an out-of-memory error)
         self.mlflow_run_id = None
         self.loggers = None
+        self.alignment = []       # alignment.csv rows (untied feedback), feedback.ALIGNMENT_COLUMNS
+        self.align_batch = None   # (x, labels) of the fixed batch they are measured on
 
     # ---- files
     def path(self, name):
@@ -460,6 +469,7 @@ class _Run:
             "data": self.data_info,
             "seed": self.cfg["seed"],
             "mlflow_run_id": self.mlflow_run_id,
+            "alignment": self.alignment,
         }
 
     def write_checkpoint(self, arrays=None):
@@ -472,6 +482,7 @@ class _Run:
         if self.es_best is not None:          # float32-rounded (a no-op for this version's checkpoints)
             self.es_best = float(np.float32(self.es_best))
         self.best_val_acc, self.best_epoch = meta["best_val_acc"], meta["best_epoch"]
+        self.alignment = [dict(r) for r in meta.get("alignment", [])]
         if not set_rng_state(self.host_rng, meta["rng"]["host"]):
             raise TrainingError(f"{self.path('checkpoint.npz')}: the shuffling generator's state cannot be restored")
         if not set_rng_state(self.net.rng, meta["rng"]["net"]):
@@ -485,6 +496,20 @@ class _Run:
             zero = np.float64(0.0)
             sums = [arrays.get(k, zero) for k in SUMS]        # checkpoints before 0.1.1 lack the δ sums
             self.partial = (np.asarray(arrays["perm"]), sums, float(arrays["seconds"]))
+
+    def measure_alignment(self):
+        """Untied feedback: append this epoch's angles to alignment.csv (feedback.alignment).
+
+        Inference mode on a fixed batch: no random draw and no statistic changes, so the
+        run continues exactly as it would without the measurement.
+        """
+        from . import feedback as F
+        if self.align_batch is None or not F.is_untied(self.net):
+            return
+        x, y = self.align_batch
+        self.alignment += F.alignment(self.net, self.rule, x, y, epoch=self.epoch,
+                                      batch_size=self.cfg["train"]["batch_size"])
+        write_csv(self.path("alignment.csv"), F.ALIGNMENT_COLUMNS, self.alignment)
 
     def es_text(self):
         """Early stopping's counter for the epoch line (epochs without a gain / patience)."""
@@ -594,6 +619,7 @@ class _Run:
             else:
                 self.es_wait += 1
             self.epoch, self.batch = self.epoch + 1, 0
+            self.measure_alignment()
             self.write_checkpoint()
             self.write_history()
             self.write_summary()
@@ -785,6 +811,10 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         run.restore(meta, arrays)
     try:
         run.train_it = BatchIterator(split.x_train, split.y_train, net.backend, cfg["dtype"])
+        if cfg["alignment"]:
+            n_align = min(t["batch_size"], len(split.x_train))    # the first training images, every epoch
+            run.align_batch = next(BatchIterator(split.x_train[:n_align], split.y_train[:n_align], net.backend,
+                                                 cfg["dtype"]).epoch(n_align))
         run.val_it = BatchIterator(split.x_val, split.y_val, net.backend, cfg["dtype"])
     except MemoryError as e:
         raise _oom(e, "copying the data to the device", cfg) from e
@@ -814,6 +844,8 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         with _quiet_fp(), _SigintFlag() as sigint, \
                 _runtime(lambda: f"training stopped in epoch {run.epoch + 1}"):
             try:
+                if not meta:
+                    run.measure_alignment()          # epoch 0: the initial network
                 run.loop(sigint)
             except MemoryError as e:
                 raise _oom(e, run.phase, cfg) from e

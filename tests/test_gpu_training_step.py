@@ -42,10 +42,10 @@ def device(request, monkeypatch):
     return cuda_emulator.patch_gpu_kernels(monkeypatch, request.getfixturevalue("emulator"))
 
 
-def build_pair(model, device, seed=3, algorithm="brainprop"):
+def build_pair(model, device, seed=3, algorithm="brainprop", **feedback):
     shape, _ = CASES[model]
-    ref = bp.build_network(model, shape, 10, seed=seed, device="cpu", algorithm=algorithm)
-    net = bp.build_network(model, shape, 10, seed=seed, device=device, algorithm=algorithm)
+    ref = bp.build_network(model, shape, 10, seed=seed, device="cpu", algorithm=algorithm, **feedback)
+    net = bp.build_network(model, shape, 10, seed=seed, device=device, algorithm=algorithm, **feedback)
     return ref, net
 
 
@@ -86,8 +86,8 @@ def run_step(rule, net, x, labels, actions, batch, train, l2, opt=None):
     return trial, grads
 
 
-def compare_step(model, device, train=True, algorithm="brainprop", select=False):
-    ref, net = build_pair(model, device, algorithm=algorithm)
+def compare_step(model, device, train=True, algorithm="brainprop", select=False, **feedback):
+    ref, net = build_pair(model, device, algorithm=algorithm, **feedback)
     x, labels, actions = batch_data(model)
     batch = x.shape[0]
     if train:
@@ -98,9 +98,10 @@ def compare_step(model, device, train=True, algorithm="brainprop", select=False)
             np.testing.assert_array_equal(a, before[lname][aname], err_msg=f"{lname}.{aname} initial")
     rule = bp.BrainProp(epsilon=0.02) if algorithm == "brainprop" else bp.EBP()
     l2 = PRESET_SETTINGS[model]["l2"]
+    opt = bp.SGD(lr=0.1, l2=l2)
     acts = actions if algorithm == "brainprop" and not select else None
-    t_ref, g_ref = run_step(rule, ref, x, labels, acts, batch, train, l2)
-    t_net, g_net = run_step(rule, net, x, labels, acts, batch, train, l2)
+    t_ref, g_ref = run_step(rule, ref, x, labels, acts, batch, train, l2, opt)
+    t_net, g_net = run_step(rule, net, x, labels, acts, batch, train, l2, opt)
 
     assert_like(t_net.q, t_ref.q, "q")
     a_net, a_ref = to_host(t_net.actions), to_host(t_ref.actions)
@@ -211,3 +212,43 @@ def test_sgd_step_returns_the_l2_term(device, model):
         else:
             assert abs(float(to_host(got)) - float(to_host(want))) <= 1e-4 * float(to_host(want))   # float32 sums of 3M terms
         assert bp.SGD(lr=0.1, l2=0.0).step(n, 0.1) is None
+
+
+UNTIED = ("random", "sign", "kolen_pollack", "dfa")
+
+
+@pytest.mark.parametrize("mode", UNTIED)
+@pytest.mark.parametrize("model", ["conv", "loccon"])
+def test_untied_feedback_training_step(device, model, mode):
+    """The same layer code with B in place of W (and sign's copysign, Kolen–Pollack's update of B,
+    DFA's direct GEMMs): plain xp operations, so the GPU step equals the CPU step."""
+    compare_step(model, device, train=True, feedback=mode, feedback_decay=0.01)
+
+
+@pytest.mark.parametrize("mode", ["random", "dfa"])
+def test_untied_feedback_ebp_step(device, mode):
+    compare_step("dense", device, train=True, algorithm="ebp", feedback=mode)
+
+
+def test_untied_feedback_sign_and_kp_on_the_device(device):
+    """After a step, sign's B has the signs of the updated W, and KP's B moved with W."""
+    from brainprop_np import feedback as F
+    for mode in ("sign", "kolen_pollack"):
+        _, net = build_pair("conv", device, feedback=mode)
+        x, labels, actions = batch_data("conv")
+        b0 = {l.name: to_host(l.params.get("feedback_kernel", l.state.get("feedback_kernel"))).copy()
+              for l in net.layers if F.has_kernel(l)}
+        run_step(bp.BrainProp(epsilon=0.02), net, x, labels, actions, x.shape[0], True, 0.0)
+        run_step(bp.BrainProp(epsilon=0.02), net, x, labels, actions, x.shape[0], True, 0.0)
+        for l in net.layers:
+            if not F.has_kernel(l):
+                continue
+            if mode == "sign":
+                F.refresh_sign(l)                        # what the next feedback does first (on the device)
+            b = to_host(l.params.get("feedback_kernel", l.state.get("feedback_kernel")))
+            if mode == "sign":
+                w = to_host(l.params["kernel"])
+                np.testing.assert_array_equal(np.signbit(b), np.signbit(w))
+                np.testing.assert_allclose(np.abs(b), np.sqrt(np.mean(w.astype(np.float64) ** 2)), rtol=1e-5)
+            if mode == "kolen_pollack":
+                assert not np.array_equal(b, b0[l.name])

@@ -21,6 +21,8 @@ Attributes every layer has:
 
 class Layer:
     keras_class = "layer"   # Keras's snake-case class name, used for default names
+    feedback_mode = "symmetric"   # layers with a kernel: see brainprop_np/feedback.py
+    feedback_decay = 0.0          # Kolen–Pollack: weight decay of W and B (optim.py)
 
     def __init__(self):
         self.name = None
@@ -47,6 +49,14 @@ class Layer:
     def _init_normal(self, rng, shape, std):
         """N(0, std²) drawn on the host, as the original code's initializer."""
         return self.backend.asarray(rng.normal(0.0, std, size=shape).astype(self.dtype))
+
+    def _fb_kernel(self):
+        """The weights the feedback to the inputs goes through: the kernel itself (symmetric,
+        the paper) or the layer's untied `feedback_kernel` (brainprop_np/feedback.py)."""
+        if self.feedback_mode == "symmetric":
+            return self.params["kernel"]
+        from ..feedback import feedback_kernel
+        return feedback_kernel(self)
 
     def forward(self, x, train):
         """x (B, *input_shape) → output (B, *output_shape); keeps `pre` for the tags."""

@@ -6,7 +6,8 @@ class Dense(Layer):
     """y = pre · W.
 
     Shapes: pre (B, n_in), kernel W (n_in, n_out) (Keras layout), y (B, n_out).
-    Feedback: fb_in = fb · Wᵀ (the feedback weights are the feedforward ones, transposed).
+    Feedback: fb_in = fb · Wᵀ (the feedback weights are the feedforward ones, transposed;
+    untied modes use B = feedback_kernel instead of W here, brainprop_np/feedback.py).
     Tag of W_ij: pre_i · fb_j, summed over the batch → grads['kernel'] = preᵀ · fb.
     """
     keras_class = "dense"
@@ -28,4 +29,4 @@ class Dense(Layer):
 
     def feedback(self, fb, need_input_fb=True):
         self.grads["kernel"] = self.pre.T @ fb
-        return fb @ self.params["kernel"].T if need_input_fb else None
+        return fb @ self._fb_kernel().T if need_input_fb else None
