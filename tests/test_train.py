@@ -415,13 +415,14 @@ def test_plots_have_whole_epoch_ticks(tmp_path, reference, monkeypatch):
         assert len(ticks) and all(float(t).is_integer() for t in ticks), ticks
 
 
-def test_a_resumed_fallback_run_keeps_saying_it_trained_on_the_mnist_sample(tmp_path):
+def test_a_resumed_fallback_run_keeps_saying_it_trained_on_the_mnist_sample(tmp_path, monkeypatch):
     from brainprop_np.train import train
     tiny = [{"type": "flatten"}, {"type": "dense", "units": 8}]
-    empty = tmp_path / "no_mnist"
-    empty.mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))          # no folder named, an empty cache
+    monkeypatch.delenv("BRAINPROP_DATA", raising=False)
+    monkeypatch.delenv("BRAINPROP_CACHE", raising=False)
     cfg = {"name": "fb", "device": "cpu", "model": tiny, "train": {"epochs": 1},
-           "data": {"name": "mnist", "root": str(empty), "download": False, "fallback": "mnist_sample",
+           "data": {"name": "mnist", "download": False, "fallback": "mnist_sample",
                     "limit_train": 256, "limit_test": 100}}
     first = train(cfg, out=tmp_path / "run", verbose=False)
     assert first.summary["dataset"]["fallback"] is True
