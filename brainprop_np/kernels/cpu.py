@@ -76,8 +76,9 @@ def lc_feedback(fb, cols, fb_kernel, need_input_fb=True):
     """Locally-connected tags and input feedback, position by position.
 
     fb (B, P, F), cols (P, B, K), fb_kernel (P, K, F): the feedback weights (W itself
-    when feedback is symmetric). Returns (tags (P, K, F) with tags[p] = cols[p]ᵀ · fb[:, p],
-    dcols (P, B, K) with dcols[p] = fb[:, p] · fb_kernel[p]ᵀ, or None).
+    when feedback is symmetric; None when need_input_fb is False).
+    Returns (tags (P, K, F) with tags[p] = cols[p]ᵀ · fb[:, p],
+             dcols (P, B, K) with dcols[p] = fb[:, p] · fb_kernel[p]ᵀ, or None).
     """
     fbp = fb.transpose(1, 0, 2)                                   # (P, B, F)
     tags = np.matmul(cols.transpose(0, 2, 1), fbp)

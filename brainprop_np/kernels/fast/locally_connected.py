@@ -27,7 +27,8 @@ def lc_forward(cols, kernel):
 def lc_feedback(fb, cols, fb_kernel, need_input_fb=True):
     """Tags and input feedback of every position.
 
-    fb (B, P, F), cols (P, B, K), fb_kernel (P, K, F) (the feedback weights; W when symmetric).
+    fb (B, P, F), cols (P, B, K), fb_kernel (P, K, F) (the feedback weights; W when symmetric;
+    None when need_input_fb is False).
     Returns (tags (P, K, F) with tags[p] = cols[p]ᵀ · fb[:, p],
              dcols (P, B, K) with dcols[p] = fb[:, p] · fb_kernel[p]ᵀ, or None).
     """
