@@ -137,14 +137,15 @@ def time_ours(model, kernels, steps, state):
 def worker(impl, nets, steps):
     """In a process of its own: {net: seconds per step} for one implementation, and peak RSS."""
     from brainprop_np.kernels import threads as thr
-    n_threads = thr.configure()
     out, state = {}, {}
-    if impl == "torch":
+    if impl == "torch":                  # torch sets its own threads (numba's pool would start otherwise)
         import torch
+        n_threads = thr.wanted_threads()
         torch.set_num_threads(n_threads)
         for model in nets:
             out[model] = time_torch(torch, model, steps, state)
     else:
+        n_threads = thr.configure()
         for model in nets:
             out[model] = time_ours(model, impl, steps, state)
     out["_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
