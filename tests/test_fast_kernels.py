@@ -229,6 +229,7 @@ def test_thread_count_does_not_change_the_bits(monkeypatch):
 
 
 def test_backend_chooses_the_kernel_set(monkeypatch):
+    monkeypatch.delenv("BRAINPROP_KERNELS", raising=False)
     assert bp.get_backend("cpu").kernel_set == "fast"                     # auto: numba is here
     assert bp.get_backend("cpu", "numpy").kernels is cpu
     monkeypatch.setenv("BRAINPROP_KERNELS", "numpy")
