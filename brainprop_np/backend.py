@@ -146,12 +146,16 @@ class Backend:
 
 
 def kernel_set_wanted(kernels=None):
-    """The CPU kernel set asked for: `kernels`, else $BRAINPROP_KERNELS, else 'auto'."""
+    """The CPU kernel set asked for: `kernels` when it names one ('fast' | 'numpy'), else
+    (None or 'auto', the default) $BRAINPROP_KERNELS when set, else 'auto'."""
     import os
-    k = kernels if kernels is not None else (os.environ.get("BRAINPROP_KERNELS") or "auto")
+    if kernels not in (None, "auto"):
+        if kernels not in KERNEL_SETS:
+            raise ValueError(f"kernels={kernels!r} is not allowed; use one of {', '.join(KERNEL_SETS)}")
+        return kernels
+    k = os.environ.get("BRAINPROP_KERNELS") or "auto"
     if k not in KERNEL_SETS:
-        src = "kernels" if kernels is not None else "BRAINPROP_KERNELS"
-        raise ValueError(f"{src}={k!r} is not allowed; use one of {', '.join(KERNEL_SETS)}")
+        raise ValueError(f"BRAINPROP_KERNELS={k!r} is not allowed; use one of {', '.join(KERNEL_SETS)}")
     return k
 
 

@@ -713,12 +713,15 @@ def resolve_config(config=None, overrides=(), resume=None):
 
 
 def _check_device(cfg):
-    """device=gpu without a GPU is a TrainingError before any data is loaded."""
+    """Before any data is loaded: device=gpu without a GPU is a TrainingError, a bad
+    $BRAINPROP_KERNELS a ConfigError."""
     from .backend import get_backend
     try:
-        get_backend(cfg["device"])
+        get_backend(cfg["device"], cfg["kernels"])
     except BackendError as e:
         raise TrainingError(str(e)) from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _check_batch(cfg, n_train):

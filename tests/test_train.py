@@ -450,3 +450,16 @@ def test_bad_thread_count_is_a_config_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="BRAINPROP_THREADS='two' is not allowed; use an integer >= 1"):
         _run(tmp_path, "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_brainprop_kernels_applies_unless_the_config_names_a_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINPROP_KERNELS", "numpy")
+    assert _run(tmp_path, "env").summary["kernels"] == "numpy"              # config kernels: auto
+    cfg = _config(epochs=1)
+    cfg["kernels"] = "fast"
+    pytest.importorskip("numba", reason="the fast CPU kernel set needs numba")
+    assert _run(tmp_path, "named", cfg).summary["kernels"] == "fast"        # the config wins
+    monkeypatch.setenv("BRAINPROP_KERNELS", "turbo")
+    with pytest.raises(ConfigError, match=r"^BRAINPROP_KERNELS='turbo' is not allowed; use one of auto, fast, numpy$"):
+        _run(tmp_path, "bad")
+    assert not (tmp_path / "bad").exists()
