@@ -19,7 +19,7 @@ from .network import Network, build_network
 from .optim import SGD
 from .presets import PRESETS
 from .rules import EBP, BrainProp, make_rule
-from .train import train   # binds bp.train to the function, not the module
+from .run.train import train   # binds bp.train to the function, not the module
 
 __version__ = "0.1.0"
 

@@ -14,5 +14,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 if __name__ == "__main__":
-    from brainprop_np.sweep import main
+    from brainprop_np.run.sweep import main
     sys.exit(main(sys.argv[1:]))

@@ -28,7 +28,7 @@ BIOTORCH = {"symmetric": ("BP", 0.91), "random": ("FA", 1.7), "dfa": ("DFA", 1.6
 
 
 def run_one(net, algorithm, mode, args, overrides):
-    from brainprop_np.train import TrainingError, train
+    from brainprop_np.run.train import TrainingError, train
     out = Path(args.runs) / f"{net}_{algorithm}_{mode}"
     ov = [f"algorithm={algorithm}", f"train.epochs={args.epochs}", f"data.limit_train={args.limit_train}",
           f"data.limit_test={args.limit_test}", "train.patience=null"] + list(overrides)
@@ -98,7 +98,7 @@ def main(argv=None):
 
 
 def write_page(args, results, wall):
-    from brainprop_np.plot import plot_alignment
+    from brainprop_np.run.plot import plot_alignment
     out = Path(args.out)
     figs = []
     for net in dict.fromkeys(r[0] for r in results):

@@ -248,7 +248,7 @@ def count_step(model, emulator, monkeypatch):
     """{kind: launches} of one steady-state training step of `model` on the emulated GPU."""
     import brainprop_np as bp
     import importlib
-    T = importlib.import_module("brainprop_np.train")
+    T = importlib.import_module("brainprop_np.run.train")
     from brainprop_np.presets import PRESET_SETTINGS
     be = counting_backend(monkeypatch, emulator)
     shape, batch = CASES[model]

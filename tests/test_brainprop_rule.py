@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import brainprop_np as bp
-from brainprop_np.gradcheck import rule_loss
+from brainprop_np.teach.gradcheck import rule_loss
 from brainprop_np.kernels import cpu
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from brainprop_np.config import (DEFAULTS, ConfigError, check_resume_overrides, dump, load_config,
+from brainprop_np.run.config import (DEFAULTS, ConfigError, check_resume_overrides, dump, load_config,
                                  parse_override, resolve)
 from brainprop_np.presets import PRESET_SETTINGS
 

@@ -17,8 +17,8 @@ import yaml
 
 import importlib
 
-T = importlib.import_module("brainprop_np.train")
-from brainprop_np.config import ConfigError
+T = importlib.import_module("brainprop_np.run.train")
+from brainprop_np.run.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [{"type": "flatten"}, {"type": "dense", "units": 16}, {"type": "relu"}]
@@ -109,7 +109,7 @@ def test_plot_titles_and_labels_name_the_sample(tmp_path, monkeypatch):
     T.train(_cfg(data={"name": "mnist", "fallback": "mnist_sample", "download": False}),
             out=tmp_path / "r", verbose=False, progress=False)
     assert titles and all("MNIST SAMPLE" in t for t in titles)
-    from brainprop_np.plot import read_run
+    from brainprop_np.run.plot import read_run
     assert "MNIST SAMPLE" in read_run(tmp_path / "r")[0]
 
 
@@ -194,13 +194,13 @@ def test_sweep_subcommand_imports_the_module_lazily(monkeypatch, capsys):
 @pytest.fixture
 def eager_bars(monkeypatch):
     """Bars redrawn at every update, so that a fast test sees what a slow epoch shows."""
-    from brainprop_np import progress
+    from brainprop_np.run import progress
     monkeypatch.setattr(progress, "MININTERVAL", 0)
     monkeypatch.setattr(progress, "STATS_EVERY", 0)
 
 
 def test_progress_bar_shows_running_stats_and_images_per_second(eager_bars):
-    from brainprop_np.progress import Progress
+    from brainprop_np.run.progress import Progress
     buf = io.StringIO()
     bar = Progress(4, "epoch 1/2", stream=buf, enabled=True, stats=lambda: "loss 0.1234  reward 0.500")
     for _ in range(4):
@@ -325,7 +325,7 @@ def test_explain_defaults_to_briefly_trained_weights_and_says_so(tmp_path):
 
 def test_explain_figures_are_signed_with_delta_and_a_caption(tmp_path):
     pytest.importorskip("matplotlib")
-    from brainprop_np.explain import explain_config
+    from brainprop_np.teach.explain import explain_config
     model = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "same"}, {"type": "relu"},
              {"type": "flatten"}, {"type": "dense", "units": 16}, {"type": "relu"}]
     trace, _, paths = explain_config(_cfg(model=model), image_index=2, figures=tmp_path, train_steps=50,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import brainprop_np as bp
-from brainprop_np.explain import explain_config, explain_trial, format_trace
+from brainprop_np.teach.explain import explain_config, explain_trial, format_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 KERAS = ROOT.parent / "shared" / "keras_weights"
@@ -134,16 +134,16 @@ def test_plot_several_runs(tmp_path):
     a = _fake_run(tmp_path / "a", "mnist_conv", "brainprop", [0.5, 0.8, 0.9, 0.88])
     b = _fake_run(tmp_path / "b", "mnist_conv", "ebp", [0.6, 0.85, 0.92])
     out = tmp_path / "curves.png"
-    r = subprocess.run([sys.executable, "-m", "brainprop_np.plot", str(a), str(b), "--out", str(out), "--train"],
+    r = subprocess.run([sys.executable, "-m", "brainprop_np", "plot", str(a), str(b), "--out", str(out), "--train"],
                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert png_size(out) == (720, 450)
-    from brainprop_np.plot import read_run
+    from brainprop_np.run.plot import read_run
     label, rows, best = read_run(a)
     assert label == "mnist_conv brainprop" and best == 3 and len(rows) == 4
 
 
 def test_plot_rejects_a_folder_without_history(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "brainprop_np.plot", str(tmp_path), "--out", str(tmp_path / "x.png")],
+    r = subprocess.run([sys.executable, "-m", "brainprop_np", "plot", str(tmp_path), "--out", str(tmp_path / "x.png")],
                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
     assert r.returncode == 1 and "no history.csv" in r.stderr

@@ -10,10 +10,11 @@ import pytest
 
 import brainprop_np as bp
 from brainprop_np import feedback as F
-from brainprop_np.checkpoint import load_checkpoint, read_weights, save_weights
-from brainprop_np.gradcheck import numerical_grad, rel_error
+from brainprop_np.run.checkpoint import load_checkpoint
+from brainprop_np.weights import read_weights, save_weights
+from brainprop_np.teach.gradcheck import numerical_grad, rel_error
 
-T = importlib.import_module("brainprop_np.train")
+T = importlib.import_module("brainprop_np.run.train")
 UNTIED = ("random", "sign", "kolen_pollack", "dfa")
 
 # every layer kind with a kernel, two blocks with BatchNorm, dropout and max-pooling between
@@ -392,7 +393,7 @@ def test_alignment_csv_and_switching_it_off_changes_nothing_else(tmp_path):
         assert 0 <= float(r["weight_angle"]) <= 180 and 0 <= float(r["grad_angle"]) <= 180
         if r["layer"] == "brain_prop_layer":          # the output's tags are exact in every mode
             assert float(r["grad_angle"]) < 1e-3
-    from brainprop_np.plot import main
+    from brainprop_np.run.plot import main
     assert main([str(tmp_path / "on"), "--alignment", "--out", str(tmp_path / "a.png")]) == 0
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
     assert main([str(tmp_path / "sym"), "--alignment", "--out", str(tmp_path / "b.png")]) == 1
@@ -440,7 +441,7 @@ def test_build_network_rejects_a_bad_mode_in_one_line():
 
 
 def test_explain_shows_each_layers_mode_and_alignment():
-    from brainprop_np.explain import explain_config
+    from brainprop_np.teach.explain import explain_config
     cfg = {"name": "e", "model": [{"type": "flatten"}, {"type": "dense", "units": 8}, {"type": "relu"}],
            "data": {"name": "mnist_sample"}, "feedback": "random"}
     trace, text, _ = explain_config(cfg)
@@ -464,7 +465,7 @@ def test_untied_configs_ship_for_conv_and_loccon_in_every_mode():
 
 @pytest.mark.parametrize("path", UNTIED_CONFIGS, ids=lambda p: p.stem)
 def test_untied_config_is_the_papers_config_but_for_its_feedback(path):
-    from brainprop_np.config import load_config
+    from brainprop_np.run.config import load_config
     _, net, mode = path.stem.split("_", 2)
     cfg = load_config(path)
     ref = load_config(path.parents[1] / f"mnist_{net}.yaml")
@@ -475,7 +476,7 @@ def test_untied_config_is_the_papers_config_but_for_its_feedback(path):
 
 
 def test_a_resume_may_not_change_the_feedback_but_may_switch_alignment():
-    from brainprop_np.config import ConfigError, check_resume_overrides, resolve
+    from brainprop_np.run.config import ConfigError, check_resume_overrides, resolve
     old = resolve(_config(feedback="random"))
     check_resume_overrides(old, resolve(old, ["alignment=false"]))
     for key in ("feedback=sign", "feedback_decay=0.1", "feedback_sign=random"):

@@ -190,7 +190,7 @@ def test_sgd_step_returns_the_l2_term(device, model):
     """SGD.step gives l2·ΣW² of the kernels before the update: on the CPU the bits of train's
     former _reg_loss, on the GPU backend the same to float32 tolerance, and None without L2."""
     import importlib
-    T = importlib.import_module("brainprop_np.train")
+    T = importlib.import_module("brainprop_np.run.train")
     ref, net = build_pair(model, device)
     x, labels, actions = batch_data(model)
     l2 = 5e-4

@@ -4,7 +4,7 @@ import pytest
 
 from brainprop_np import layers as L
 from brainprop_np.backend import get_backend
-from brainprop_np.gradcheck import check_layer
+from brainprop_np.teach.gradcheck import check_layer
 
 TOL = 1e-6
 pytestmark = pytest.mark.usefixtures("kernel_set")   # each check on the reference and the fast kernels

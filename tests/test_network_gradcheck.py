@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import brainprop_np as bp
-from brainprop_np.gradcheck import check_network
+from brainprop_np.teach.gradcheck import check_network
 
 SHAPES = {"dense": (6, 6, 1), "conv": (8, 8, 1), "loccon": (8, 8, 1), "deep": (8, 8, 2)}
 TOL = 1e-5

@@ -262,7 +262,7 @@ def _raise(exc):
 
 def test_value_error_from_training_exits_1(monkeypatch, capsys, tmp_path):
     code, line = _main(monkeypatch, capsys, [_write_config(tmp_path)],
-                       [("brainprop_np.train", "train", _raise(ValueError("sgd_update: w must be C-contiguous")))])
+                       [("brainprop_np.run.train", "train", _raise(ValueError("sgd_update: w must be C-contiguous")))])
     assert code == 1 and "sgd_update" in line
 
 
@@ -270,7 +270,7 @@ def test_value_error_from_training_exits_1(monkeypatch, capsys, tmp_path):
 def test_out_of_memory_exits_1_suggesting_smaller_batches(monkeypatch, capsys, tmp_path, argv):
     oom = _raise(MemoryError("Out of memory allocating 1,073,741,824 bytes\n(allocated so far: 0 bytes)."))
     code, line = _main(monkeypatch, capsys, [a.format(cfg=_write_config(tmp_path), tmp=tmp_path) for a in argv],
-                       [("brainprop_np.train", "train", oom), ("brainprop_np.train", "evaluate_weights", oom)])
+                       [("brainprop_np.run.train", "train", oom), ("brainprop_np.run.train", "evaluate_weights", oom)])
     assert code == 1
     assert "out of memory" in line and "1,073,741,824 bytes" in line
     assert "train.batch_size" in line and "train.eval_batch_size" in line
@@ -279,12 +279,12 @@ def test_out_of_memory_exits_1_suggesting_smaller_batches(monkeypatch, capsys, t
 def test_explain_image_is_checked_before_explaining(monkeypatch, capsys, tmp_path):
     called = []
     code, line = _main(monkeypatch, capsys, [_write_config(tmp_path), "--explain", "--image", "-1"],
-                       [("brainprop_np.explain", "explain_config", lambda *a, **k: called.append(1))])
+                       [("brainprop_np.teach.explain", "explain_config", lambda *a, **k: called.append(1))])
     assert code == 2 and "--image -1" in line and ">= 0" in line and not called
 
 
 def test_value_error_from_explain_exits_2(monkeypatch, capsys, tmp_path):
     code, line = _main(monkeypatch, capsys, [_write_config(tmp_path), "--explain", "--image", "99999"],
-                       [("brainprop_np.explain", "explain_config",
+                       [("brainprop_np.teach.explain", "explain_config",
                          _raise(ValueError("--image 99999 is not allowed; use 0..299")))])
     assert code == 2 and "--image 99999" in line

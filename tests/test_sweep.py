@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from brainprop_np import sweep
-from brainprop_np.sweep import plan, report
+from brainprop_np.run import sweep
+from brainprop_np.run.sweep import plan, report
 
 ROOT = Path(__file__).resolve().parents[1]
 DENSE = str(ROOT / "configs" / "mnist_dense.yaml")
@@ -71,7 +71,7 @@ def test_ray_not_installed_exits_2(tmp_path, capsys, monkeypatch):
 
 
 def test_a_run_folder_made_with_other_settings_is_refused(tmp_path, capsys):
-    from brainprop_np.config import dump, load_config
+    from brainprop_np.run.config import dump, load_config
     d = tmp_path / "mnist_dense" / "default" / "seed1"
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(dump(load_config(DENSE, ["train.lr=0.05", "seed=1"])))
@@ -82,7 +82,7 @@ def test_a_run_folder_made_with_other_settings_is_refused(tmp_path, capsys):
 
 
 def _finished(tmp_path, cell, seed, acc, epoch, fallback=False, epochs=500):
-    from brainprop_np.config import dump, load_config
+    from brainprop_np.run.config import dump, load_config
     d = tmp_path / "mnist_dense" / cell / f"seed{seed}"
     d.mkdir(parents=True)
     ov = ([] if cell == "default" else [cell]) + [f"seed={seed}", f"train.epochs={epochs}"]

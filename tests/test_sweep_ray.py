@@ -18,8 +18,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e .[sweep]); the sweep's Ray tests skip")
 
-from brainprop_np import sweep  # noqa: E402
-from brainprop_np.sweep import report  # noqa: E402
+from brainprop_np.run import sweep  # noqa: E402
+from brainprop_np.run.sweep import report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DENSE = str(ROOT / "configs" / "mnist_dense.yaml")

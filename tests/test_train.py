@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainprop_np.checkpoint import load_checkpoint, read_weights
-from brainprop_np.config import ConfigError
+from brainprop_np.run.checkpoint import load_checkpoint
+from brainprop_np.weights import read_weights
+from brainprop_np.run.config import ConfigError
 from shared_data import mnist_root
 
-T = importlib.import_module("brainprop_np.train")   # the module; bp.train is its function
+T = importlib.import_module("brainprop_np.run.train")   # the module; bp.train is its function
 
 TINY = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "same"},
         {"type": "relu"}, {"type": "batchnorm"}, {"type": "dropout", "rate": 0.3},
@@ -128,8 +129,8 @@ def test_interrupted_checkpoint_write_keeps_previous(tmp_path, reference, monkey
     ckpt = tmp_path / "c" / "checkpoint.npz"
     before = ckpt.read_bytes()
 
-    import brainprop_np.checkpoint as C
-    from brainprop_np.runfolder import atomic_open
+    import brainprop_np.run.checkpoint as C
+    from brainprop_np.files import atomic_open
 
     def crashing_write(path, data):
         with atomic_open(path, "wb") as f:
@@ -394,7 +395,7 @@ def test_train_accepts_a_yaml_path(tmp_path):
 
 def test_bp_train_is_callable_even_after_importing_the_module(tmp_path):
     import brainprop_np as bp
-    import brainprop_np.train  # noqa: F401  (must not rebind bp.train to the module)
+    import brainprop_np.run.train  # noqa: F401  (must not rebind bp.train to the module)
     res = bp.train(_config(epochs=1), out=tmp_path / "api", verbose=False, progress=False)
     assert res.summary["epochs_run"] == 1 and (tmp_path / "api" / "summary.json").is_file()
 
@@ -402,13 +403,13 @@ def test_bp_train_is_callable_even_after_importing_the_module(tmp_path):
 def test_plots_have_whole_epoch_ticks(tmp_path, reference, monkeypatch):
     pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
-    from brainprop_np.plot import plot_runs
-    from brainprop_np.plotting import plot_accuracy
+    from brainprop_np.run.plot import plot_runs
+    from brainprop_np.run.figures import plot_accuracy
     figs, real = [], Figure.savefig
     monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figs.append(self), real(self, *a, **k))[1])
     history = [{"epoch": e, "train_acc": 0.5, "val_acc": 0.5 + e / 100} for e in (1, 2)]
     assert plot_accuracy(history, 2, tmp_path / "a.png")
-    plot_runs([reference], tmp_path / "c.png")               # python -m brainprop_np.plot
+    plot_runs([reference], tmp_path / "c.png")               # brainprop plot
     assert len(figs) == 2
     for fig in figs:
         ticks = fig.axes[0].xaxis.get_major_locator()()
@@ -416,7 +417,7 @@ def test_plots_have_whole_epoch_ticks(tmp_path, reference, monkeypatch):
 
 
 def test_a_resumed_fallback_run_keeps_saying_it_trained_on_the_mnist_sample(tmp_path, monkeypatch):
-    from brainprop_np.train import train
+    from brainprop_np.run.train import train
     tiny = [{"type": "flatten"}, {"type": "dense", "units": 8}]
     monkeypatch.setenv("HOME", str(tmp_path / "home"))          # no folder named, an empty cache
     monkeypatch.delenv("BRAINPROP_DATA", raising=False)

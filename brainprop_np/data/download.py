@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 import zlib
 
-from .atomic import atomic_path
+from ..files import atomic_path
 from .errors import DataError
 
 TIMEOUT = 60          # seconds, for each read once connected

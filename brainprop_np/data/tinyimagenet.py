@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .archive import DirTree, ZipTree
-from .atomic import atomic_path
+from ..files import atomic_path
 from .dataset import Dataset
 from .errors import DataError
 

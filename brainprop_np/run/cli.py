@@ -111,9 +111,9 @@ def _run(argv, prog, mode):
     load = getattr(ns, "load", None)
     resume, out, init_from = (getattr(ns, k, None) for k in ("resume", "out", "init_from"))
     from brainprop_np.backend import BackendError
-    from brainprop_np.config import ConfigError
+    from brainprop_np.run.config import ConfigError
     from brainprop_np.data import DataError
-    from brainprop_np.train import TrainingError
+    from brainprop_np.run.train import TrainingError
 
     split = _split_positional(ns.args, prog)
     if isinstance(split, int):
@@ -126,8 +126,8 @@ def _run(argv, prog, mode):
         if getattr(ns, "print_config", False):
             if load or explain:
                 return _fail(2, "--print-config is not allowed with --load or --explain")
-            from brainprop_np.config import dump
-            from brainprop_np.train import resolve_config
+            from brainprop_np.run.config import dump
+            from brainprop_np.run.train import resolve_config
             if config is None and not resume:
                 return _fail(2, f"no config given; usage: {prog} CONFIG.yaml [key=value ...] --print-config")
             if config is not None and resume:
@@ -149,7 +149,7 @@ def _run(argv, prog, mode):
             if ns.train_steps < 0:
                 return _fail(2, f"--train-steps {ns.train_steps} is not allowed; use an integer >= 0 "
                                 "(0: the untrained initial weights)")
-            from brainprop_np.explain import explain_config
+            from brainprop_np.teach.explain import explain_config
             try:
                 _, text, paths = explain_config(config, overrides, weights=load, image_index=ns.image,
                                                 figures=ns.figures, train_steps=0 if load else ns.train_steps,
@@ -160,7 +160,7 @@ def _run(argv, prog, mode):
             for path in paths:
                 print(f"wrote {path}")
             return 0
-        from brainprop_np.train import evaluate_weights, train
+        from brainprop_np.run.train import evaluate_weights, train
         if mode == "eval" and not load:
             return _fail(2, f"--load WEIGHTS is required: {prog} [CONFIG.yaml] --load WEIGHTS")
         if resume:
@@ -254,7 +254,7 @@ def main(argv=None):
     if cmd in ("train", "eval", "explain"):
         return _run(rest, prog, cmd)
     if cmd == "plot":
-        from brainprop_np import plot
+        from brainprop_np.run import plot
         return plot.main(rest, prog=prog)
     try:
         import importlib

@@ -1,7 +1,7 @@
 """accuracy.png: training and validation accuracy against epochs, best epoch marked."""
 import io
 
-from .runfolder import write_bytes
+from ..files import write_bytes
 
 
 def plot_accuracy(history, best_epoch, path, title=""):
@@ -36,3 +36,21 @@ def plot_accuracy(history, best_epoch, path, title=""):
     fig.savefig(buf, format="png")
     write_bytes(path, buf.getvalue())
     return True
+
+
+def require_figure():
+    """matplotlib's Figure class (no pyplot, no GUI), or a one-line error saying how to install it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise RuntimeError("figures need matplotlib, which is not installed; "
+                           "install it with: pip install matplotlib") from None
+    return Figure
+
+
+def figure_png(fig):
+    """The PNG bytes of a matplotlib Figure."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

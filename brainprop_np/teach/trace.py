@@ -11,19 +11,13 @@ trace can record what each layer receives: the number of units with feedback, it
 the tags (presynaptic activity × postsynaptic feedback) and the weight change
 ΔW = lr · δ · tag. The trace ends with the check that this update equals −lr times the
 finite-difference gradient of ½δ² (computed in float64).
-
-Weights: untrained weights (q ≈ 0, tiny activations) show δ ≈ 0 and ΔW ≈ 1e-10, which
-teaches nothing, so the command line first trains the config's network for a few hundred
-BrainProp steps on the dataset's training images (`pretrain`, cached under
-~/.cache/brainprop_np/explain or $BRAINPROP_CACHE) and says so; `--load` takes your
-weights, `--train-steps 0` the initial ones.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import to_host
-from .kernels import cpu
+from ..backend import to_host
+from ..kernels import cpu
 
 
 @dataclass
@@ -116,7 +110,7 @@ def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
 def _untied_alignment(net, fb_top, trace):
     """[(layer, mode, angle°)]: ∠ between each kernel's ΔW in this trial and −lr·∂(½δ²)/∂W,
     the update symmetric feedback would give (one more feedback pass, forward weights)."""
-    from . import feedback as F
+    from .. import feedback as F
     with F.symmetric(net):
         net.feedback(fb_top)
         true = {l.name: to_host(l.grads["kernel"]).copy() for l in net.layers if F.has_kernel(l)}
@@ -235,187 +229,3 @@ def format_trace(t, class_names=None):
         lines.append("check: finite differences skipped (needs a float64 network on the CPU)")
     lines += format_feedback(t)
     return "\n".join(lines)
-
-
-def require_figure():
-    """matplotlib's Figure class (no pyplot, no GUI), or a one-line error saying how to install it."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise RuntimeError("figures need matplotlib, which is not installed; "
-                           "install it with: pip install matplotlib") from None
-    return Figure
-
-
-def figure_png(fig):
-    """The PNG bytes of a matplotlib Figure."""
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def save_figures(trace, image, out_dir):
-    """Save PNGs of where the attention-gated feedback goes; return the paths written.
-
-    image: (H, W, C) input in [0, 1]. Writes `feedback_input.png` (the image beside
-    Σ_c fb at the input) and `feedback_<layer>.png` for every convolutional or
-    locally-connected layer (Σ_c fb at its output units: where the credit for this
-    choice goes), in a signed colour map (red > 0, blue < 0) with δ in the title and a
-    caption saying what the colours mean for the update. Each figure is 720×400 pixels.
-    """
-    from pathlib import Path
-    from .runfolder import write_bytes
-    Figure = require_figure()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    img = np.asarray(image, dtype=np.float64)
-    img = img[..., 0] if img.shape[-1] == 1 else img
-    maps = [("input", trace.input_fb_map)]
-    maps += [(t.name, t.fb_map) for t in reversed(trace.layers)
-             if t.fb_map is not None and t.kind in ("Conv2D", "LocallyConnected2D")]
-    up, down = ("strengthened", "weakened") if trace.delta > 0 else ("weakened", "strengthened")
-    outcome = "rewarded" if trace.reward else "not rewarded"
-    paths = []
-    for name, fmap in maps:
-        fig = Figure(figsize=(7.2, 4.0), dpi=100)
-        axes = fig.subplots(1, 2)
-        fig.subplots_adjust(left=0.03, right=0.92, top=0.86, bottom=0.24, wspace=0.15)
-        axes[0].imshow(img, cmap="gray" if img.ndim == 2 else None)
-        axes[0].set_title(f"input: label {trace.label}, chose {trace.action} ({outcome})", fontsize=9)
-        m = float(np.abs(fmap).max()) or 1.0
-        im = axes[1].imshow(fmap, cmap="RdBu_r", vmin=-m, vmax=m)
-        where = "at the input" if name == "input" else f"at {name}'s units"
-        axes[1].set_title(f"feedback fb {where} (Σ over channels)\nδ = reward − q[action] = {trace.delta:+.4f}",
-                          fontsize=8)
-        fig.colorbar(im, ax=axes[1], fraction=0.046)
-        for ax in axes:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.text(0.03, 0.03,
-                 f"Attention-gated feedback sent down from the chosen output unit {trace.action} only. Red: fb > 0, "
-                 f"blue: fb < 0.\nEach synapse changes by ΔW = lr·δ·pre·fb: with δ {'>' if trace.delta > 0 else '<='} 0, "
-                 f"synapses from active inputs onto red units are {up},\nonto blue units {down}; white units "
-                 "get (almost) no feedback and (almost) no change from this trial.", fontsize=7.5, va="bottom")
-        path = out_dir / f"feedback_{name}.png"
-        write_bytes(path, figure_png(fig))
-        paths.append(str(path))
-    return paths
-
-
-def cache_dir():
-    """Where pretrained explain weights are kept: $BRAINPROP_CACHE, else ~/.cache/brainprop_np/explain."""
-    import os
-    from pathlib import Path
-    env = os.environ.get("BRAINPROP_CACHE")
-    return Path(env).expanduser() if env else Path("~/.cache/brainprop_np/explain").expanduser()
-
-
-def pretrain(cfg, ds, steps, batch_size=32, progress=None):
-    """Train the config's network (float32, CPU, its seed) for `steps` BrainProp steps of
-    `batch_size` images drawn from ds's training images; return (net, seconds, cache path or None).
-
-    The result is cached by (model, seed, settings, dataset, steps) so that a second
-    `--explain` starts at once; a cache that cannot be written is simply not used.
-    """
-    import hashlib
-    import json
-    import time
-    from . import __version__
-    from .checkpoint import load_weights_file, save_weights
-    from .network import build_network
-    from .optim import SGD
-    from .progress import Progress
-    from .rules import BrainProp
-    t = cfg["train"]
-    net = build_network(cfg["model"], ds.input_shape, ds.n_classes, seed=cfg["seed"], device="cpu",
-                        dtype="float32", algorithm="brainprop", init_std=t["init_std"])
-    key = json.dumps([__version__, cfg["model"], cfg["seed"], t["init_std"], t["lr"], t["l2"],
-                      cfg["brainprop"]["epsilon"], ds.name, len(ds.x_train), steps, batch_size], sort_keys=True)
-    path = cache_dir() / f"{cfg['name']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-    if path.is_file():
-        try:
-            load_weights_file(net, path)
-            return net, 0.0, path
-        except Exception:
-            pass
-    rule, opt = BrainProp(cfg["brainprop"]["epsilon"]), SGD(lr=t["lr"], l2=t["l2"], halve_every=0)
-    rng = np.random.default_rng([cfg["seed"], 2])
-    order = rng.permutation(len(ds.x_train))
-    bar = Progress(steps, "training before the trial", enabled=progress)
-    t0 = time.perf_counter()
-    with np.errstate(all="ignore"):
-        for step in range(steps):
-            idx = order[(np.arange(batch_size) + step * batch_size) % len(order)]
-            x = ds.x_train[idx].astype(np.float32) / 255.0
-            rule.trial(net, x, ds.y_train[idx], train=True, batch_size=batch_size)
-            opt.step(net, t["lr"])
-            bar.update(images=batch_size)
-    bar.close()
-    seconds = time.perf_counter() - t0
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_weights(path, net)
-    except OSError:
-        path = None
-    return net, seconds, path
-
-
-def explain_config(config, overrides=(), weights=None, image_index=0, figures=None, seed=0, say=print,
-                   train_steps=0, progress=False):
-    """What `brainprop explain CONFIG` does: one trial on test image `image_index` of the
-    configured dataset (the bundled MNIST sample when the data are absent).
-
-    The network is built from the config (seed, architecture) in float64 on the CPU, so that
-    the finite-difference check is exact. Its weights: `weights` (.npz or Keras .h5) when
-    given, else the config's network after `train_steps` BrainProp steps on the dataset's
-    training images (`pretrain`; the command line's default is 200), else (0) the initial
-    weights. Returns (trace, text, figure paths); the text says which weights were used.
-    """
-    from . import data
-    from .backend import BackendError
-    from .checkpoint import load_weights_file
-    from .network import build_network
-    from .train import _as_config, feedback_args
-
-    cfg = _as_config(config, list(overrides) + ["device=cpu", "dtype=float64"])
-    if cfg["algorithm"] != "brainprop":
-        raise ValueError(f"algorithm={cfg['algorithm']!r} is not allowed with --explain: it traces one BrainProp "
-                         "trial (choice, reward, delta, attention-gated feedback); EBP has no choice to explain")
-    if train_steps < 0:
-        raise ValueError(f"--train-steps {train_steps} is not allowed; use an integer >= 0 (0: untrained weights)")
-    try:
-        ds = data.load(cfg["data"]["name"], root=cfg["data"]["root"], download=False,
-                       label_mode=cfg["data"]["label_mode"])
-    except data.DataError as e:
-        first = str(e).split(";")[0]
-        say(f"note: {first[:90]}; explaining on the bundled MNIST sample instead")
-        ds = data.load("mnist_sample")
-    if not 0 <= image_index < len(ds.x_test):
-        raise ValueError(f"--image {image_index} is not allowed; use 0..{len(ds.x_test) - 1}")
-    try:
-        net = build_network(cfg["model"], ds.input_shape, ds.n_classes, seed=cfg["seed"], device="cpu",
-                            dtype="float64", algorithm="brainprop", init_std=cfg["train"]["init_std"],
-                            **feedback_args(cfg))
-    except BackendError:
-        raise
-    if weights:
-        load_weights_file(net, weights)
-        which = f"weights {weights}"
-    elif train_steps:
-        trained, seconds, path = pretrain(cfg, ds, train_steps, progress=progress)
-        net.set_weights(trained.get_weights())
-        how = f"trained now in {seconds:.0f} s" if seconds else "read from the cache"
-        which = (f"weights: the seed-{cfg['seed']} network after {train_steps} BrainProp steps of 32 {ds.name} "
-                 f"training images ({how}{', ' + str(path) if path else ''}); --train-steps 0: untrained, "
-                 "--load W: yours")
-    else:
-        which = f"initial weights, seed {cfg['seed']} (untrained: q ≈ 0, so δ and ΔW are tiny)"
-    x = ds.x_test[image_index:image_index + 1].astype(np.float64) / 255.0
-    label = int(ds.y_test[image_index])
-    trace = explain_trial(net, x, label, epsilon=cfg["brainprop"]["epsilon"], lr=cfg["train"]["lr"], seed=seed)
-    names = list(ds.classes) if getattr(ds, "classes", None) is not None else None
-    text = (f"dataset {ds.name}, test image {image_index}, network {cfg['name']}\n{which}\n\n"
-            + format_trace(trace, names))
-    paths = save_figures(trace, x[0], figures) if figures else []
-    return trace, text, paths

@@ -38,9 +38,9 @@ def _failure(kind, message, run_dir, extra):
 
 def run_one(spec):
     """Train (or resume) one run; return {status, summary | kind+message, attempt, resumed_from, ...}."""
-    from ..backend import BackendError
+    from ...backend import BackendError
     from ..config import ConfigError
-    from ..data import DataError
+    from ...data import DataError
     from ..train import TrainingError, train
 
     run_dir = Path(spec["run_dir"])

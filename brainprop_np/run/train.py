@@ -56,16 +56,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import BackendError, to_host
-from .kernels import threads
-from .checkpoint import (load_checkpoint, load_weights_file, rng_state, save_checkpoint,
-                         save_weights, set_rng_state)
+from ..backend import BackendError, to_host
+from ..kernels import threads
+from ..network import build_network
+from ..optim import SGD
+from ..rules import make_rule
+from ..weights import load_weights_file, save_weights
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import ConfigError, check_resume_overrides, dump, load_config, read_yaml, resolve
-from .network import build_network
-from .optim import SGD
-from .plotting import plot_accuracy
+from .figures import plot_accuracy
 from .progress import Progress
-from .rules import make_rule
 from .runfolder import new_run_dir, write_csv, write_json, write_text
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds",
@@ -186,12 +186,12 @@ def _compile_seconds(backend):
     """Seconds the fast CPU kernels took to compile or load from numba's cache (None otherwise)."""
     if backend.kernel_set != "fast":
         return None
-    from .kernels.fast.jit import compile_seconds
+    from ..kernels.fast.jit import compile_seconds
     return round(compile_seconds(), 3)
 
 
 def _versions(backend):
-    from . import __version__
+    from .. import __version__
     v = {"python": platform.python_version(), "numpy": np.__version__, "brainprop_np": __version__}
     if backend.name == "cupy":
         v["cupy"] = backend.xp.__version__
@@ -215,7 +215,7 @@ SAMPLE_LINE = ("warning: full MNIST not found and not downloadable: training on 
 
 def data_folder(cfg):
     """(folder, where) when the data folder was named (data.root, else $BRAINPROP_DATA), else (None, None)."""
-    from .data.paths import ENV_VAR
+    from ..data.paths import ENV_VAR
     if cfg["data"]["root"] not in (None, ""):
         return cfg["data"]["root"], "data.root"
     if os.environ.get(ENV_VAR):
@@ -231,7 +231,7 @@ def load_data(cfg, say, force=None):
     no folder was named and nothing could be downloaded; then SAMPLE_LINE is printed
     (also when not verbose). force: the dataset a checkpoint used (resume uses that one).
     """
-    from . import data
+    from .. import data
     d = cfg["data"]
     name = force or d["name"]
     info = {"requested": d["name"], "used": name, "fallback": False, "fallback_reason": None}
@@ -263,7 +263,7 @@ def on_sample(info):
 
 
 def _split(cfg, ds):
-    from . import data
+    from .. import data
     d = cfg["data"]
     try:
         return data.prepare(ds, limit_train=d["limit_train"], limit_test=d["limit_test"], holdout=d["holdout"])
@@ -503,7 +503,7 @@ class _Run:
         Inference mode on a fixed batch: no random draw and no statistic changes, so the
         run continues exactly as it would without the measurement.
         """
-        from . import feedback as F
+        from .. import feedback as F
         if self.align_batch is None or not F.is_untied(self.net):
             return
         x, y = self.align_batch
@@ -715,7 +715,7 @@ def resolve_config(config=None, overrides=(), resume=None):
 def _check_device(cfg):
     """Before any data is loaded: device=gpu without a GPU is a TrainingError, a bad
     $BRAINPROP_KERNELS a ConfigError."""
-    from .backend import get_backend
+    from ..backend import get_backend
     try:
         get_backend(cfg["device"], cfg["kernels"])
     except BackendError as e:
@@ -755,7 +755,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     a non-finite loss: then the files are written first), OutOfMemory (naming the phase).
     On Ctrl-C the result has stop_reason 'interrupted' and the checkpoint can be resumed.
     """
-    from .run.logging import Loggers, LoggingError
+    from .loggers import Loggers, LoggingError
     say = _Say(verbose)
     meta = arrays = ckpt_weights = None
     if resume is not None:
@@ -801,7 +801,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     elif cfg["init_from"]:
         _load_weights(net, cfg["init_from"], "init_from")
 
-    from .data import BatchIterator
+    from ..data import BatchIterator
     run_name = f"{cfg['name']}-{cfg['algorithm']}"
     run = _Run(cfg, new_run_dir(run_name, out) if resume is None else Path(resume), say,
                progress if progress is not None else bool(getattr(sys.stderr, "isatty", lambda: False)()))
@@ -911,7 +911,7 @@ def evaluate_weights(config, weights, overrides=(), verbose=True, progress=None)
     _configure_threads()
     net = _build(cfg, split)
     _load_weights(net, weights, "--load")
-    from .data import BatchIterator
+    from ..data import BatchIterator
     try:
         it = BatchIterator(split.x_test, split.y_test, net.backend, cfg["dtype"])
         with _quiet_fp(), _runtime(f"evaluating {weights}"):

@@ -10,7 +10,7 @@ import io
 import statistics
 from pathlib import Path
 
-from ..runfolder import write_bytes, write_text
+from ...files import write_bytes, write_text
 
 CSV_COLUMNS = ("config", "cell", "n", "best_val_acc_mean", "best_val_acc_std", "best_epoch_mean",
                "best_epoch_std", "epoch_seconds_mean", "failed", "data")

@@ -1,7 +1,7 @@
 """Learning curves of several runs on one figure, best epochs marked.
 
-    python -m brainprop_np.plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train]
-    python -m brainprop_np.plot RUN_DIR [RUN_DIR ...] --alignment [--out alignment.png]
+    brainprop plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train]
+    brainprop plot RUN_DIR [RUN_DIR ...] --alignment [--out alignment.png]
 
 Each RUN_DIR is a run folder written by run.py (history.csv, summary.json, config.yaml);
 a run is labelled by its config name and algorithm (e.g. "mnist_conv brainprop"), so
@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from .explain import figure_png, require_figure
-from .runfolder import write_bytes
+from .figures import figure_png, require_figure
+from ..files import write_bytes
 
 
 def read_run(run_dir):
@@ -124,7 +124,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def main(argv=None, prog="python -m brainprop_np.plot"):
+def main(argv=None, prog="brainprop plot"):
     ap = _Parser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="run folders written by run.py")
     ap.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")

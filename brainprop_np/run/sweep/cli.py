@@ -12,7 +12,7 @@ from collections import deque
 from pathlib import Path
 
 from ..config import ConfigError
-from ..runfolder import write_json
+from ...files import write_json
 from . import plan, report
 from .plan import SweepError
 

@@ -59,7 +59,7 @@ from pathlib import Path
 
 import yaml
 
-from .presets import PRESET_SETTINGS, PRESETS
+from ..presets import PRESET_SETTINGS, PRESETS
 
 ALGORITHMS = ("brainprop", "ebp")
 FEEDBACK_MODES = ("symmetric", "random", "sign", "kolen_pollack", "dfa")   # = feedback.MODES
@@ -236,7 +236,7 @@ def _model(key, v):
             raise _bad(key, v, f"use a preset ({', '.join(PRESETS)}) or a list of layer specs")
         return v
     if isinstance(v, list) and v:
-        from .network import make_layer   # validates each spec (type, keys, values)
+        from ..network import make_layer   # validates each spec (type, keys, values)
         out = []
         for i, spec in enumerate(v):
             try:
