@@ -20,6 +20,8 @@ import sys
 
 import numpy as np
 
+from .errors import one_line
+
 DEVICES = ("auto", "cpu", "gpu")
 KERNEL_SETS = ("auto", "fast", "numpy")
 DTYPES = ("float32", "float64")
@@ -37,8 +39,8 @@ def _import_cupy():
 
 
 def _one_line(e):
-    text = f"{type(e).__name__}: {e}".strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
+    """The first line of `TypeName: message` (CUDA errors carry long multi-line texts)."""
+    return one_line(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip(": "))
 
 
 _PROBE_KERNEL = r"""

@@ -14,7 +14,6 @@ weights, out of memory, an error inside training or evaluation); 2 bad config, k
 or command line; 130 interrupted (Ctrl-C: a checkpoint is written; the message says how
 to resume). Every failure prints one line, `error: ...`, on stderr.
 """
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -23,21 +22,14 @@ from pathlib import Path
 # when this module is imported before NumPy (run.py and the console command do so).
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+from ..errors import OneLineParser, fail
+
 COMMANDS = ("train", "eval", "explain", "plot", "sweep")
 EXPLAIN_STEPS = 200       # default --train-steps of explain: weights that show learning
 
 
-def _fail(code, message):
-    print("error: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
-    return code
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: `error: ...` and exit status 2 (no usage block)."""
-
-    def error(self, message):
-        _fail(2, f"{message}; see {self.prog} --help")
-        raise SystemExit(2)
+_fail = fail
+_Parser = OneLineParser
 
 
 def _parser(prog, mode):

@@ -15,15 +15,16 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import one_line
+
 
 class LoggingError(RuntimeError):
     """A logger cannot start (library missing, tracking store unreachable); one line."""
 
 
 def _one_line(e):
-    text = " ".join(str(e).split()) or type(e).__name__
-    first = text.split(". ")[0]
-    return first if len(first) < 200 else first[:197] + "..."
+    """The first sentence of an exception's text, at most 200 characters."""
+    return one_line(one_line(e).split(". ")[0], limit=200)
 
 
 def flat_params(cfg, prefix=""):

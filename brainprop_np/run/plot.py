@@ -7,13 +7,13 @@ Each RUN_DIR is a run folder written by run.py (history.csv, summary.json, confi
 a run is labelled by its config name and algorithm (e.g. "mnist_conv brainprop"), so
 BrainProp and EBP runs of the same network can be compared at a glance.
 """
-import argparse
 import csv
 import json
 import sys
 from pathlib import Path
 
 from .figures import figure_png, require_figure
+from ..errors import RUNTIME, OneLineParser, fail
 from ..files import write_bytes
 
 
@@ -116,16 +116,10 @@ def plot_alignment(run_dirs, out):
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    """One-line errors (`error: ...`, exit status 2), as the other commands give."""
-
-    def error(self, message):
-        print(f"error: {message}; see {self.prog} --help", file=sys.stderr, flush=True)
-        raise SystemExit(2)
 
 
 def main(argv=None, prog="brainprop plot"):
-    ap = _Parser(prog=prog, description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="run folders written by run.py")
     ap.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
     ap.add_argument("--train", action="store_true", help="also draw training accuracy (dashed)")
@@ -138,8 +132,7 @@ def main(argv=None, prog="brainprop plot"):
         else:
             plot_runs(args.runs, args.out, show_train=args.train)
     except (RuntimeError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return fail(RUNTIME, e)
     print(f"wrote {args.out if not args.alignment or args.out != 'curves.png' else 'alignment.png'}")
     return 0
 

@@ -12,6 +12,7 @@ from collections import deque
 from pathlib import Path
 
 from ..config import ConfigError
+from ...errors import fail
 from ...files import write_json
 from . import plan, report
 from .plan import SweepError
@@ -55,9 +56,7 @@ def _parser():
     return p
 
 
-def _fail(code, message):
-    print("error: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
-    return code
+_fail = fail
 
 
 def _parse(argv):
