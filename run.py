@@ -9,13 +9,9 @@
 Exit status: 0 done; 1 runtime failure; 2 bad config, key, value or command line; 130
 interrupted (see brainprop_np/run/cli.py).
 """
-import os
 import sys
 
-# OpenBLAS's idle threads otherwise spin for ~0.1 s after each GEMM and slow down the
-# element-wise work that brainprop_np spreads over the cores (kernels/threads.py); this
-# must be set before NumPy loads.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import brainprop_np  # noqa: F401  (first: sets the BLAS environment before NumPy loads)
 
 
 def main(argv=None):

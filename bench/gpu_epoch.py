@@ -43,9 +43,9 @@ import struct
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import brainprop_np  # noqa: E402,F401  (first: sets the BLAS environment before NumPy loads)
+import numpy as np  # noqa: E402
 
 NETS = {   # name: (input shape, images per epoch, batch, target s/epoch on one H100)
     "dense": ((28, 28, 1), 60_000, 128, 0.4),

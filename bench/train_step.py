@@ -15,11 +15,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")   # as run.py: before NumPy loads
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import brainprop_np as bp  # noqa: E402
+import brainprop_np as bp  # noqa: E402  (first: sets the BLAS environment before NumPy loads)
+import numpy as np  # noqa: E402
 
 BATCH = {"dense": 128, "conv": 128, "loccon": 32, "deep": 128}
 SHAPE = {"dense": (28, 28, 1), "conv": (28, 28, 1), "loccon": (28, 28, 1), "deep": (32, 32, 3)}

@@ -24,12 +24,10 @@ import resource
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")   # as run.py: before NumPy loads
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import brainprop_np as bp  # noqa: E402
+import brainprop_np as bp  # noqa: E402  (first: sets the BLAS environment before NumPy loads)
+import numpy as np  # noqa: E402
 from train_step import BATCH, EPOCH, gemm_rate, step_flops  # noqa: E402
 
 

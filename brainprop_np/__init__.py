@@ -11,8 +11,16 @@ import importlib
 import os
 import sys
 
-if "numpy" not in sys.modules:   # before NumPy loads: OpenBLAS's idle threads then sleep sooner
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")   # (README, Speed); an existing value wins
+# The BLAS environment, defined here only. OpenBLAS's idle threads otherwise spin for
+# ~0.1 s after each GEMM and slow down the element-wise work spread over the cores
+# (kernels/threads.py). It takes effect only before NumPy loads, so every entry point
+# (run.py, `python -m brainprop_np`, the `brainprop` command, scripts/, bench/) imports
+# this package first; the sweep hands the same values to its Ray workers. An existing
+# value wins.
+BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+if "numpy" not in sys.modules:
+    for _key, _value in BLAS_ENV.items():
+        os.environ.setdefault(_key, _value)
 
 from .backend import get_backend, to_host
 from .network import Network, build_network

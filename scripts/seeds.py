@@ -6,12 +6,11 @@
 Every option of the sweep passes through. Run folders are DIR/<config>/default/seed<k>
 (the sweep's layout). See README, "Sweeps on Ray".
 """
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import brainprop_np  # noqa: E402,F401  (first: sets the BLAS environment before NumPy loads)
 
 if __name__ == "__main__":
     from brainprop_np.run.sweep import main

@@ -1,5 +1,11 @@
 """Test-session settings.
 
+Every test runs with its own HOME, XDG_CACHE_HOME and BRAINPROP_CACHE under a temporary
+folder (`own_home`), so that nothing is written into the real home directory (the explain
+cache, the default data folder ~/.cache/brainprop_np, matplotlib's cache). MPLCONFIGDIR is
+one temporary folder for the whole session: matplotlib builds its font cache there once
+instead of once per test and subprocess.
+
 BRAINPROP_NO_POOL=1 turns CuPy's memory pool off (plain cudaMalloc per array), so that
 compute-sanitizer's memcheck sees out-of-bounds accesses that the pool's rounded-up
 blocks would otherwise hide (scripts/gpu_check.sh sets it for the sanitizer run).
@@ -14,6 +20,22 @@ if os.environ.get("BRAINPROP_NO_POOL") == "1":
         cupy.cuda.set_allocator(None)
     except Exception:   # no CuPy: nothing to turn off
         pass
+
+
+@pytest.fixture(scope="session")
+def _mpl_config_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("mplconfig")
+
+
+@pytest.fixture(autouse=True)
+def own_home(tmp_path_factory, _mpl_config_dir, monkeypatch):
+    """HOME, XDG_CACHE_HOME, BRAINPROP_CACHE of this test (and subprocesses it starts) in a fresh folder."""
+    base = tmp_path_factory.mktemp("env")
+    for var, sub in (("HOME", "home"), ("XDG_CACHE_HOME", "home/.cache"), ("BRAINPROP_CACHE", "explain-cache")):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(var, str(base / sub))
+    monkeypatch.setenv("MPLCONFIGDIR", str(_mpl_config_dir))
+    return base / "home"
 
 
 @pytest.fixture(scope="session")

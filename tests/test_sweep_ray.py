@@ -35,11 +35,22 @@ def _tiny(empty, units=32, limit_train=500, epochs=1):
 
 
 @pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
+def ray_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(autouse=True)
+def _the_workers_home(own_home, ray_home, monkeypatch):
+    """Plain runs compared with the sweep's see the workers' HOME (the fallback note names its cache)."""
+    monkeypatch.setenv("HOME", str(ray_home))
+
+
+@pytest.fixture(scope="module")
+def local_ray(ray_home):
     """A local Ray instance whose workers see an empty HOME and no $BRAINPROP_DATA (they inherit
     the environment it starts with), so MNIST cannot be found and the sample fallback applies."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    mp.setenv("HOME", str(ray_home))
     mp.delenv("BRAINPROP_DATA", raising=False)
     mp.delenv("BRAINPROP_CACHE", raising=False)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")

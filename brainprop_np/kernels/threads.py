@@ -12,8 +12,9 @@ every BLAS library NumPy loaded (OpenBLAS, MKL, BLIS) and to numba's thread pool
 GEMMs and the fast kernels never run more threads than that.
 
 OpenBLAS's idle workers spin for a while after each GEMM and then compete with the next
-kernel's threads: run.py and the benchmarks set OPENBLAS_THREAD_TIMEOUT=4 before NumPy
-loads (an environment variable; it cannot be changed once NumPy is imported).
+kernel's threads: `import brainprop_np` sets OPENBLAS_THREAD_TIMEOUT=4 (BLAS_ENV in the
+package's __init__.py) before NumPy loads (an environment variable; it cannot be changed
+once NumPy is imported).
 """
 import os
 

@@ -12,19 +12,15 @@ import json
 import sys
 from pathlib import Path
 
-from .figures import figure_png, require_figure
+from .figures import epoch_axes, new_figure, save_png
+from .history import read_history
 from ..errors import RUNTIME, OneLineParser, fail
-from ..files import write_bytes
 
 
 def read_run(run_dir):
     """(label, rows, best_epoch) of a run folder; rows are dicts of floats from history.csv."""
     run_dir = Path(run_dir)
-    hist = run_dir / "history.csv"
-    if not hist.is_file():
-        raise FileNotFoundError(f"{run_dir}: no history.csv here; pass run folders written by run.py")
-    with open(hist, newline="", encoding="utf-8") as f:
-        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    rows = read_history(run_dir)
     summary = {}
     if (run_dir / "summary.json").is_file():
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -44,8 +40,7 @@ def read_run(run_dir):
 
 def plot_runs(run_dirs, out, show_train=False, title="validation accuracy"):
     """Draw every run's val_acc (and train_acc with show_train) against epochs into `out` (PNG)."""
-    Figure = require_figure()
-    fig = Figure(figsize=(7.2, 4.5), dpi=100)
+    fig = new_figure((7.2, 4.5))
     ax = fig.add_subplot(1, 1, 1)
     for i, run_dir in enumerate(run_dirs):
         label, rows, best = read_run(run_dir)
@@ -59,16 +54,11 @@ def plot_runs(run_dirs, out, show_train=False, title="validation accuracy"):
             ax.plot([best], [hit[0]["val_acc"]], "o", color=color)
             ax.annotate(f"{hit[0]['val_acc']:.4f} @ {int(best)}", (best, hit[0]["val_acc"]),
                         textcoords="offset points", xytext=(4, -12), fontsize=8, color=color)
-    from matplotlib.ticker import MaxNLocator
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))    # epochs are whole numbers
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
+    epoch_axes(ax, "accuracy")
     ax.set_title(title + (" (dashed: training, on the chosen actions)" if show_train else ""), fontsize=10)
-    ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    write_bytes(out, figure_png(fig))
-    return out
+    return save_png(fig, out)
 
 
 def read_alignment(run_dir):
@@ -90,8 +80,7 @@ def read_alignment(run_dir):
 
 def plot_alignment(run_dirs, out):
     """Two panels against epochs: ∠(W, B) and ∠(update, gradient) of every layer of every run."""
-    Figure = require_figure()
-    fig = Figure(figsize=(10, 4.5), dpi=100)
+    fig = new_figure((10, 4.5))
     ax_w, ax_g = fig.subplots(1, 2)
     styles = ["-", "--", ":", "-."]
     for i, run_dir in enumerate(run_dirs):
@@ -102,18 +91,13 @@ def plot_alignment(run_dirs, out):
             kw = dict(color=color, linestyle=styles[j % len(styles)], label=f"{label}: {name}")
             ax_w.plot(ep, [p[1] for p in pts], **kw)
             ax_g.plot(ep, [p[2] for p in pts], **kw)
-    from matplotlib.ticker import MaxNLocator
     for ax, title in ((ax_w, "weight alignment ∠(W, B)"), (ax_g, "gradient alignment ∠(update, gradient)")):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch (0: initial network)")
-        ax.set_ylabel("degrees")
+        epoch_axes(ax, "degrees", xlabel="epoch (0: initial network)")
         ax.set_ylim(0, 180)
         ax.set_title(title, fontsize=10)
-        ax.grid(True, alpha=0.3)
     ax_g.legend(loc="upper right", fontsize=6)
     fig.tight_layout()
-    write_bytes(out, figure_png(fig))
-    return out
+    return save_png(fig, out)
 
 
 

@@ -19,18 +19,25 @@ def _sample(size, n, rng):
     return rng.choice(size, n, replace=False)
 
 
-def numerical_grad(f, arr, idx, eps=1e-6):
-    """Central differences (f(a + eps) − f(a − eps)) / 2eps at flat indices idx of arr (in place, restored)."""
+def numerical_grad(f, arr, idx, eps=1e-6, smooth=None):
+    """Central differences (f(a + eps) − f(a − eps)) / 2eps at flat indices idx of arr (in place, restored).
+
+    smooth: optional callable, asked after each of the two evaluations whether f is still
+    on the same smooth piece (no ReLU or max-pool switched); an entry where it says no is
+    NaN (a kink, where the one-sided slopes differ).
+    """
     flat = arr.reshape(-1)
     out = np.empty(len(idx))
     for j, i in enumerate(idx):
         old = flat[i]
         flat[i] = old + eps
         fp = f()
+        ok = smooth is None or smooth()
         flat[i] = old - eps
         fm = f()
+        ok = ok and (smooth is None or smooth())
         flat[i] = old
-        out[j] = (fp - fm) / (2 * eps)
+        out[j] = (fp - fm) / (2 * eps) if ok else np.nan
     return out
 
 

@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError
@@ -144,7 +145,7 @@ def _runtime_env(cpus, gpus):
     root = str(Path(brainprop_np.__file__).resolve().parents[1])
     path = os.environ.get("PYTHONPATH")
     env = {"BRAINPROP_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-           "MKL_NUM_THREADS": n, "OPENBLAS_THREAD_TIMEOUT": "4",
+           "MKL_NUM_THREADS": n, **brainprop_np.BLAS_ENV,
            "PYTHONPATH": root + (os.pathsep + path if path else "")}
     if not gpus:
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -289,72 +290,99 @@ def _sweep_json(ns, argv, configs, overrides, grid, seeds, runs, cluster, extra)
     return doc
 
 
-def main(argv=None):
-    """The sweep command; returns the exit status (0 all runs finished, 1 a run failed or the
-    cluster is unreachable, 2 bad input, 130 interrupted)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    t0 = time.time()
+@dataclass
+class _Sweep:
+    """One invocation: its command line, its planned runs and the Ray it talks to."""
+    ns: argparse.Namespace
+    argv: list
+    configs: list
+    overrides: list
+    t0: float
+    seeds: list = None
+    grid: list = None
+    runs: list = None
+    todo: list = None
+    ray: object = None
+    started: bool = None
+    cluster: dict = field(default_factory=dict)
+
+    @property
+    def out(self):
+        return Path(self.ns.out)
+
+    def sweep_json(self, extra):
+        return _sweep_json(self.ns, self.argv, self.configs, self.overrides, self.grid, self.seeds, self.runs,
+                           self.cluster, extra)
+
+
+def _plan(sw):
+    """Seeds, grid and runs of the sweep; Ray connected when a run is left to train."""
+    sw.seeds = plan.parse_seeds(sw.ns.seeds)
+    sw.grid = plan.parse_grid(sw.ns.grid)
+    sw.runs = plan.build(sw.configs, sw.seeds, sw.grid, sw.overrides, sw.ns.out)
+    sw.todo = [r for r in sw.runs if r.state in ("fresh", "resume")]
+    if sw.todo:
+        sw.ray, sw.started = connect(sw.ns.address)
+
+
+def _announce(sw, n_read, n_resume):
+    """The first line: how many runs, what is left to do, and the cluster (recorded in sw.cluster)."""
+    ns, ray, runs, todo, out = sw.ns, sw.ray, sw.runs, sw.todo, sw.out
+    if ray is None:
+        print(f"sweep: all {len(runs)} runs are finished (read, not trained); folder {out}", flush=True)
+        return
+    res, nodes = _resources(ray)
+    sw.cluster = {"ray_version": ray.__version__, "resources": res, "nodes": nodes}
+    where = "local instance" if sw.started or not ns.address else f"cluster at {ns.address}"
+    print(f"sweep: {len(runs)} runs ({len(sw.configs)} config(s) × {len(plan.cells(sw.grid))} cell(s) × "
+          f"{len(sw.seeds)} seed(s)): {n_read} finished (read), {n_resume} to resume, "
+          f"{len(todo) - n_resume} to start; Ray {ray.__version__} {where}, {nodes} node(s), "
+          f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; per run {ns.cpus_per_run} CPU, "
+          f"{ns.gpus_per_run:g} GPU; folder {out}", flush=True)
+
+
+def _train(sw):
+    """Run what is left on Ray; True when Ctrl-C stopped it. A Ray started here is shut down."""
     try:
-        try:
-            ns, configs, overrides = _parse(argv)
-        except SystemExit as e:              # --help
-            return e.code if isinstance(e.code, int) else 0
-        seeds = plan.parse_seeds(ns.seeds)
-        grid = plan.parse_grid(ns.grid)
-        runs = plan.build(configs, seeds, grid, overrides, ns.out)
-        todo = [r for r in runs if r.state in ("fresh", "resume")]
-        cluster = {}
-        ray = started = None
-        if todo:
-            ray, started = connect(ns.address)
-    except (SweepError, ConfigError) as e:
-        return _fail(2, e)
-    except Unreachable as e:
-        return _fail(1, e)
-    out = Path(ns.out)
-    n_read = len(runs) - len(todo)
-    n_resume = sum(r.state == "resume" for r in todo)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if ray is not None:
-            res, nodes = _resources(ray)
-            cluster = {"ray_version": ray.__version__, "resources": res, "nodes": nodes}
-            where = "local instance" if started or not ns.address else f"cluster at {ns.address}"
-            print(f"sweep: {len(runs)} runs ({len(configs)} config(s) × {len(plan.cells(grid))} cell(s) × "
-                  f"{len(seeds)} seed(s)): {n_read} finished (read), {n_resume} to resume, "
-                  f"{len(todo) - n_resume} to start; Ray {ray.__version__} {where}, {nodes} node(s), "
-                  f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; per run {ns.cpus_per_run} CPU, "
-                  f"{ns.gpus_per_run:g} GPU; folder {out}", flush=True)
-        else:
-            print(f"sweep: all {len(runs)} runs are finished (read, not trained); folder {out}", flush=True)
-        extra = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0)),
-                 "read": n_read, "resumed": n_resume, "started_fresh": len(todo) - n_resume}
-        write_json(out / "sweep.json", _sweep_json(ns, argv, configs, overrides, grid, seeds, runs, cluster,
-                                                   dict(extra, status="running" if todo else "finished")))
-        interrupted = False
-        try:
-            if todo:
-                execute(ray, runs, todo, ns, t0)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            if started:
-                with contextlib.suppress(Exception):
-                    ray.shutdown()
-        rows = report.aggregate(runs)
-        engine = (f"Engine: Ray {cluster.get('ray_version') or _ray_version()}, "
-                  f"{'local instance' if not ns.address else 'cluster ' + ns.address}; "
-                  f"{ns.cpus_per_run} CPU and {ns.gpus_per_run:g} GPU per run; "
-                  f"{time.strftime('%Y-%m-%d %H:%M')}.")
-        report.write_csv(out / "results.csv", rows)
-        report.write_md(out / "results.md", rows, runs, _command(argv), engine)
-        drew = report.write_curves(out / "curves.png", rows)
-        extra.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"),
-                     status="interrupted" if interrupted else "finished", curves=bool(drew))
-        write_json(out / "sweep.json", _sweep_json(ns, argv, configs, overrides, grid, seeds, runs, cluster, extra))
-    except OSError as e:
-        where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        return _fail(1, f"cannot read or write{where}: {e.strerror or e}")
+        if sw.todo:
+            execute(sw.ray, sw.runs, sw.todo, sw.ns, sw.t0)
+    except KeyboardInterrupt:
+        return True
+    finally:
+        if sw.started:
+            with contextlib.suppress(Exception):
+                sw.ray.shutdown()
+    return False
+
+
+def _drive(sw):
+    """Announce, train and write the tables, figure and sweep.json; returns (rows, drew, interrupted)."""
+    ns, out = sw.ns, sw.out
+    n_read = len(sw.runs) - len(sw.todo)
+    n_resume = sum(r.state == "resume" for r in sw.todo)
+    out.mkdir(parents=True, exist_ok=True)
+    _announce(sw, n_read, n_resume)
+    extra = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sw.t0)),
+             "read": n_read, "resumed": n_resume, "started_fresh": len(sw.todo) - n_resume}
+    write_json(out / "sweep.json", sw.sweep_json(dict(extra, status="running" if sw.todo else "finished")))
+    interrupted = _train(sw)
+    rows = report.aggregate(sw.runs)
+    engine = (f"Engine: Ray {sw.cluster.get('ray_version') or _ray_version()}, "
+              f"{'local instance' if not ns.address else 'cluster ' + ns.address}; "
+              f"{ns.cpus_per_run} CPU and {ns.gpus_per_run:g} GPU per run; "
+              f"{time.strftime('%Y-%m-%d %H:%M')}.")
+    report.write_csv(out / "results.csv", rows)
+    report.write_md(out / "results.md", rows, sw.runs, _command(sw.argv), engine)
+    drew = report.write_curves(out / "curves.png", rows)
+    extra.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+                 status="interrupted" if interrupted else "finished", curves=bool(drew))
+    write_json(out / "sweep.json", sw.sweep_json(extra))
+    return rows, drew, interrupted
+
+
+def _conclude(sw, rows, drew, interrupted):
+    """Print the table and the files written; return the exit status."""
+    out, runs = sw.out, sw.runs
     print("\n" + report.table_text(rows), flush=True)
     for line in report.failure_lines(runs):
         print("  " + line, flush=True)
@@ -369,3 +397,27 @@ def main(argv=None):
         return _fail(1, f"{len(bad)} of {len(runs)} runs have no result (see {out / 'results.md'}); "
                         "rerun the same command after fixing the cause")
     return 0
+
+
+def main(argv=None):
+    """The sweep command; returns the exit status (0 all runs finished, 1 a run failed or the
+    cluster is unreachable, 2 bad input, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    t0 = time.time()
+    try:
+        try:
+            ns, configs, overrides = _parse(argv)
+        except SystemExit as e:              # --help
+            return e.code if isinstance(e.code, int) else 0
+        sw = _Sweep(ns, argv, configs, overrides, t0)
+        _plan(sw)
+    except (SweepError, ConfigError) as e:
+        return _fail(2, e)
+    except Unreachable as e:
+        return _fail(1, e)
+    try:
+        rows, drew, interrupted = _drive(sw)
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        return _fail(1, f"cannot read or write{where}: {e.strerror or e}")
+    return _conclude(sw, rows, drew, interrupted)

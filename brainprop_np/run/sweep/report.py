@@ -8,9 +8,10 @@ bundled MNIST sample is said to have done so, in the table itself.
 import csv
 import io
 import statistics
-from pathlib import Path
 
-from ...files import write_bytes, write_text
+from ..figures import epoch_axes, new_figure, save_png
+from ..history import read_history
+from ...files import write_text
 
 CSV_COLUMNS = ("config", "cell", "n", "best_val_acc_mean", "best_val_acc_std", "best_epoch_mean",
                "best_epoch_std", "epoch_seconds_mean", "failed", "data")
@@ -162,12 +163,22 @@ def write_md(path, rows, runs, command, engine_line):
     write_text(path, "\n".join(lines) + "\n")
 
 
-def read_history(run_dir):
-    p = Path(run_dir) / "history.csv"
-    if not p.is_file():
+def _val_curve(run_dir):
+    """val_acc per epoch of a run folder ([] when it has no history.csv yet)."""
+    try:
+        return [h["val_acc"] for h in read_history(run_dir)]
+    except FileNotFoundError:
         return []
-    with open(p, newline="", encoding="utf-8") as f:
-        return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(f)]
+
+
+def _mean_sd(curves):
+    """(epochs 1..n, mean, std) of val_acc over the curves that reached each epoch (std 0 for one)."""
+    import numpy as np
+    n = max(len(c) for c in curves)
+    mean = np.array([np.mean([c[e] for c in curves if len(c) > e]) for e in range(n)])
+    sd = np.array([np.std([c[e] for c in curves if len(c) > e], ddof=1) if sum(len(c) > e for c in curves) > 1
+                   else 0.0 for e in range(n)])
+    return np.arange(1, n + 1), mean, sd
 
 
 def write_curves(path, rows):
@@ -177,38 +188,25 @@ def write_curves(path, rows):
     the runs that reached it.
     """
     try:
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
+        fig = new_figure((7.2, 4.5))
+    except RuntimeError:
         return False
-    import numpy as np
-    fig = Figure(figsize=(7.2, 4.5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     for i, row in enumerate(rows):
-        curves = [[h["val_acc"] for h in read_history(r.run_dir)] for r in row["runs"]]
-        curves = [c for c in curves if c]
+        curves = [c for c in (_val_curve(r.run_dir) for r in row["runs"]) if c]
         if not curves:
             continue
-        n = max(len(c) for c in curves)
-        ep = np.arange(1, n + 1)
-        mean = np.array([np.mean([c[e] for c in curves if len(c) > e]) for e in range(n)])
-        sd = np.array([np.std([c[e] for c in curves if len(c) > e], ddof=1) if sum(len(c) > e for c in curves) > 1
-                       else 0.0 for e in range(n)])
+        ep, mean, sd = _mean_sd(curves)
         color = f"C{i % 10}"
         label = f"{row['config']} {row['cell']} (n={len(curves)})"
         if row["fallback"]:
             label += " [MNIST sample]"
-        ax.plot(ep, mean, color=color, label=label, marker="o" if n == 1 else None)
+        ax.plot(ep, mean, color=color, label=label, marker="o" if len(ep) == 1 else None)
         ax.fill_between(ep, mean - sd, mean + sd, color=color, alpha=0.2, linewidth=0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
+    epoch_axes(ax, "validation accuracy")
     ax.set_title("mean ± std of val_acc over seeds", fontsize=10)
-    ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    write_bytes(path, buf.getvalue())
+    save_png(fig, path)
     return True
