@@ -46,6 +46,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import brainprop_np  # noqa: E402,F401  (first: sets the BLAS environment before NumPy loads)
 import numpy as np  # noqa: E402
+from brainprop_np.backend import DEVICES  # noqa: E402
 
 NETS = {   # name: (input shape, images per epoch, batch, target s/epoch on one H100)
     "dense": ((28, 28, 1), 60_000, 128, 0.4),
@@ -425,7 +426,7 @@ def time_torch(torch, dev, name, args, data_dir):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    ap.add_argument("--device", default="auto", choices=DEVICES)
     ap.add_argument("--nets", default="dense,conv,loccon,deep")
     ap.add_argument("--epochs-frac", type=float, default=1.0,
                     help="fraction of an epoch to time, extrapolated to a whole one (default 1)")

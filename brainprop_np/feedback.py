@@ -62,31 +62,6 @@ def has_kernel(layer):
     return "kernel" in layer.params
 
 
-def feedback_kernel(layer):
-    """The array a layer's input feedback goes through when it is not symmetric (Layer._fb_kernel)."""
-    mode = layer.feedback_mode
-    if mode == "kolen_pollack":
-        return layer.params["feedback_kernel"]
-    if mode == "sign":
-        refresh_sign(layer)
-        return layer.state["feedback_kernel"]
-    if mode == "random":
-        return layer.state["feedback_kernel"]
-    raise RuntimeError(f"layer {layer.name}: feedback {mode!r} sends no feedback through its own kernel")
-
-
-def refresh_sign(layer):
-    """Sign mode: B ← copysign(s, W) (uSF, s = RMS of W) or copysign(|B|, W) (frSF), in place."""
-    xp, w, b = layer.xp, layer.params["kernel"], layer.state["feedback_kernel"]
-    if layer.feedback_sign == "rms":
-        flat = w.reshape(-1)
-        s = xp.sqrt(xp.vdot(flat, flat) / flat.size).astype(w.dtype)
-        xp.copysign(s, w, out=b)
-    else:
-        xp.copysign(b, w, out=b)
-    return b
-
-
 class Wiring:
     """How feedback travels through a network with untied feedback (`net.untied`).
 
@@ -135,69 +110,72 @@ class Wiring:
             layer.grads["feedback_kernel"] = layer.grads["kernel"]
 
 
-def setup(net, feedback="symmetric", feedback_decay=0.001, feedback_sign="rms", seed=1, init_std=0.005):
-    """Give every kernel layer its mode (its spec's `feedback`, else `feedback`) and arrays.
-
-    Sets layer.feedback_mode (+ feedback_decay, feedback_sign) and net.untied: a Wiring,
-    or None when every layer is symmetric (then nothing differs from the paper's network).
-    """
+def check_settings(feedback, feedback_decay, feedback_sign):
+    """One-line ValueError for a feedback mode, decay or sign scale that is not allowed."""
     check_mode(feedback)
     if feedback_sign not in SIGN_SCALES:
         raise ValueError(f"feedback_sign={feedback_sign!r} is not allowed; use one of {', '.join(SIGN_SCALES)}")
     if not (isinstance(feedback_decay, (int, float)) and not isinstance(feedback_decay, bool)
             and math.isfinite(feedback_decay) and feedback_decay >= 0):
         raise ValueError(f"feedback_decay={feedback_decay!r} is not allowed; use a number >= 0")
-    layers = net.layers
-    kernels = [l for l in layers if has_kernel(l)]
-    for layer in kernels:
-        layer.feedback_mode = getattr(layer, "feedback_spec", None) or feedback
+
+
+def choose_modes(layers, feedback):
+    """{layer index: mode} for the kernel layers: the spec's `feedback`, else `feedback`."""
+    chosen = {i: l.feedback_spec or feedback for i, l in enumerate(layers) if has_kernel(l)}
     seen_dfa = None
-    for i in range(len(layers) - 2, -1, -1):       # hidden kernel layers, top down
-        layer = layers[i]
-        if not has_kernel(layer):
-            continue
-        if layer.feedback_mode == "dfa":
+    for i in sorted(chosen, reverse=True)[1:]:          # hidden kernel layers, top down
+        if chosen[i] == "dfa":
             seen_dfa = seen_dfa if seen_dfa is not None else i
         elif seen_dfa is not None:
-            raise ValueError(f"model layer {i} ({layer.keras_class}): feedback={layer.feedback_mode!r} below the "
+            raise ValueError(f"model layer {i} ({layers[i].keras_class}): feedback={chosen[i]!r} below the "
                              f"dfa layer {seen_dfa} would receive no feedback (a dfa block sends none down); "
                              "use feedback: dfa here too, or a mode other than dfa above it")
-    out = layers[-1]
-    if out.feedback_mode == "dfa" and (len(kernels) == 1 or kernels[-2].feedback_mode != "dfa"):
+    top, below = sorted(chosen)[-1], sorted(chosen)[-2:-1]
+    if chosen[top] == "dfa" and (not below or chosen[below[0]] != "dfa"):
         # the block below the output is not direct (or there is none): the output's fixed
         # random feedback to it *is* its direct feedback from the output
-        out.feedback_mode = "random"
-    for layer in kernels:
-        mode = layer.feedback_mode
-        layer.feedback_sign = feedback_sign
-        layer.feedback_decay = float(feedback_decay) if mode == "kolen_pollack" else 0.0
+        chosen[top] = "random"
+    return chosen
+
+
+def draw(net, wiring, i, seed, init_std):
+    """Layer i's feedback_kernel B, drawn from default_rng([seed, 3, i]) (None: it needs none)."""
+    layers, layer = net.layers, net.layers[i]
+    mode, w = layer.feedback_mode, layer.params["kernel"]
+    rng = np.random.default_rng([int(seed), 3, i])
+    std = getattr(layer, "init_std", init_std)
+    if mode == "dfa":
+        if layer is layers[-1]:
+            return None          # the output layer: its input feedback is never needed
+        top = next(t for t, l in wiring.direct.items() if l is layer)
+        return layer._init_normal(rng, (net.n_classes, int(np.prod(layers[top].output_shape))), std)
+    if mode == "sign" and layer.feedback_sign == "rms":
+        return net.xp.zeros_like(w)
+    return layer._init_normal(rng, w.shape, std)
+
+
+def setup(net, feedback="symmetric", feedback_decay=0.001, feedback_sign="rms", seed=1, init_std=0.005):
+    """Give every kernel layer its mode (its spec's `feedback`, else `feedback`) and arrays.
+
+    Unties each kernel layer (Layer.untie, set_feedback_kernel) and sets net.untied: a
+    Wiring, or None when every layer is symmetric (nothing then differs from the paper's).
+    """
+    check_settings(feedback, feedback_decay, feedback_sign)
+    chosen = choose_modes(net.layers, feedback)
+    for i, mode in chosen.items():
+        net.layers[i].untie(mode, feedback_sign, feedback_decay)
     wiring = Wiring(net)
-    for i, layer in enumerate(layers):
-        if not has_kernel(layer) or layer.feedback_mode == "symmetric":
+    for i, mode in chosen.items():
+        if mode == "symmetric":
             continue
-        mode = layer.feedback_mode
-        rng = np.random.default_rng([int(seed), 3, i])
-        std = getattr(layer, "init_std", init_std)
-        w = layer.params["kernel"]
-        if mode == "dfa":
-            if layer is layers[-1]:
-                continue         # the output layer: its input feedback is never needed
-            top = next(t for t, l in wiring.direct.items() if l is layer)
-            shape = (net.n_classes, int(np.prod(layers[top].output_shape)))
-            layer.state["feedback_kernel"] = layer._init_normal(rng, shape, std)
-        elif mode == "sign" and layer.feedback_sign == "rms":
-            layer.state["feedback_kernel"] = net.xp.zeros_like(w)
-            refresh_sign(layer)
-        else:
-            b = layer._init_normal(rng, w.shape, std)
-            if mode == "kolen_pollack":
-                layer.params["feedback_kernel"] = b
-            else:
-                layer.state["feedback_kernel"] = b
-                if mode == "sign":
-                    refresh_sign(layer)
-    untied = any(has_kernel(l) and l.feedback_mode != "symmetric" for l in layers)
-    net.untied = wiring if untied else None
+        b = draw(net, wiring, i, seed, init_std)
+        if b is not None:
+            layer = net.layers[i]
+            layer.set_feedback_kernel(b)
+            if mode == "sign":
+                layer.refresh_sign()
+    net.untied = wiring if any(m != "symmetric" for m in chosen.values()) else None
     return net
 
 
@@ -265,7 +243,7 @@ def alignment(net, rule, x, labels, epoch=0, batch_size=None):
             wa = float("nan")
         else:
             if mode == "sign":
-                refresh_sign(layer)
+                layer.refresh_sign()
             b = layer.params.get("feedback_kernel", layer.state.get("feedback_kernel"))
             wa = angle(w, b, xp)
         ga = angle(got[layer.name]["kernel"], true[layer.name]["kernel"], xp)

@@ -15,72 +15,10 @@ from . import feedback as F
 from . import layers as L
 from .backend import check_dtype, get_backend, to_host
 from .presets import PRESET_SETTINGS, preset
+from .rules import ALGORITHMS
+from .specs import make_layer
 
-# spec type → (class, required keys, optional keys)
-LAYER_TYPES = OrderedDict([
-    ("conv2d", (L.Conv2D, ("filters",), ("kernel", "stride", "padding", "init_std", "feedback"))),
-    ("locally_connected2d", (L.LocallyConnected2D, ("filters",), ("kernel", "stride", "padding", "init_std",
-                                                                  "feedback"))),
-    ("dense", (L.Dense, ("units",), ("init_std", "feedback"))),
-    ("relu", (L.ReLU, (), ())),
-    ("batchnorm", (L.BatchNorm, (), ("momentum", "epsilon"))),
-    ("maxpool2d", (L.MaxPool2D, (), ("pool",))),
-    ("dropout", (L.Dropout, ("rate",), ())),
-    ("flatten", (L.Flatten, (), ())),
-])
-def _is_int(v, lo):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
-
-
-def _is_real(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-# spec key → (test, what is allowed)
-SPEC_VALUES = {
-    "filters": (lambda v: _is_int(v, 1), "an integer >= 1"),
-    "units": (lambda v: _is_int(v, 1), "an integer >= 1"),
-    "kernel": (lambda v: _is_int(v, 1) and v % 2 == 1, "an odd integer >= 1"),
-    "stride": (lambda v: _is_int(v, 1), "an integer >= 1"),
-    "padding": (lambda v: v in ("same", "valid"), "'same' or 'valid'"),
-    "init_std": (lambda v: _is_real(v) and v > 0, "a number > 0"),
-    "momentum": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "epsilon": (lambda v: _is_real(v) and v > 0, "a number > 0"),
-    "pool": (lambda v: _is_int(v, 1), "an integer >= 1"),
-    "rate": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "feedback": (lambda v: v in F.MODES, "one of " + ", ".join(F.MODES)),
-}
-ALGORITHMS = ("brainprop", "ebp")
 STATE_KEYS = ("moving_mean", "moving_variance")
-
-
-def make_layer(spec, index=0, init_std=0.005):
-    """One layer from a spec dict such as {"type": "dense", "units": 500}; one-line errors."""
-    where = f"model layer {index}"
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise ValueError(f"{where}: {spec!r} is not a layer spec; use a mapping with a 'type' key")
-    kind = spec["type"]
-    if kind not in LAYER_TYPES:
-        raise ValueError(f"{where}: type={kind!r} is not allowed; use one of {', '.join(LAYER_TYPES)}")
-    cls, required, optional = LAYER_TYPES[kind]
-    kwargs = {k: v for k, v in spec.items() if k != "type"}
-    for key in kwargs:
-        if key not in required + optional:
-            allowed = ", ".join(required + optional) or "no other keys"
-            raise ValueError(f"{where} ({kind}): unknown key {key!r}; allowed: {allowed}")
-    for key in required:
-        if key not in kwargs:
-            raise ValueError(f"{where} ({kind}): missing key {key!r}")
-    for key, value in kwargs.items():
-        check, allowed = SPEC_VALUES[key]
-        if not check(value):
-            raise ValueError(f"{where} ({kind}): {key}={value!r} is not allowed; use {allowed}")
-    if "init_std" in optional:
-        kwargs.setdefault("init_std", init_std)
-    mode = kwargs.pop("feedback", None)      # untied feedback of this layer (feedback.py)
-    layer = cls(**kwargs)
-    layer.feedback_spec = mode
-    return layer
 
 
 class Network:

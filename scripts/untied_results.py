@@ -21,8 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-FINAL = {"early_stopping", "max_epochs"}
-MODES = ("symmetric", "random", "sign", "kolen_pollack", "dfa")
+from brainprop_np.feedback import MODES  # noqa: E402
+from brainprop_np.run.stop_reasons import FINAL  # noqa: E402
+
 # biotorch (Sanfiz & Akrout 2021), LeNet on MNIST, top-1 test error % (supervised backprop family)
 BIOTORCH = {"symmetric": ("BP", 0.91), "random": ("FA", 1.7), "dfa": ("DFA", 1.61), "sign": ("uSF", 0.94)}
 

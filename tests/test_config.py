@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from brainprop_np.run.config import (DEFAULTS, ConfigError, check_resume_overrides, dump, load_config,
-                                 parse_override, resolve)
+                                 parse_override, read_yaml, resolve)
 from brainprop_np.presets import PRESET_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,3 +172,35 @@ def test_resume_may_change_only_some_keys():
     check_resume_overrides(old, resolve(old, ["train.epochs=900", "device=cpu", "train.patience=3"]))
     with pytest.raises(ConfigError, match="train.batch_size=64 is not allowed when resuming"):
         check_resume_overrides(old, resolve(old, ["train.batch_size=64"]))
+
+
+def test_a_key_given_twice_is_an_error_naming_the_key_and_the_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("model: conv\ndata: {name: mnist}\ntrain:\n  epochs: 1\n  lr: 0.1\n  epochs: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    msg = str(e.value)
+    assert "'epochs' twice" in msg and "line 4 and line 6" in msg and str(path) in msg, msg
+    path.write_text("model: conv\nmodel: dense\ndata: {name: mnist}\n")
+    with pytest.raises(ConfigError, match="'model' twice .*line 1 and line 2"):
+        load_config(path)
+    path.write_text("a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  x: 3\n")     # a merge key's values may be overridden
+    assert yaml.safe_load(path.read_text()) == read_yaml(path)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("model: conv\ndata: {name: mnist}\nname: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml' is not UTF-8 text \(byte 0xe9"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", [b"model: conv\ndata: {name: mnist}\ntrain: {epochs: 1, epochs: 3}\n",
+                                  b"model: conv\ndata: {name: mnist}\nname: \xff\n"])
+def test_bad_files_exit_2_through_the_command(tmp_path, capsys, text):
+    from brainprop_np.run.cli import run_main
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text)
+    assert run_main([str(path), "--print-config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: config file") and "bad.yaml" in err[0], err

@@ -63,7 +63,7 @@ def test_symmetric_is_the_papers_network_unchanged():
     assert net.untied is None
     for layer in kernel_layers(net):
         assert layer.feedback_mode == "symmetric"
-        assert layer._fb_kernel() is layer.params["kernel"]      # the very array: the same GEMM as before
+        assert layer.feedback_weights() is layer.params["kernel"]      # the very array: the same GEMM as before
         assert "feedback_kernel" not in layer.params and "feedback_kernel" not in layer.state
     assert all("feedback_kernel" not in a for a in net.get_weights().values())
 
@@ -243,7 +243,7 @@ def test_sign_b_has_ws_signs_and_follows_them(scale):
     for l in layers:
         w, b = l.params["kernel"], l.state["feedback_kernel"]
         if l is layers[0]:
-            F.refresh_sign(l)     # the first layer sends no feedback to the image: B is refreshed on use
+            l.refresh_sign()     # the first layer sends no feedback to the image: B is refreshed on use
         np.testing.assert_array_equal(np.signbit(b), np.signbit(w))
         if scale == "rms":
             np.testing.assert_allclose(np.abs(b), np.sqrt(np.mean(w * w)), rtol=1e-12)

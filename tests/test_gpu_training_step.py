@@ -244,7 +244,7 @@ def test_untied_feedback_sign_and_kp_on_the_device(device):
             if not F.has_kernel(l):
                 continue
             if mode == "sign":
-                F.refresh_sign(l)                        # what the next feedback does first (on the device)
+                l.refresh_sign()                        # what the next feedback does first (on the device)
             b = to_host(l.params.get("feedback_kernel", l.state.get("feedback_kernel")))
             if mode == "sign":
                 w = to_host(l.params["kernel"])

@@ -90,6 +90,8 @@ DATASETS = {
 }
 
 ALIASES = {"fashion-mnist": "fashion_mnist"}
+NAMES = tuple(DATASETS)                       # the one list of dataset names (run/schema.py)
+LABEL_MODES = tuple(dict.fromkeys(m for info in DATASETS.values() for m in info.label_modes))
 
 
 def dataset_info(name):

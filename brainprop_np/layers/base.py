@@ -21,7 +21,10 @@ Attributes every layer has:
 
 class Layer:
     keras_class = "layer"   # Keras's snake-case class name, used for default names
-    feedback_mode = "symmetric"   # layers with a kernel: see brainprop_np/feedback.py
+    # Feedback weights B of a layer with a kernel (feedback.py chooses and draws them):
+    feedback_spec = None          # the spec's own `feedback` key, if any (specs.py)
+    feedback_mode = "symmetric"   # symmetric (B = W, the paper) | random | sign | kolen_pollack | dfa
+    feedback_sign = "rms"         # sign: |B| = RMS of W (uSF) | random: a fixed |R| (frSF)
     feedback_decay = 0.0          # Kolen–Pollack: weight decay of W and B (optim.py)
 
     def __init__(self):
@@ -50,13 +53,39 @@ class Layer:
         """N(0, std²) drawn on the host, as the original code's initializer."""
         return self.backend.asarray(rng.normal(0.0, std, size=shape).astype(self.dtype))
 
-    def _fb_kernel(self):
-        """The weights the feedback to the inputs goes through: the kernel itself (symmetric,
-        the paper) or the layer's untied `feedback_kernel` (brainprop_np/feedback.py)."""
-        if self.feedback_mode == "symmetric":
+    def untie(self, mode, sign="rms", decay=0.0):
+        """Set the feedback mode, sign's scale and Kolen–Pollack's decay λ (0 in other modes)."""
+        self.feedback_mode, self.feedback_sign = mode, sign
+        self.feedback_decay = float(decay) if mode == "kolen_pollack" else 0.0
+
+    def set_feedback_kernel(self, b):
+        """Keep B as `feedback_kernel`: learned (in params) for kolen_pollack, else fixed (in state)."""
+        (self.params if self.feedback_mode == "kolen_pollack" else self.state)["feedback_kernel"] = b
+
+    def feedback_weights(self):
+        """B, the weights the feedback to the inputs goes through: the kernel itself
+        (symmetric, the paper) or the layer's untied `feedback_kernel`."""
+        mode = self.feedback_mode
+        if mode == "symmetric":
             return self.params["kernel"]
-        from ..feedback import feedback_kernel
-        return feedback_kernel(self)
+        if mode == "kolen_pollack":
+            return self.params["feedback_kernel"]
+        if mode == "sign":
+            return self.refresh_sign()
+        if mode == "random":
+            return self.state["feedback_kernel"]
+        raise RuntimeError(f"layer {self.name}: feedback {mode!r} sends no feedback through its own kernel")
+
+    def refresh_sign(self):
+        """Sign mode: B ← copysign(s, W) (uSF, s = RMS of W) or copysign(|B|, W) (frSF), in place."""
+        xp, w, b = self.xp, self.params["kernel"], self.state["feedback_kernel"]
+        if self.feedback_sign == "rms":
+            flat = w.reshape(-1)
+            s = xp.sqrt(xp.vdot(flat, flat) / flat.size).astype(w.dtype)
+            xp.copysign(s, w, out=b)
+        else:
+            xp.copysign(b, w, out=b)
+        return b
 
     def forward(self, x, train):
         """x (B, *input_shape) → output (B, *output_shape); keeps `pre` for the tags."""

@@ -47,5 +47,5 @@ class Conv2D(Layer):
         self.grads["kernel"] = (self.cols.T @ fb2).reshape(w.shape)
         if not need_input_fb:
             return None
-        dcols = fb2 @ self._fb_kernel().reshape(-1, self.filters).T       # (B·Ho·Wo, k·k·C), through B
+        dcols = fb2 @ self.feedback_weights().reshape(-1, self.filters).T       # (B·Ho·Wo, k·k·C), through B
         return self.k.col2im(dcols, self.x_shape, *self._geometry())

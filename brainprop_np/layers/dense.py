@@ -29,4 +29,4 @@ class Dense(Layer):
 
     def feedback(self, fb, need_input_fb=True):
         self.grads["kernel"] = self.pre.T @ fb
-        return fb @ self._fb_kernel().T if need_input_fb else None
+        return fb @ self.feedback_weights().T if need_input_fb else None

@@ -47,7 +47,7 @@ class LocallyConnected2D(Layer):
         fbp = fb.reshape(fb.shape[0], -1, self.filters)                          # (B, P, F)
         # tags[p] = cols[p]ᵀ · fb[:, p] (P, K, F); dcols[p] = fb[:, p] · B[p]ᵀ (P, B, K),
         # B the feedback weights (W itself when symmetric)
-        fb_kernel = self._fb_kernel() if need_input_fb else None
+        fb_kernel = self.feedback_weights() if need_input_fb else None
         tags, dcols = self.k.lc_feedback(fbp, self.cols, fb_kernel, need_input_fb)
         self.grads["kernel"] = tags
         if not need_input_fb:

@@ -4,6 +4,7 @@ from .brainprop import BrainProp
 from .ebp import EBP
 
 RULES = {"brainprop": BrainProp, "ebp": EBP}
+ALGORITHMS = tuple(RULES)      # the one list of algorithms (network.py, run/schema.py)
 
 
 def make_rule(name, epsilon=0.02):
@@ -13,4 +14,4 @@ def make_rule(name, epsilon=0.02):
     return BrainProp(epsilon) if name == "brainprop" else EBP()
 
 
-__all__ = ["BrainProp", "EBP", "Rule", "Trial", "RULES", "make_rule"]
+__all__ = ["BrainProp", "EBP", "Rule", "Trial", "RULES", "ALGORITHMS", "make_rule"]

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RESUMABLE_KEYS, ConfigError, flat_keys, get_key, load_config, parse_override
+from ..stop_reasons import FINAL, NON_FINITE_LOSS
 
-FINAL = ("early_stopping", "max_epochs")        # a run that stopped for good
 # Resumable keys whose change a sweep carries into a finished or interrupted run by
 # resuming it (train.epochs=600 extends every run); the others only say where to run.
 EXTEND_KEYS = ("train.epochs", "train.patience", "train.min_delta")
@@ -134,7 +134,7 @@ def _classify(run):
     run.resume_overrides = [f"{k}={_value_text(get_key(run.cfg, k))}" for k in changed]
     summary = _read_json(d / "summary.json")
     ckpt = (d / "checkpoint.npz").is_file()
-    if summary and summary.get("stop_reason") == "non_finite_loss":
+    if summary and summary.get("stop_reason") == NON_FINITE_LOSS:
         run.state, run.summary, run.error_kind = "failed", summary, "runtime"
         run.error = (summary.get("message") or "the training loss became non-finite") + \
             f" (remove {d} to train it again)"

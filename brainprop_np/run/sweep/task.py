@@ -18,7 +18,7 @@ import socket
 import time
 from pathlib import Path
 
-FINAL = ("early_stopping", "max_epochs")
+from ..stop_reasons import FINAL
 
 
 def _checkpoint_epoch(path):
