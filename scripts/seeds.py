@@ -4,7 +4,7 @@
     == python -m brainprop_np.sweep CONFIG --seeds 1-10 [key=value ...] [--out DIR]
 
 Every option of the sweep passes through. Run folders are DIR/<config>/default/seed<k>
-(the sweep's layout). See README, "Sweeps on Ray".
+(the sweep's layout). See docs/sweeps.md.
 """
 import sys
 from pathlib import Path

@@ -191,10 +191,8 @@ def write_page(args, results, wall):
         lines += [
             "",
             "The diverged DFA run: with B ~ N(0, init_std²) direct feedback gives the lower blocks much larger "
-            "updates than backpropagation does at initialisation (about 9× the norm for both locally-connected "
-            "blocks on one batch of 32 images, measured while writing this page), since it skips the shrinking "
-            "through the dense layer's small weights; at loccon's batch of 32 and lr 0.1 that diverged. A smaller "
-            "DFA scale or learning rate would be the next thing to try; not done here.",
+            "updates than backpropagation does at initialisation, since it skips the shrinking "
+            "through the dense layer's small weights; at loccon's batch of 32 and lr 0.1 that diverged.",
         ]
     lines += [
         "",

@@ -17,8 +17,8 @@ CSV_COLUMNS = ("config", "cell", "n", "best_val_acc_mean", "best_val_acc_std", "
                "best_epoch_std", "epoch_seconds_mean", "failed", "data")
 
 # The paper's BrainProp figures (top-1 test accuracy %, mean (std) over 10 seeds; epochs),
-# as README's table gives them, by config name. The paper's EBP figures are not in this
-# repository, so EBP cells get none.
+# as the paper (Pozzi, Bohté & Roelfsema 2020) and its official code's README publish them,
+# by config name; each config's header cites the same figure. EBP cells get none.
 PAPER = {
     "mnist_dense": ("98.68 (0.07)", None),
     "mnist_conv": ("99.31 (0.04)", "63 (18)"),
@@ -151,7 +151,7 @@ def write_md(path, rows, runs, command, engine_line):
               "protocol) the validation set is the test set, so best val_acc is the paper's top-1 "
               "test accuracy." + (" Some cells hold out training images for validation: their "
                                   "best val_acc is not a test accuracy." if holdout else ""),
-              "The paper's column holds its BrainProp figure for the config where README's table has one, "
+              "The paper's column holds its BrainProp figure for the configs it reports, "
               "whatever the cell's settings: compare only cells that follow the paper's protocol."]
     if any(r["fallback"] for r in rows):
         lines += ["", "**Cells marked MNIST_SAMPLE (FALLBACK) trained on the 5,000-image MNIST sample bundled "
