@@ -1,9 +1,8 @@
 """2-D convolution without bias (Keras `Conv2D(filters, k, strides, padding, use_bias=False)`)."""
-from .base import Layer
-from .geometry import check_window, window_2d
+from .window import WindowLayer
 
 
-class Conv2D(Layer):
+class Conv2D(WindowLayer):
     """y[n, oy, ox, f] = Σ_{dy, dx, c} x_pad[n, s·oy + dy, s·ox + dx, c] · W[dy, dx, c, f].
 
     Shapes: x (B, H, W, C), kernel W (k, k, C, F) (Keras layout), y (B, Ho, Wo, F).
@@ -17,23 +16,12 @@ class Conv2D(Layer):
     keras_class = "conv2d"
 
     def __init__(self, filters, kernel=3, stride=1, padding="same", init_std=0.005):
-        super().__init__()
-        self.filters, self.kernel, self.stride = int(filters), kernel, stride
-        self.padding, self.init_std = padding, float(init_std)
+        super().__init__(filters, kernel, stride, padding, init_std)
 
     def _build(self, input_shape, rng):
-        where = f"layer {self.name}"
-        check_window(self.kernel, self.stride, where)
-        if len(input_shape) != 3:
-            raise ValueError(f"{where}: conv2d needs (H, W, C) inputs, got {input_shape}")
-        h, w, c = input_shape
-        self.out_hw, self.pads = window_2d(h, w, self.kernel, self.stride, self.padding, where)
-        k = self.kernel
+        c, k = self._window(input_shape), self.kernel
         self.params["kernel"] = self._init_normal(rng, (k, k, c, self.filters), self.init_std)
         return self.out_hw + (self.filters,)
-
-    def _geometry(self):
-        return self.kernel, self.kernel, self.stride, self.pads, self.out_hw
 
     def forward(self, x, train):
         self.x_shape = x.shape

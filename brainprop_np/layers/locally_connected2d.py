@@ -1,10 +1,9 @@
 """Locally-connected 2-D layer: a convolution with unshared weights
 (Keras `LocallyConnected2D(filters, k, strides, padding, use_bias=False)`)."""
-from .base import Layer
-from .geometry import check_window, window_2d
+from .window import WindowLayer
 
 
-class LocallyConnected2D(Layer):
+class LocallyConnected2D(WindowLayer):
     """y[n, p, f] = Σ_q cols[p, n, q] · W[p, q, f]  for every output position p = oy·Wo + ox.
 
     Shapes: x (B, H, W, C); kernel W (Ho·Wo, k·k·C, F) (Keras layout, q = (dy·k + dx)·C + c);
@@ -18,24 +17,13 @@ class LocallyConnected2D(Layer):
     keras_class = "locally_connected2d"
 
     def __init__(self, filters, kernel=3, stride=1, padding="valid", init_std=0.005):
-        super().__init__()
-        self.filters, self.kernel, self.stride = int(filters), kernel, stride
-        self.padding, self.init_std = padding, float(init_std)
+        super().__init__(filters, kernel, stride, padding, init_std)
 
     def _build(self, input_shape, rng):
-        where = f"layer {self.name}"
-        check_window(self.kernel, self.stride, where)
-        if len(input_shape) != 3:
-            raise ValueError(f"{where}: locally_connected2d needs (H, W, C) inputs, got {input_shape}")
-        h, w, c = input_shape
-        self.out_hw, self.pads = window_2d(h, w, self.kernel, self.stride, self.padding, where)
+        c, k = self._window(input_shape), self.kernel
         n_pos = self.out_hw[0] * self.out_hw[1]
-        k = self.kernel
         self.params["kernel"] = self._init_normal(rng, (n_pos, k * k * c, self.filters), self.init_std)
         return self.out_hw + (self.filters,)
-
-    def _geometry(self):
-        return self.kernel, self.kernel, self.stride, self.pads, self.out_hw
 
     def forward(self, x, train):
         self.x_shape = x.shape
