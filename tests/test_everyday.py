@@ -18,6 +18,10 @@ import yaml
 import importlib
 
 T = importlib.import_module("brainprop_np.run.train")
+L = importlib.import_module("brainprop_np.run.loop")          # evaluate
+S = importlib.import_module("brainprop_np.run.setup")         # load_data
+R = importlib.import_module("brainprop_np.run.records")       # plot_accuracy
+E = importlib.import_module("brainprop_np.run.evaluation")    # evaluate_weights
 from brainprop_np.run.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +109,7 @@ def test_plot_titles_and_labels_name_the_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("BRAINPROP_DATA", raising=False)
     titles = []
-    monkeypatch.setattr(T, "plot_accuracy", lambda h, b, p, title="": titles.append(title) or True)
+    monkeypatch.setattr(R, "plot_accuracy", lambda h, b, p, title="": titles.append(title) or True)
     T.train(_cfg(data={"name": "mnist", "fallback": "mnist_sample", "download": False}),
             out=tmp_path / "r", verbose=False, progress=False)
     assert titles and all("MNIST SAMPLE" in t for t in titles)
@@ -350,7 +354,7 @@ def test_out_of_memory_names_the_phase(tmp_path, monkeypatch, capsys, phase):
     def oom(*a, **k):
         raise MemoryError("Out of memory allocating 1,024 bytes")
     if phase == "evaluation":
-        monkeypatch.setattr(T, "evaluate", oom)
+        monkeypatch.setattr(L, "evaluate", oom)
     else:
         from brainprop_np.rules import BrainProp
         monkeypatch.setattr(BrainProp, "trial", oom)
@@ -374,11 +378,11 @@ def test_gpu_is_checked_before_the_data_are_loaded(tmp_path, monkeypatch):
         pytest.skip("a GPU is available here")
     except BackendError:
         pass
-    monkeypatch.setattr(T, "load_data", lambda *a, **k: pytest.fail("data loaded before the device check"))
+    monkeypatch.setattr(S, "load_data", lambda *a, **k: pytest.fail("data loaded before the device check"))
     with pytest.raises(T.TrainingError, match="device=gpu"):
         T.train(_cfg(device="gpu"), out=tmp_path / "g", verbose=False)
     with pytest.raises(T.TrainingError, match="device=gpu"):
-        T.evaluate_weights(_cfg(device="gpu"), tmp_path / "w.npz", verbose=False)
+        E.evaluate_weights(_cfg(device="gpu"), tmp_path / "w.npz", verbose=False)
 
 
 def test_resume_of_a_missing_or_non_run_folder_exits_2(tmp_path):
