@@ -105,6 +105,29 @@ def test_the_sample_fallback_is_one_short_line_also_with_q_and_named_everywhere(
     assert "MNIST SAMPLE" in proc.stdout.splitlines()[-1]
 
 
+def test_eval_on_the_sample_says_evaluating_and_how_to_point_at_real_data(tmp_path):
+    cfg = _write(tmp_path, data={"name": "mnist", "fallback": "mnist_sample", "download": False})
+    proc = _cli(tmp_path, "train", cfg, "-q", "--out", tmp_path / "q")
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli(tmp_path, "eval", cfg, "--load", tmp_path / "q" / "weights_best.npz")
+    assert proc.returncode == 0, proc.stderr
+    warn = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(warn) == 1 and "evaluating on the bundled MNIST SAMPLE" in warn[0] and "training" not in warn[0]
+    assert "data.root=DIR" in warn[0] and "$BRAINPROP_DATA" in warn[0] and len(warn[0]) <= 120, warn
+    assert "mnist_sample test set" in proc.stdout
+
+
+def test_the_header_says_1_thread_not_1_threads(tmp_path, capsys, monkeypatch):
+    from brainprop_np.run import console
+    monkeypatch.setattr(console.threads, "current", lambda: 4)
+    assert console.threads_text() == "4 threads"
+    monkeypatch.setattr(console.threads, "current", lambda: 1)
+    assert console.threads_text() == "1 thread"
+    T.train(_cfg(), out=tmp_path / "t", progress=False)
+    head = capsys.readouterr().out.splitlines()[0]
+    assert " kernels, 1 thread); run folder " in head, head
+
+
 def test_plot_titles_and_labels_name_the_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("BRAINPROP_DATA", raising=False)

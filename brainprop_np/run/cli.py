@@ -11,8 +11,8 @@
 `python run.py ARGS` is `brainprop train ARGS`, with --load and --explain as options.
 Exit status: 0 done; 1 runtime failure (missing data, no GPU, non-finite loss, unreadable
 weights, out of memory, an error inside training or evaluation); 2 bad config, key, value
-or command line; 130 interrupted (Ctrl-C: a checkpoint is written; the message says how
-to resume). Every failure prints one line, `error: ...`, on stderr.
+or command line, a run folder another process trains in; 130 interrupted (Ctrl-C: a
+checkpoint is written; the message says how to resume). Every failure prints one line, `error: ...`, on stderr.
 """
 import os
 import sys

@@ -67,13 +67,16 @@ class RunLock:
             lock.claim()                  # write our pid and host (before writing anything else)
 
     The lock file is written in place (not through files.py): replacing it by a rename
-    would give it a new inode, and a second process would lock that one instead.
+    would give it a new inode, and a second process would lock that one instead. It is
+    emptied again when the holder lets go; a process that only looks (a resume of a
+    finished run) locks without claiming and changes nothing.
     """
 
     def __init__(self, folder):
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
         self._fd = None
+        self._claimed = False
 
     def __enter__(self):
         if fcntl is None:                       # no flock on this platform: no lock
@@ -95,9 +98,12 @@ class RunLock:
             text = f"pid {os.getpid()} on host {socket.gethostname()}\n".encode()
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, text, 0)
+            self._claimed = True
 
     def __exit__(self, *exc):
         if self._fd is not None:
+            if self._claimed:                   # no stale name for the next holder to show
+                os.ftruncate(self._fd, 0)
             os.close(self._fd)                  # closing the file releases the lock
             self._fd = None
         return False
