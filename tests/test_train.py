@@ -31,6 +31,19 @@ TINY = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "s
         {"type": "dropout", "rate": 0.3}]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_count():
+    """Runs compared bit for bit need one thread count: by default it follows the machine's
+    load (kernels/threads.py), and BLAS and the kernels round differently with 1 and 2 threads."""
+    old = os.environ.get("BRAINPROP_THREADS")
+    os.environ["BRAINPROP_THREADS"] = "2"
+    yield
+    if old is None:
+        os.environ.pop("BRAINPROP_THREADS", None)
+    else:
+        os.environ["BRAINPROP_THREADS"] = old
+
+
 def _config(**train):
     root = mnist_root()
     data = ({"name": "mnist", "root": root, "download": False, "fallback": "none"} if root
