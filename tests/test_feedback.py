@@ -3,7 +3,6 @@ symmetric; every check in float64 on the CPU."""
 import csv
 import importlib
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from brainprop_np import feedback as F
 from brainprop_np.run.checkpoint import load_checkpoint
 from brainprop_np.weights import read_weights, save_weights
 from brainprop_np.teach.gradcheck import numerical_grad, rel_error
+from test_train import _one_thread_count  # noqa: F401  (autouse: one thread count for bit-exact runs)
 
 T = importlib.import_module("brainprop_np.run.train")
 UNTIED = ("random", "sign", "kolen_pollack", "dfa")
@@ -25,19 +25,6 @@ NET = [{"type": "conv2d", "filters": 3, "kernel": 3, "stride": 1, "padding": "sa
        {"type": "relu"}, {"type": "dropout", "rate": 0.0}, {"type": "flatten"},
        {"type": "dense", "units": 7}, {"type": "relu"}]
 SHAPE = (10, 10, 1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_count():
-    """Runs compared bit for bit need one thread count: by default it follows the machine's
-    load (kernels/threads.py), and BLAS and the kernels round differently with 1 and 2 threads."""
-    old = os.environ.get("BRAINPROP_THREADS")
-    os.environ["BRAINPROP_THREADS"] = "2"
-    yield
-    if old is None:
-        os.environ.pop("BRAINPROP_THREADS", None)
-    else:
-        os.environ["BRAINPROP_THREADS"] = old
 
 
 def build(feedback="symmetric", model=NET, shape=SHAPE, seed=2, std=0.3, **kw):
