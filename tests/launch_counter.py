@@ -248,7 +248,7 @@ def count_step(model, emulator, monkeypatch):
     """{kind: launches} of one steady-state training step of `model` on the emulated GPU."""
     import brainprop_np as bp
     import importlib
-    T = importlib.import_module("brainprop_np.run.train")
+    L = importlib.import_module("brainprop_np.run.loop")
     from brainprop_np.presets import PRESET_SETTINGS
     be = counting_backend(monkeypatch, emulator)
     shape, batch = CASES[model]
@@ -267,7 +267,7 @@ def count_step(model, emulator, monkeypatch):
         if getattr(bp.SGD, "RETURNS_L2_LOSS", False):   # the step gives the L2 term (SGD kernel)
             reg = opt.step(net, 0.01)
         else:                                           # the loop as it was: reg loss, then the step
-            reg = T._reg_loss(net, opt.l2) if opt.l2 else None
+            reg = L.reg_loss(net, opt.l2) if opt.l2 else None
             opt.step(net, 0.01)
         if reg is not None:
             loss_sum += reg * batch

@@ -18,6 +18,10 @@ import yaml
 import importlib
 
 T = importlib.import_module("brainprop_np.run.train")
+L = importlib.import_module("brainprop_np.run.loop")          # evaluate
+S = importlib.import_module("brainprop_np.run.setup")         # load_data
+R = importlib.import_module("brainprop_np.run.records")       # plot_accuracy
+E = importlib.import_module("brainprop_np.run.evaluation")    # evaluate_weights
 from brainprop_np.run.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,11 +105,34 @@ def test_the_sample_fallback_is_one_short_line_also_with_q_and_named_everywhere(
     assert "MNIST SAMPLE" in proc.stdout.splitlines()[-1]
 
 
+def test_eval_on_the_sample_says_evaluating_and_how_to_point_at_real_data(tmp_path):
+    cfg = _write(tmp_path, data={"name": "mnist", "fallback": "mnist_sample", "download": False})
+    proc = _cli(tmp_path, "train", cfg, "-q", "--out", tmp_path / "q")
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli(tmp_path, "eval", cfg, "--load", tmp_path / "q" / "weights_best.npz")
+    assert proc.returncode == 0, proc.stderr
+    warn = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(warn) == 1 and "evaluating on the bundled MNIST SAMPLE" in warn[0] and "training" not in warn[0]
+    assert "data.root=DIR" in warn[0] and "$BRAINPROP_DATA" in warn[0] and len(warn[0]) <= 120, warn
+    assert "mnist_sample test set" in proc.stdout
+
+
+def test_the_header_says_1_thread_not_1_threads(tmp_path, capsys, monkeypatch):
+    from brainprop_np.run import console
+    monkeypatch.setattr(console.threads, "current", lambda: 4)
+    assert console.threads_text() == "4 threads"
+    monkeypatch.setattr(console.threads, "current", lambda: 1)
+    assert console.threads_text() == "1 thread"
+    T.train(_cfg(), out=tmp_path / "t", progress=False)
+    head = capsys.readouterr().out.splitlines()[0]
+    assert " kernels, 1 thread); run folder " in head, head
+
+
 def test_plot_titles_and_labels_name_the_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("BRAINPROP_DATA", raising=False)
     titles = []
-    monkeypatch.setattr(T, "plot_accuracy", lambda h, b, p, title="": titles.append(title) or True)
+    monkeypatch.setattr(R, "plot_accuracy", lambda h, b, p, title="": titles.append(title) or True)
     T.train(_cfg(data={"name": "mnist", "fallback": "mnist_sample", "download": False}),
             out=tmp_path / "r", verbose=False, progress=False)
     assert titles and all("MNIST SAMPLE" in t for t in titles)
@@ -350,7 +377,7 @@ def test_out_of_memory_names_the_phase(tmp_path, monkeypatch, capsys, phase):
     def oom(*a, **k):
         raise MemoryError("Out of memory allocating 1,024 bytes")
     if phase == "evaluation":
-        monkeypatch.setattr(T, "evaluate", oom)
+        monkeypatch.setattr(L, "evaluate", oom)
     else:
         from brainprop_np.rules import BrainProp
         monkeypatch.setattr(BrainProp, "trial", oom)
@@ -374,11 +401,11 @@ def test_gpu_is_checked_before_the_data_are_loaded(tmp_path, monkeypatch):
         pytest.skip("a GPU is available here")
     except BackendError:
         pass
-    monkeypatch.setattr(T, "load_data", lambda *a, **k: pytest.fail("data loaded before the device check"))
+    monkeypatch.setattr(S, "load_data", lambda *a, **k: pytest.fail("data loaded before the device check"))
     with pytest.raises(T.TrainingError, match="device=gpu"):
         T.train(_cfg(device="gpu"), out=tmp_path / "g", verbose=False)
     with pytest.raises(T.TrainingError, match="device=gpu"):
-        T.evaluate_weights(_cfg(device="gpu"), tmp_path / "w.npz", verbose=False)
+        E.evaluate_weights(_cfg(device="gpu"), tmp_path / "w.npz", verbose=False)
 
 
 def test_resume_of_a_missing_or_non_run_folder_exits_2(tmp_path):

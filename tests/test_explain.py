@@ -147,3 +147,42 @@ def test_plot_rejects_a_folder_without_history(tmp_path):
     r = subprocess.run([sys.executable, "-m", "brainprop_np", "plot", str(tmp_path), "--out", str(tmp_path / "x.png")],
                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
     assert r.returncode == 1 and "no history.csv" in r.stderr
+
+
+def test_the_note_on_missing_data_is_complete():
+    notes = []
+    explain_config(ROOT / "configs/mnist_dense.yaml", OFFLINE, say=notes.append)
+    assert notes == ["note: no usable mnist data in /nonexistent/brainprop-data; explaining on the bundled "
+                     "MNIST sample instead (set data.root=DIR or $BRAINPROP_DATA)"]
+
+
+def test_untied_explain_pretrains_the_untied_network(tmp_path, monkeypatch):
+    """configs/untied/: pre-training builds the network with its feedback weights (it used to
+    pre-train a symmetric one, then fail on 'lack feedback_kernel'), cached under its own key."""
+    from brainprop_np.weights import read_weights
+    monkeypatch.setenv("BRAINPROP_CACHE", str(tmp_path))
+    config = ROOT / "configs/untied/mnist_conv_random.yaml"
+    _, text, _ = explain_config(config, OFFLINE, train_steps=3, say=lambda s: None)
+    assert "after 3 BrainProp steps" in text and "trained now" in text and "untied feedback" in text
+    cached = list(tmp_path.glob("mnist_conv_random-*.npz"))
+    assert len(cached) == 1 and "feedback_kernel" in read_weights(cached[0])["conv2d"]
+    r = run_cli(str(config), "--explain", "--train-steps", "3", *OFFLINE, env_extra={"BRAINPROP_CACHE": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "read from the cache" in r.stdout and "feedback_kernel" not in r.stderr
+
+
+def test_the_cache_key_covers_what_builds_the_network():
+    from brainprop_np.run.setup import as_config
+    from brainprop_np.teach.explain import cache_key
+    ds = bp.data.load("mnist_sample")
+
+    def key(*overrides, steps=200, images=ds):
+        return cache_key(as_config(ROOT / "configs/mnist_conv.yaml", list(overrides)), images, steps, 32)
+
+    modes = ("symmetric", "random", "sign", "kolen_pollack", "dfa")
+    assert len({key(f"feedback={m}") for m in modes}) == len(modes)
+    changes = ["seed=2", "train.lr=0.05", "train.l2=0.001", "train.init_std=0.01", "brainprop.epsilon=0.1",
+               "feedback_decay=0.01", "feedback_sign=random"]
+    fewer = type("Fewer", (), {"name": ds.name, "x_train": ds.x_train[:1000]})()    # the dataset's size
+    assert len({key(c) for c in changes} | {key(), key(steps=100), key(images=fewer)}) == len(changes) + 3
+    assert key("dtype=float64") == key() == key("kernels=numpy")       # not what builds the weights

@@ -190,12 +190,12 @@ def test_sgd_step_returns_the_l2_term(device, model):
     """SGD.step gives l2·ΣW² of the kernels before the update: on the CPU the bits of train's
     former _reg_loss, on the GPU backend the same to float32 tolerance, and None without L2."""
     import importlib
-    T = importlib.import_module("brainprop_np.run.train")
+    L = importlib.import_module("brainprop_np.run.loop")
     ref, net = build_pair(model, device)
     x, labels, actions = batch_data(model)
     l2 = 5e-4
     for n in (ref, net):
-        want = T._reg_loss(n, l2)
+        want = L.reg_loss(n, l2)
         total = None
         for _, pname, w in n.trainable():             # the former _reg_loss's sum, in W's dtype
             if pname == "kernel":

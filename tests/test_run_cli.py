@@ -270,7 +270,7 @@ def test_value_error_from_training_exits_1(monkeypatch, capsys, tmp_path):
 def test_out_of_memory_exits_1_suggesting_smaller_batches(monkeypatch, capsys, tmp_path, argv):
     oom = _raise(MemoryError("Out of memory allocating 1,073,741,824 bytes\n(allocated so far: 0 bytes)."))
     code, line = _main(monkeypatch, capsys, [a.format(cfg=_write_config(tmp_path), tmp=tmp_path) for a in argv],
-                       [("brainprop_np.run.train", "train", oom), ("brainprop_np.run.train", "evaluate_weights", oom)])
+                       [("brainprop_np.run.train", "train", oom), ("brainprop_np.run.evaluation", "evaluate_weights", oom)])
     assert code == 1
     assert "out of memory" in line and "1,073,741,824 bytes" in line
     assert "train.batch_size" in line and "train.eval_batch_size" in line

@@ -20,11 +20,28 @@ from brainprop_np.run.config import ConfigError
 from shared_data import mnist_root
 
 T = importlib.import_module("brainprop_np.run.train")   # the module; bp.train is its function
+L = importlib.import_module("brainprop_np.run.loop")    # evaluate, reg_loss
+S = importlib.import_module("brainprop_np.run.setup")   # load_data
+R = importlib.import_module("brainprop_np.run.records")  # plot_accuracy
+E = importlib.import_module("brainprop_np.run.evaluation")   # evaluate_weights
 
 TINY = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "same"},
         {"type": "relu"}, {"type": "batchnorm"}, {"type": "dropout", "rate": 0.3},
         {"type": "flatten"}, {"type": "dense", "units": 32}, {"type": "relu"},
         {"type": "dropout", "rate": 0.3}]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_count():
+    """Runs compared bit for bit need one thread count: by default it follows the machine's
+    load (kernels/threads.py), and BLAS and the kernels round differently with 1 and 2 threads."""
+    old = os.environ.get("BRAINPROP_THREADS")
+    os.environ["BRAINPROP_THREADS"] = "2"
+    yield
+    if old is None:
+        os.environ.pop("BRAINPROP_THREADS", None)
+    else:
+        os.environ["BRAINPROP_THREADS"] = old
 
 
 def _config(**train):
@@ -160,7 +177,7 @@ def test_resume_rejects_changing_the_experiment(tmp_path, reference):
 
 def test_resume_of_a_finished_run_does_nothing(reference, monkeypatch, capsys):
     before = {p.name: p.read_bytes() for p in reference.iterdir()}
-    monkeypatch.setattr(T, "load_data", lambda *a, **k: pytest.fail("a finished run loads no data"))
+    monkeypatch.setattr(S, "load_data", lambda *a, **k: pytest.fail("a finished run loads no data"))
     res = T.train(resume=reference, progress=False)
     assert res.stop_reason == "max_epochs" and res.summary["epochs_run"] == 2 and len(res.history) == 2
     assert res.summary["device"] == "cpu" and res.summary["device_name"]
@@ -174,7 +191,7 @@ def test_resume_of_a_finished_run_does_nothing(reference, monkeypatch, capsys):
 
 def test_resume_of_an_early_stopped_run_names_patience(tmp_path, monkeypatch, capsys):
     accs = iter([0.5, 0.5, 0.5, 0.6, 0.7])
-    monkeypatch.setattr(T, "evaluate", lambda *a, **k: next(accs))
+    monkeypatch.setattr(L, "evaluate", lambda *a, **k: next(accs))
     cfg = _config(epochs=5, patience=1, min_delta=0.001)
     cfg["data"]["limit_train"] = 64
     assert _run(tmp_path, "es", cfg).stop_reason == "early_stopping"
@@ -201,7 +218,7 @@ def test_resume_inside_an_epoch_needs_that_epoch(tmp_path, monkeypatch):
 
 def test_epoch_line_separates_best_from_the_early_stopping_counter(tmp_path, monkeypatch, capsys):
     accs = iter([0.5, 0.5005, 0.5008])
-    monkeypatch.setattr(T, "evaluate", lambda *a, **k: next(accs))
+    monkeypatch.setattr(L, "evaluate", lambda *a, **k: next(accs))
     cfg = _config(epochs=3, patience=45, min_delta=0.001)
     cfg["data"]["limit_train"] = 64
     T.train(cfg, out=tmp_path / "line", progress=False)
@@ -234,7 +251,7 @@ def test_epoch_line_separates_best_from_the_early_stopping_counter(tmp_path, mon
 ])
 def test_early_stopping_follows_keras(tmp_path, monkeypatch, accs, patience, stop_epoch, reason, best_epoch):
     seq = iter(accs)
-    monkeypatch.setattr(T, "evaluate", lambda *a, **k: next(seq))
+    monkeypatch.setattr(L, "evaluate", lambda *a, **k: next(seq))
     cfg = _config(epochs=len(accs), patience=patience, min_delta=0.001)
     cfg["data"]["limit_train"] = 64
     res = _run(tmp_path, "es", cfg)
@@ -246,7 +263,7 @@ def test_early_stopping_follows_keras(tmp_path, monkeypatch, accs, patience, sto
 
 def test_early_stopping_best_is_the_float32_value_and_resumes_exactly(tmp_path, monkeypatch):
     accs = iter([0.9, 0.901, 0.5])
-    monkeypatch.setattr(T, "evaluate", lambda *a, **k: next(accs))
+    monkeypatch.setattr(L, "evaluate", lambda *a, **k: next(accs))
     cfg = _config(epochs=2, patience=1, min_delta=0.001)
     cfg["data"]["limit_train"] = 64
     res = _run(tmp_path, "es32", cfg)
@@ -263,8 +280,8 @@ def test_early_stopping_best_is_the_float32_value_and_resumes_exactly(tmp_path, 
 @pytest.mark.parametrize("case", ["max_epochs", "early_stopping", "interrupted"])
 def test_accuracy_png_every_10_epochs_and_when_the_run_stops(tmp_path, monkeypatch, case):
     drawn = []
-    monkeypatch.setattr(T, "plot_accuracy", lambda history, *a, **k: drawn.append(len(history)))
-    monkeypatch.setattr(T, "evaluate", lambda *a, **k: 0.5)
+    monkeypatch.setattr(R, "plot_accuracy", lambda history, *a, **k: drawn.append(len(history)))
+    monkeypatch.setattr(L, "evaluate", lambda *a, **k: 0.5)
     cfg = _config(epochs=23, patience=14 if case == "early_stopping" else None)
     cfg["data"]["limit_train"] = 64                             # one batch per epoch
     if case == "interrupted":
@@ -306,9 +323,9 @@ def test_value_errors_inside_training_are_training_errors(tmp_path, monkeypatch)
     def bad_kernel(*a, **k):
         raise ValueError("maxpool: bad")
 
-    monkeypatch.setattr(T, "evaluate", bad_kernel)
+    monkeypatch.setattr(E, "evaluate", bad_kernel)
     with pytest.raises(T.TrainingError, match="maxpool: bad"):
-        T.evaluate_weights(_config(), tmp_path / "val" / "weights_best.npz", verbose=False)
+        E.evaluate_weights(_config(), tmp_path / "val" / "weights_best.npz", verbose=False)
 
 
 def test_reg_loss_makes_no_kernel_sized_temporaries():
@@ -318,10 +335,10 @@ def test_reg_loss_makes_no_kernel_sized_temporaries():
                         n_classes=10, seed=1, device="cpu", dtype="float32")
     kernels = [w for _, p, w in net.trainable() if p == "kernel"]
     expect = 5e-4 * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in kernels)
-    T._reg_loss(net, 5e-4)                            # warm-up
+    L.reg_loss(net, 5e-4)                            # warm-up
     tracemalloc.start()
     try:
-        got = T._reg_loss(net, 5e-4)
+        got = L.reg_loss(net, 5e-4)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -362,7 +379,7 @@ def test_holdout_records_test_accuracy(tmp_path):
     s = res.summary
     assert s["dataset"]["n_val"] == 100 and s["dataset"]["n_test"] == 200
     assert 0.0 <= s["test_acc"] <= 1.0
-    acc, n, _ = T.evaluate_weights(cfg, tmp_path / "h" / "weights_best.npz", verbose=False)
+    acc, n, _ = E.evaluate_weights(cfg, tmp_path / "h" / "weights_best.npz", verbose=False)
     assert n == 200 and acc == s["test_acc"]
 
 

@@ -11,8 +11,8 @@
 `python run.py ARGS` is `brainprop train ARGS`, with --load and --explain as options.
 Exit status: 0 done; 1 runtime failure (missing data, no GPU, non-finite loss, unreadable
 weights, out of memory, an error inside training or evaluation); 2 bad config, key, value
-or command line; 130 interrupted (Ctrl-C: a checkpoint is written; the message says how
-to resume). Every failure prints one line, `error: ...`, on stderr.
+or command line, a run folder another process trains in; 130 interrupted (Ctrl-C: a
+checkpoint is written; the message says how to resume). Every failure prints one line, `error: ...`, on stderr.
 """
 import os
 import sys
@@ -99,86 +99,18 @@ def _split_positional(args, prog):
 def _run(argv, prog, mode):
     """run.py and `brainprop train|eval|explain`: parse, run, map errors to exit statuses."""
     ns = _parser(prog, mode).parse_intermixed_args(argv)
-    explain = mode == "explain" or getattr(ns, "explain", False)
-    load = getattr(ns, "load", None)
-    resume, out, init_from = (getattr(ns, k, None) for k in ("resume", "out", "init_from"))
-    from brainprop_np.backend import BackendError
-    from brainprop_np.run.config import ConfigError
-    from brainprop_np.data import DataError
-    from brainprop_np.run.train import TrainingError
-
     split = _split_positional(ns.args, prog)
     if isinstance(split, int):
         return split
     config, overrides = split
-    if init_from:
-        overrides = overrides + [f"init_from={init_from}"]
-    progress = False if (ns.no_progress or ns.quiet) else None
+    if getattr(ns, "init_from", None):
+        overrides = overrides + [f"init_from={ns.init_from}"]
+    from brainprop_np.backend import BackendError
+    from brainprop_np.data import DataError
+    from brainprop_np.run.config import ConfigError
+    from brainprop_np.run.failures import TrainingError
     try:
-        if getattr(ns, "print_config", False):
-            if load or explain:
-                return _fail(2, "--print-config is not allowed with --load or --explain")
-            from brainprop_np.run.config import dump
-            from brainprop_np.run.train import resolve_config
-            if config is None and not resume:
-                return _fail(2, f"no config given; usage: {prog} CONFIG.yaml [key=value ...] --print-config")
-            if config is not None and resume:
-                return _fail(2, f"{config!r} is not allowed with --resume: the run folder holds its config")
-            print(dump(resolve_config(config, overrides, resume=resume)), end="")
-            return 0
-        if explain and config is None and load:
-            guess = Path(load).resolve().parent / "config.yaml"      # a run folder's weights
-            config = str(guess) if guess.is_file() else None
-        if not explain and (ns.__dict__.get("figures") or ns.__dict__.get("train_steps", EXPLAIN_STEPS) != EXPLAIN_STEPS):
-            return _fail(2, "--figures and --train-steps are allowed only with --explain")
-        if explain:
-            if config is None or resume or out or init_from:
-                return _fail(2, f"explaining needs a config and is not allowed with --resume, --out or "
-                                f"--init-from: {prog} CONFIG.yaml {'--explain ' if mode == 'run' else ''}"
-                                "[--load WEIGHTS] [--figures DIR]")
-            if ns.image < 0:
-                return _fail(2, f"--image {ns.image} is not allowed; use a test image index >= 0")
-            if ns.train_steps < 0:
-                return _fail(2, f"--train-steps {ns.train_steps} is not allowed; use an integer >= 0 "
-                                "(0: the untrained initial weights)")
-            from brainprop_np.teach.explain import explain_config
-            try:
-                _, text, paths = explain_config(config, overrides, weights=load, image_index=ns.image,
-                                                figures=ns.figures, train_steps=0 if load else ns.train_steps,
-                                                progress=progress)
-            except ValueError as e:      # explain.py's checks (--image beyond the test set, the weights)
-                return _fail(2, str(e))
-            print(text)
-            for path in paths:
-                print(f"wrote {path}")
-            return 0
-        from brainprop_np.run.train import evaluate_weights, train
-        if mode == "eval" and not load:
-            return _fail(2, f"--load WEIGHTS is required: {prog} [CONFIG.yaml] --load WEIGHTS")
-        if resume:
-            if config is not None:
-                return _fail(2, f"{config!r} is not allowed with --resume: the run folder holds its config; "
-                                "give only key=value overrides")
-            if load or out or init_from:
-                return _fail(2, "--resume is not allowed with --load, --out or --init-from")
-            result = train(resume=resume, overrides=overrides, verbose=not ns.quiet, progress=progress)
-        elif load:
-            if config is None:
-                guess = Path(load).resolve().parent / "config.yaml"
-                if not guess.is_file():
-                    return _fail(2, f"--load {load}: give the config too (no config.yaml beside the weights): "
-                                    f"{prog} CONFIG.yaml --load WEIGHTS")
-                config = str(guess)
-            if out or init_from:
-                return _fail(2, "--load is not allowed with --out or --init-from")
-            acc, n, name = evaluate_weights(config, load, overrides, verbose=not ns.quiet, progress=progress)
-            print(f"test accuracy {acc:.4f} ({round(acc * n)}/{n} images of the {name} test set), weights {load}")
-            return 0
-        else:
-            if config is None:
-                return _fail(2, f"no config given; usage: {prog} CONFIG.yaml [key=value ...] "
-                                "(or --resume RUN_DIR, see --help)")
-            result = train(config, out=out, overrides=overrides, verbose=not ns.quiet, progress=progress)
+        return _dispatch(ns, prog, mode, config, overrides)
     except ConfigError as e:
         return _fail(2, str(e))
     except (TrainingError, DataError, BackendError, RuntimeError) as e:
@@ -192,12 +124,105 @@ def _run(argv, prog, mode):
         return _fail(1, f"cannot read or write{where}: {e.strerror or e}")
     except KeyboardInterrupt:
         return _fail(130, "interrupted")
+
+
+def _dispatch(ns, prog, mode, config, overrides):
+    """The command the options ask for: print the config, explain, resume, evaluate or train."""
+    explain = mode == "explain" or getattr(ns, "explain", False)
+    load = getattr(ns, "load", None)
+    resume, out, init_from = (getattr(ns, k, None) for k in ("resume", "out", "init_from"))
+    progress = False if (ns.no_progress or ns.quiet) else None
+    if getattr(ns, "print_config", False):
+        return _print_config(prog, config, overrides, resume, load or explain)
+    if explain and config is None and load:
+        guess = Path(load).resolve().parent / "config.yaml"      # a run folder's weights
+        config = str(guess) if guess.is_file() else None
+    if not explain and (ns.__dict__.get("figures") or ns.__dict__.get("train_steps", EXPLAIN_STEPS) != EXPLAIN_STEPS):
+        return _fail(2, "--figures and --train-steps are allowed only with --explain")
+    if explain:
+        if config is None or resume or out or init_from:
+            return _fail(2, f"explaining needs a config and is not allowed with --resume, --out or "
+                            f"--init-from: {prog} CONFIG.yaml {'--explain ' if mode == 'run' else ''}"
+                            "[--load WEIGHTS] [--figures DIR]")
+        return _explain(ns, config, overrides, load, progress)
+    if mode == "eval" and not load:
+        return _fail(2, f"--load WEIGHTS is required: {prog} [CONFIG.yaml] --load WEIGHTS")
+    if load and not resume:
+        return _evaluate(ns, prog, config, overrides, load, progress)
+    from brainprop_np.run.train import train
+    if resume:
+        if config is not None:
+            return _fail(2, f"{config!r} is not allowed with --resume: the run folder holds its config; "
+                            "give only key=value overrides")
+        if load or out or init_from:
+            return _fail(2, "--resume is not allowed with --load, --out or --init-from")
+        result = train(resume=resume, overrides=overrides, verbose=not ns.quiet, progress=progress)
+    else:
+        if config is None:
+            return _fail(2, f"no config given; usage: {prog} CONFIG.yaml [key=value ...] "
+                            "(or --resume RUN_DIR, see --help)")
+        result = train(config, out=out, overrides=overrides, verbose=not ns.quiet, progress=progress)
+    return _trained(result, mode, ns.quiet)
+
+
+def _print_config(prog, config, overrides, resume, refused):
+    """--print-config: the resolved config on stdout; nothing trains, nothing is written."""
+    if refused:
+        return _fail(2, "--print-config is not allowed with --load or --explain")
+    from brainprop_np.run.config import dump
+    from brainprop_np.run.setup import resolve_config
+    if config is None and not resume:
+        return _fail(2, f"no config given; usage: {prog} CONFIG.yaml [key=value ...] --print-config")
+    if config is not None and resume:
+        return _fail(2, f"{config!r} is not allowed with --resume: the run folder holds its config")
+    print(dump(resolve_config(config, overrides, resume=resume)), end="")
+    return 0
+
+
+def _explain(ns, config, overrides, load, progress):
+    """One learning trial traced layer by layer (teach/explain.py), its text and figure paths."""
+    if ns.image < 0:
+        return _fail(2, f"--image {ns.image} is not allowed; use a test image index >= 0")
+    if ns.train_steps < 0:
+        return _fail(2, f"--train-steps {ns.train_steps} is not allowed; use an integer >= 0 "
+                        "(0: the untrained initial weights)")
+    from brainprop_np.teach.explain import explain_config
+    try:
+        _, text, paths = explain_config(config, overrides, weights=load, image_index=ns.image,
+                                        figures=ns.figures, train_steps=0 if load else ns.train_steps,
+                                        progress=progress)
+    except ValueError as e:      # explain.py's checks (--image beyond the test set, the weights)
+        return _fail(2, str(e))
+    print(text)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _evaluate(ns, prog, config, overrides, load, progress):
+    """--load without --resume: the test accuracy of saved weights (run/evaluation.py)."""
+    from brainprop_np.run.evaluation import evaluate_weights
+    if config is None:
+        guess = Path(load).resolve().parent / "config.yaml"
+        if not guess.is_file():
+            return _fail(2, f"--load {load}: give the config too (no config.yaml beside the weights): "
+                            f"{prog} CONFIG.yaml --load WEIGHTS")
+        config = str(guess)
+    if getattr(ns, "out", None) or getattr(ns, "init_from", None):
+        return _fail(2, "--load is not allowed with --out or --init-from")
+    acc, n, name = evaluate_weights(config, load, overrides, verbose=not ns.quiet, progress=progress)
+    print(f"test accuracy {acc:.4f} ({round(acc * n)}/{n} images of the {name} test set), weights {load}")
+    return 0
+
+
+def _trained(result, mode, quiet):
+    """The exit status of a training run: 130 after Ctrl-C (saying how to resume), else 0."""
     if result.interrupted:
         print(f"{result.summary.get('message', 'interrupted')}; checkpoint written. Resume with:\n"
               f"    {'python run.py' if mode == 'run' else 'brainprop train'} --resume {result.out_dir}",
               file=sys.stderr, flush=True)
         return 130
-    if ns.quiet:
+    if quiet:
         s = result.summary
         on = " ON THE MNIST SAMPLE (full MNIST not found)" if (s.get("dataset") or {}).get("fallback") else ""
         print(f"best val_acc {s['best_val_acc']} at epoch {s['best_epoch']} ({s['stop_reason']}){on}; "

@@ -2,8 +2,8 @@
 
 Weights: untrained weights (q ≈ 0, tiny activations) show δ ≈ 0 and ΔW ≈ 1e-10, which
 teaches nothing, so the command line first trains the config's network for a few hundred
-BrainProp steps on the dataset's training images (`pretrain`, cached under
-~/.cache/brainprop_np/explain or $BRAINPROP_CACHE) and says so; `--load` takes your
+BrainProp steps on the dataset's training images (`pretrain`: the set-up and training step
+of run/, cached under ~/.cache/brainprop_np/explain or $BRAINPROP_CACHE) and says so; `--load` takes your
 weights, `--train-steps 0` the initial ones.
 """
 import numpy as np
@@ -20,45 +20,58 @@ def cache_dir():
     return Path(env).expanduser() if env else Path("~/.cache/brainprop_np/explain").expanduser()
 
 
-def pretrain(cfg, ds, steps, batch_size=32, progress=None):
-    """Train the config's network (float32, CPU, its seed) for `steps` BrainProp steps of
-    `batch_size` images drawn from ds's training images; return (net, seconds, cache path or None).
-
-    The result is cached by (model, seed, settings, dataset, steps) so that a second
-    `--explain` starts at once; a cache that cannot be written is simply not used.
-    """
+def cache_key(cfg, ds, steps, batch_size):
+    """16 hex digits of a hash of everything that builds and pre-trains the network: the
+    version, model, seed, init_std, lr, l2, epsilon, feedback mode and its settings, the
+    dataset and its size, steps and batch size (not the dtype or the kernel set)."""
     import hashlib
     import json
-    import time
     from .. import __version__
-    from ..weights import load_weights_file, save_weights
-    from ..network import build_network
-    from ..optim import SGD
-    from ..run.progress import Progress
-    from ..rules import BrainProp
     t = cfg["train"]
-    net = build_network(cfg["model"], ds.input_shape, ds.n_classes, seed=cfg["seed"], device="cpu",
-                        dtype="float32", algorithm="brainprop", init_std=t["init_std"])
-    key = json.dumps([__version__, cfg["model"], cfg["seed"], t["init_std"], t["lr"], t["l2"],
-                      cfg["brainprop"]["epsilon"], ds.name, len(ds.x_train), steps, batch_size], sort_keys=True)
-    path = cache_dir() / f"{cfg['name']}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    key = {"version": __version__, "model": cfg["model"], "seed": cfg["seed"], "algorithm": cfg["algorithm"],
+           "init_std": t["init_std"], "lr": t["lr"], "l2": t["l2"], "lr_halve_every": t["lr_halve_every"],
+           "epsilon": cfg["brainprop"]["epsilon"], "feedback": cfg["feedback"],
+           "feedback_decay": cfg["feedback_decay"], "feedback_sign": cfg["feedback_sign"],
+           "dataset": ds.name, "label_mode": cfg["data"]["label_mode"], "n_train": len(ds.x_train),
+           "steps": steps, "batch_size": batch_size}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pretrain(cfg, ds, steps, batch_size=32, progress=None):
+    """Train the config's network for `steps` steps of `batch_size` images drawn from ds's
+    training images, as training does: the network built by run/setup (its seed, init_std
+    and feedback settings; float32 on the CPU), the config's rule and SGD, and run/loop's
+    training step. Returns (net, seconds, cache path or None).
+
+    The result is cached under cache_key (a second `explain` starts at once), written
+    atomically; a cache that cannot be written is simply not used.
+    """
+    import time
+    from ..data import BatchIterator
+    from ..rules import make_rule
+    from ..run.failures import quiet_fp
+    from ..run.loop import step
+    from ..run.progress import Progress
+    from ..run.setup import build, make_optimiser
+    from ..weights import load_weights_file, save_weights
+    cfg = dict(cfg, device="cpu", dtype="float32")
+    net = build(cfg, ds.input_shape, ds.n_classes)
+    path = cache_dir() / f"{cfg['name']}-{cache_key(cfg, ds, steps, batch_size)}.npz"
     if path.is_file():
         try:
             load_weights_file(net, path)
             return net, 0.0, path
         except Exception:
             pass
-    rule, opt = BrainProp(cfg["brainprop"]["epsilon"]), SGD(lr=t["lr"], l2=t["l2"], halve_every=0)
-    rng = np.random.default_rng([cfg["seed"], 2])
-    order = rng.permutation(len(ds.x_train))
+    rule, opt = make_rule(cfg["algorithm"], cfg["brainprop"]["epsilon"]), make_optimiser(cfg)
+    order = np.random.default_rng([cfg["seed"], 2]).permutation(len(ds.x_train))
+    images = BatchIterator(ds.x_train, ds.y_train, net.backend, "float32")
+    batches = images.epoch(batch_size, order[np.arange(steps * batch_size) % len(order)])
     bar = Progress(steps, "training before the trial", enabled=progress)
     t0 = time.perf_counter()
-    with np.errstate(all="ignore"):
-        for step in range(steps):
-            idx = order[(np.arange(batch_size) + step * batch_size) % len(order)]
-            x = ds.x_train[idx].astype(np.float32) / 255.0
-            rule.trial(net, x, ds.y_train[idx], train=True, batch_size=batch_size)
-            opt.step(net, t["lr"])
+    with quiet_fp():
+        for x, y in batches:
+            step(rule, opt, net, x, y, opt.lr_at(0), batch_size)
             bar.update(images=batch_size)
     bar.close()
     seconds = time.perf_counter() - t0
@@ -70,44 +83,45 @@ def pretrain(cfg, ds, steps, batch_size=32, progress=None):
     return net, seconds, path
 
 
+def _dataset(cfg, say):
+    """The config's dataset without downloading, else the bundled MNIST sample with a note."""
+    from .. import data
+    from ..data.paths import default_root
+    from ..run.setup import data_folder
+    d = cfg["data"]
+    try:
+        return data.load(d["name"], root=d["root"], download=False, label_mode=d["label_mode"])
+    except data.DataError:
+        folder = data_folder(cfg)[0] or default_root()
+        say(f"note: no usable {d['name']} data in {folder}; explaining on the bundled MNIST sample instead "
+            "(set data.root=DIR or $BRAINPROP_DATA)")
+        return data.load("mnist_sample")
+
+
 def explain_config(config, overrides=(), weights=None, image_index=0, figures=None, seed=0, say=print,
                    train_steps=0, progress=False):
     """What `brainprop explain CONFIG` does: one trial on test image `image_index` of the
     configured dataset (the bundled MNIST sample when the data are absent).
 
-    The network is built from the config (seed, architecture) in float64 on the CPU, so that
-    the finite-difference check is exact. Its weights: `weights` (.npz or Keras .h5) when
-    given, else the config's network after `train_steps` BrainProp steps on the dataset's
-    training images (`pretrain`; the command line's default is 200), else (0) the initial
-    weights. Returns (trace, text, figure paths); the text says which weights were used.
+    The network is built from the config by run/setup (seed, architecture, feedback) in
+    float64 on the CPU, so that the finite-difference check is exact. Its weights: `weights`
+    (.npz or Keras .h5) when given, else the config's network after `train_steps` BrainProp
+    steps on the dataset's training images (`pretrain`; the command line's default is 200),
+    else (0) the initial weights. Returns (trace, text, figure paths); the text says which
+    weights were used.
     """
-    from .. import data
-    from ..backend import BackendError
     from ..weights import load_weights_file
-    from ..network import build_network
-    from ..run.train import _as_config, feedback_args
-
-    cfg = _as_config(config, list(overrides) + ["device=cpu", "dtype=float64"])
+    from ..run.setup import as_config, build
+    cfg = as_config(config, list(overrides) + ["device=cpu", "dtype=float64"])
     if cfg["algorithm"] != "brainprop":
         raise ValueError(f"algorithm={cfg['algorithm']!r} is not allowed with --explain: it traces one BrainProp "
                          "trial (choice, reward, delta, attention-gated feedback); EBP has no choice to explain")
     if train_steps < 0:
         raise ValueError(f"--train-steps {train_steps} is not allowed; use an integer >= 0 (0: untrained weights)")
-    try:
-        ds = data.load(cfg["data"]["name"], root=cfg["data"]["root"], download=False,
-                       label_mode=cfg["data"]["label_mode"])
-    except data.DataError as e:
-        first = str(e).split(";")[0]
-        say(f"note: {first[:90]}; explaining on the bundled MNIST sample instead")
-        ds = data.load("mnist_sample")
+    ds = _dataset(cfg, say)
     if not 0 <= image_index < len(ds.x_test):
         raise ValueError(f"--image {image_index} is not allowed; use 0..{len(ds.x_test) - 1}")
-    try:
-        net = build_network(cfg["model"], ds.input_shape, ds.n_classes, seed=cfg["seed"], device="cpu",
-                            dtype="float64", algorithm="brainprop", init_std=cfg["train"]["init_std"],
-                            **feedback_args(cfg))
-    except BackendError:
-        raise
+    net = build(cfg, ds.input_shape, ds.n_classes)
     if weights:
         load_weights_file(net, weights)
         which = f"weights {weights}"

@@ -1,0 +1,100 @@
+"""What a run says on the console, and about the machine it runs on: `Say` (epoch lines
+on stdout, notices on stderr), the Ctrl-C flag, the thread count and the versions."""
+import platform
+import signal
+import sys
+import threading
+
+import numpy as np
+
+from ..kernels import threads
+from .config import ConfigError
+
+
+class Say:
+    """Where a run talks: epoch lines on stdout, notices on stderr (silent when not verbose)."""
+
+    def __init__(self, verbose=True):
+        self.verbose = verbose
+
+    def out(self, text):
+        if self.verbose:
+            print(text, flush=True)
+
+    def err(self, text):
+        if self.verbose:
+            print(text, file=sys.stderr, flush=True)
+
+
+class SigintFlag:
+    """While active (main thread only), the first SIGINT sets `.set`; a second one aborts."""
+
+    def __init__(self):
+        self.set = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.set:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.set = True
+        print("\nCtrl-C: finishing the current batch, then writing the checkpoint "
+              "(press Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def bars(progress):
+    """Whether to draw progress bars: as asked, else when stderr is a terminal."""
+    return progress if progress is not None else bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def plural(n, word):
+    """'1 epoch', '2 epochs', '1 thread', '4 threads'."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def epochs_text(n):
+    """'1 epoch', '2 epochs'."""
+    return plural(n, "epoch")
+
+
+def threads_text():
+    """'1 thread', '4 threads': the BLAS and kernel threads now in use."""
+    return plural(threads.current(), "thread")
+
+
+def configure_threads():
+    """BLAS and kernel threads: the free cores, or $BRAINPROP_THREADS (kernels/threads.py)."""
+    try:
+        threads.configure()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def compile_seconds(backend):
+    """Seconds the fast CPU kernels took to compile or load from numba's cache (None otherwise)."""
+    if backend.kernel_set != "fast":
+        return None
+    from ..kernels.fast.jit import compile_seconds as seconds
+    return round(seconds(), 3)
+
+
+def versions(backend):
+    """The versions summary.json records: Python, NumPy, this package, and CuPy or numba when used."""
+    from .. import __version__
+    v = {"python": platform.python_version(), "numpy": np.__version__, "brainprop_np": __version__}
+    if backend.name == "cupy":
+        v["cupy"] = backend.xp.__version__
+    if backend.kernel_set == "fast":
+        import numba
+        v["numba"] = numba.__version__
+    return v

@@ -1,0 +1,186 @@
+"""One epoch of the paper's protocol, and evaluation (BRAINPROP.md, "One learning trial").
+
+Every epoch the training images are reshuffled with a permutation drawn from the run's
+host random generator (numpy default_rng([seed, 1]); weights use default_rng(seed),
+exploration and dropout use `net.rng`). Each batch is one learning trial: q, the chosen
+action, its reward and delta = reward − q[action], the attention-gated fb from the chosen
+unit down, and the tags pre × fb; then plain SGD at lr(epoch) = lr·0.5^(epoch //
+lr_halve_every). BrainProp's loss divides by the nominal batch size, also for the last,
+smaller batch. Training accuracy counts the rewarded actions the network *chose*
+(Trial.n_correct); validation runs after every epoch in inference mode (argmax q). Loss
+and counts are summed on the device in float64 and read once per epoch.
+
+Ctrl-C (SIGINT) inside an epoch: the current batch finishes, then the checkpoint is written
+*mid-epoch* with the epoch's permutation, the index of the next batch, the partial sums and
+the seconds spent (resume.py continues from there). A second Ctrl-C aborts at once.
+"""
+import math
+import time
+
+import numpy as np
+
+from ..backend import to_host
+from .failures import guarded
+from .progress import Progress
+from .resume import SUMS, write_checkpoint
+from .setup import load_weights
+
+
+def step(rule, opt, net, x, y, lr, batch_size, tally=None):
+    """One learning trial on a batch and its weight update (what training and explain's
+    pre-training both do): the rule computes q, action, reward, delta, fb and the tags, SGD
+    applies them. tally(trial) reads the trial's arrays before the update, which may reuse
+    their memory. Returns (trial, the L2 term l2·ΣW² before the update, or None)."""
+    trial = rule.trial(net, x, y, train=True, batch_size=batch_size)
+    if tally is not None:
+        tally(trial)
+    return trial, opt.step(net, lr)
+
+
+def run_epoch(run, sigint):
+    """The training pass of epoch run.epoch (from batch run.batch): a trial and an SGD step
+    per batch. Returns the epoch's history row (val_acc still None), or None when the epoch
+    stopped: Ctrl-C inside it (mid-epoch checkpoint) or a non-finite loss (run.stop_reason says)."""
+    bs = run.cfg["train"]["batch_size"]
+    nb = run.train_it.n_batches(bs)
+    perm, sums, seconds = _shuffle_or_continue(run)
+    lr = run.opt.lr_at(run.epoch)
+    b = run.batch
+    seen = [b * bs]                    # images of this epoch so far (for the bar's running stats)
+    bar = _bar(run, nb, sums, seen)
+    run.phase = "training"
+    run.backend.synchronize()
+    t0 = time.perf_counter()
+    batches = run.train_it.epoch(bs, perm[b * bs:])
+    try:
+        for x, y in batches:
+            trial, reg = step(run.rule, run.opt, run.net, x, y, lr, bs,
+                              tally=lambda trial: _count_delta(sums, trial, run.backend.xp))
+            _count_loss(sums, trial, reg, len(y))
+            b += 1
+            seen[0] += len(y)
+            bar.update(images=len(y))
+            if sigint.set and b < nb:
+                break
+    finally:
+        batches.close()
+        bar.close()
+    run.backend.synchronize()
+    seconds += time.perf_counter() - t0
+    if b < nb:                         # interrupted inside the epoch
+        _interrupted(run, b, nb, perm, sums, seconds)
+        return None
+    return _row(run, sums, seconds, lr)
+
+
+def _shuffle_or_continue(run):
+    """(perm, sums, seconds): a fresh permutation and zero sums, or the interrupted epoch's."""
+    if run.batch == 0:
+        perm = run.host_rng.permutation(len(run.train_it))
+        return perm, [run.backend.xp.zeros((), dtype=np.float64) for _ in SUMS], 0.0
+    perm, old, seconds = run.partial
+    run.partial = None
+    return perm, [run.backend.asarray(np.asarray(v, dtype=np.float64)) for v in old], seconds
+
+
+def _bar(run, n_batches, sums, seen):
+    """The epoch's progress bar, with the running loss and reward rate."""
+    def stats():
+        k = max(seen[0], 1)
+        return f"loss {float(to_host(sums[0])) / k:.4f}  reward {float(to_host(sums[1])) / k:.3f}"
+    return Progress(n_batches, f"epoch {run.epoch + 1}/{run.cfg['train']['epochs']}", enabled=run.progress,
+                    stats=stats, initial=run.batch)
+
+
+def _count_delta(sums, trial, xp):
+    """Add one trial's delta, |delta| and explored choices to the epoch's sums (BrainProp only)."""
+    if trial.delta is not None:
+        sums[2] += trial.delta.sum(dtype=np.float64)
+        sums[3] += xp.abs(trial.delta).sum(dtype=np.float64)
+        sums[4] += (trial.actions != trial.q.argmax(axis=1)).sum()
+
+
+def _count_loss(sums, trial, reg, n):
+    """Add one trial's loss (with the L2 term) and rewarded choices to the epoch's sums."""
+    if reg is not None:
+        sums[0] += reg * n
+    sums[0] += trial.loss * n
+    sums[1] += trial.n_correct
+
+
+def _interrupted(run, b, nb, perm, sums, seconds):
+    """Ctrl-C inside the epoch: the mid-epoch checkpoint (permutation, next batch, partial sums)."""
+    run.batch = b
+    arrays = {k: to_host(v) for k, v in zip(SUMS, sums)}
+    arrays.update(perm=np.asarray(perm, dtype=np.int64), seconds=np.float64(seconds))
+    write_checkpoint(run, arrays)
+    run.stop_reason = "interrupted"
+    run.message = f"interrupted in epoch {run.epoch + 1} after batch {b} of {nb}"
+
+
+def _row(run, sums, seconds, lr):
+    """The epoch's history row from its sums (None after a non-finite loss, which stops the run)."""
+    n = len(run.train_it)
+    loss_sum, correct, delta_sum, abs_sum, explored = (float(to_host(s)) for s in sums)
+    if not math.isfinite(loss_sum / n):
+        where = (f"the best weights (epoch {run.best_epoch}, val_acc {run.best_val_acc:.4f}) are kept in "
+                 f"{run.path('weights_best.npz')}" if run.best_epoch else "no weights were saved")
+        run.stop_reason = "non_finite_loss"
+        run.message = (f"the training loss became {loss_sum / n} in epoch {run.epoch + 1} (lr {lr}); "
+                       f"the run stopped; {where}; lower train.lr or check the data")
+        return None
+    bp = run.cfg["algorithm"] == "brainprop"
+    return {"epoch": run.epoch + 1, "lr": float(lr), "train_loss": loss_sum / n, "train_acc": correct / n,
+            "val_acc": None, "epoch_seconds": seconds,
+            "mean_delta": delta_sum / n if bp else float("nan"),
+            "mean_abs_delta": abs_sum / n if bp else float("nan"),
+            "explore_rate": explored / n if bp else float("nan")}
+
+
+def validate(run):
+    """The validation accuracy after an epoch (inference mode, argmax q)."""
+    t = run.cfg["train"]
+    run.phase = "evaluation"
+    acc = evaluate(run.net, run.val_it, t["eval_batch_size"], progress=run.progress,
+                   label=f"validating {run.epoch + 1}/{t['epochs']}")
+    run.phase = "training"
+    return acc
+
+
+def evaluate_best(run, test_it):
+    """With a holdout: the test accuracy of the best weights (weights_best.npz), into run.test_acc."""
+    load_weights(run.net, run.path("weights_best.npz"), "weights_best")
+    with guarded("evaluating the best weights on the test set", "evaluation", run.cfg):
+        run.test_acc = evaluate(run.net, test_it, run.cfg["train"]["eval_batch_size"], progress=run.progress,
+                                label="testing the best weights")
+
+
+def evaluate(net, batches, batch_size, progress=False, label="evaluating"):
+    """Accuracy of argmax(q) in inference mode over a BatchIterator (one host read).
+
+    progress: draw a bar (True, False, or None: when stderr is a terminal).
+    """
+    correct = None
+    bar = Progress(batches.n_batches(batch_size), label, enabled=progress)
+    try:
+        for x, y in batches.epoch(batch_size):
+            q = net.forward(x, train=False)
+            c = (q.argmax(axis=1) == y).sum()
+            correct = c if correct is None else correct + c
+            bar.update(images=len(y))
+    finally:
+        bar.close()
+    return int(to_host(correct)) / len(batches) if correct is not None else float("nan")
+
+
+def reg_loss(net, l2):
+    """λ·ΣW² over the kernels, on the device (what Keras adds to the reported loss). SGD.step
+    returns this term; kept as the reference the tests compare it with."""
+    xp = net.backend.xp
+    total = None
+    for _, pname, w in net.trainable():
+        if pname == "kernel":
+            flat = w.ravel()                   # a view: no w*w temporary per kernel per batch
+            s = xp.vdot(flat, flat)
+            total = s if total is None else total + s
+    return l2 * total

@@ -1,0 +1,150 @@
+"""Resume: what checkpoint.npz holds besides the weights, and how a run continues from it.
+
+After every epoch, and mid-epoch on Ctrl-C, the checkpoint stores the epoch, the index of
+the next batch, the history, the best epoch, early stopping's best and wait, the
+optimiser, both random states (the host's shuffling generator and `net.rng`, which draws
+exploration and dropout), the data's provenance and, mid-epoch, the epoch's permutation
+with its partial float64 sums and seconds. `--resume` continues with the next batch, so
+on the CPU a resumed run ends with the same weights and history (epoch_seconds aside) as
+an uninterrupted one, bit for bit. (On the GPU CuPy's generator state cannot be saved: a
+resumed run reseeds it from (seed, epoch, batch) and is equivalent, not identical.)
+The .npz format itself is checkpoint.py's.
+"""
+import json
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import ConfigError
+from .console import epochs_text
+from .early_stopping import EarlyStopping, stop_reason
+from .failures import TrainingError
+from .state import TrainResult
+
+Checkpoint = namedtuple("Checkpoint", "weights meta arrays")
+SUMS = ("loss_sum", "correct", "delta_sum", "abs_delta_sum", "explored")   # per-epoch sums (float64)
+
+
+def checkpoint_meta(run):
+    """The JSON part of the checkpoint: where the run stands and how to continue it."""
+    return {
+        "epoch": run.epoch, "batch": run.batch, "history": run.history,
+        "es_best": run.stop.best, "es_wait": run.stop.wait,
+        "best_val_acc": run.best_val_acc, "best_epoch": run.best_epoch,
+        "stop_reason": run.stop_reason,
+        "optimiser": {"name": "SGD", "lr": run.opt.lr0, "l2": run.opt.l2,
+                      "halve_every": run.opt.halve_every, "momentum": 0.0,
+                      "lr_now": run.opt.lr_at(run.epoch)},
+        "rng": {"host": rng_state(run.host_rng), "net": rng_state(run.net.rng),
+                "net_backend": run.backend.name},
+        "data": run.data_info,
+        "seed": run.cfg["seed"],
+        "mlflow_run_id": run.mlflow_run_id,
+        "alignment": run.alignment,
+    }
+
+
+def write_checkpoint(run, arrays=None):
+    """checkpoint.npz: the weights (BatchNorm statistics included), the meta and `arrays`."""
+    save_checkpoint(run.path("checkpoint.npz"), run.net.get_weights(), checkpoint_meta(run), arrays)
+
+
+def read_checkpoint(run_dir):
+    """Checkpoint(weights, meta, arrays) of a run folder; TrainingError when unreadable."""
+    try:
+        return Checkpoint(*load_checkpoint(Path(run_dir) / "checkpoint.npz"))
+    except (OSError, ValueError, KeyError) as e:
+        raise TrainingError(f"cannot resume: {e}") from None
+
+
+def set_checkpoint_weights(net, weights):
+    """The checkpoint's weights (BatchNorm statistics and feedback weights included) into `net`."""
+    try:
+        net.set_weights(weights)
+    except ValueError as e:
+        raise TrainingError(f"cannot resume: {e}") from None
+
+
+def restore(run, meta, arrays):
+    """Put the checkpoint's counters, history, early stopping and random states into `run`."""
+    run.epoch, run.batch = int(meta["epoch"]), int(meta["batch"])
+    run.history = [dict(r) for r in meta["history"]]
+    t = run.cfg["train"]
+    run.stop = EarlyStopping(t["patience"], t["min_delta"], meta["es_best"], meta["es_wait"])
+    run.best_val_acc, run.best_epoch = meta["best_val_acc"], meta["best_epoch"]
+    run.alignment = [dict(r) for r in meta.get("alignment", [])]
+    if not set_rng_state(run.host_rng, meta["rng"]["host"]):
+        raise TrainingError(f"{run.path('checkpoint.npz')}: the shuffling generator's state cannot be restored")
+    if not set_rng_state(run.net.rng, meta["rng"]["net"]):
+        run.say.err("note: the device random generator's state could not be restored "
+                    f"(checkpoint from {meta['rng'].get('net_backend')}, now {run.backend.name}); "
+                    "exploration and dropout continue from a generator reseeded from (seed, epoch, batch): "
+                    "an equivalent, not bit-identical continuation")
+        reseed(run.net, run.cfg["seed"], run.epoch, run.batch)
+    run.mlflow_run_id = meta.get("mlflow_run_id")
+    if run.batch:
+        zero = np.float64(0.0)
+        sums = [arrays.get(k, zero) for k in SUMS]        # checkpoints before 0.1.1 lack the δ sums
+        run.partial = (np.asarray(arrays["perm"]), sums, float(arrays["seconds"]))
+
+
+def reseed(net, seed, epoch, batch):
+    """A fresh net.rng (and the dropout layers' reference to it) from (seed, epoch, batch)."""
+    s = int(np.random.SeedSequence([seed, epoch, batch]).generate_state(1)[0])
+    net.rng = net.backend.rng(s)
+    for layer in net.layers:
+        if hasattr(layer, "rng"):
+            layer.rng = net.rng
+
+
+def finished(run_dir, cfg, meta, say):
+    """For a resume, before any data is loaded: refuse a train.epochs below the epochs the
+    checkpoint holds (ConfigError); when the run has nothing left to do under `cfg`, say so
+    in one line and return its TrainResult (summary.json's, with this stop_reason; no file
+    is written); else None.
+    """
+    t = cfg["train"]
+    n, batch, wait = int(meta["epoch"]), int(meta["batch"]), int(meta["es_wait"])
+    if batch and t["epochs"] <= n:
+        raise ConfigError(f"train.epochs={t['epochs']} is not allowed when resuming {run_dir}: it stopped inside "
+                          f"epoch {n + 1} after {epochs_text(n)}; give train.epochs >= {n + 1}")
+    if t["epochs"] < n:
+        raise ConfigError(f"train.epochs={t['epochs']} is not allowed when resuming {run_dir}: it has run "
+                          f"{epochs_text(n)} already; give train.epochs=M with M > {n} to extend it")
+    reason = None if batch else stop_reason(EarlyStopping(t["patience"], t["min_delta"], wait=wait), n, t["epochs"])
+    if reason is None:
+        return None
+    hints = [f"train.epochs=M with M > {n}"] if n >= t["epochs"] else []
+    if reason == "early_stopping":
+        hints.append(f"train.patience=P with P > {wait} (or null)")
+    say.out(f"{run_dir}: run already finished after {epochs_text(n)} ({reason}); "
+            f"give {' and '.join(hints)} to extend it")
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {"best_val_acc": meta["best_val_acc"], "best_epoch": meta["best_epoch"], "epochs_run": n}
+    summary["stop_reason"] = reason
+    return TrainResult(Path(run_dir), summary, [dict(r) for r in meta["history"]])
+
+
+def check_resume_folder(run_dir):
+    """ConfigError unless `run_dir` is a run folder (checkpoint.npz and config.yaml in it)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"--resume {run_dir}: no such folder; give a run folder written by training "
+                          "(runs/<name>-<algorithm>/<time>)")
+    lacks = [f for f in ("checkpoint.npz", "config.yaml") if not (run_dir / f).is_file()]
+    if lacks:
+        raise ConfigError(f"--resume {run_dir} is not a run folder: no {' or '.join(lacks)} in it; give a "
+                          "folder written by training (runs/<name>-<algorithm>/<time>)")
+
+
+def check_same_data(meta, info):
+    """A resumed run must see the checkpoint's numbers of train/val/test images."""
+    d = meta["data"]
+    if any(d.get(k) != info[k] for k in ("n_train", "n_val", "n_test")):
+        raise TrainingError(f"cannot resume: the data differ from the checkpoint's "
+                            f"({d['used']} {d['n_train']}/{d['n_val']}/{d['n_test']} train/val/test, "
+                            f"now {info['n_train']}/{info['n_val']}/{info['n_test']})")

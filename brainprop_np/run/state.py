@@ -1,0 +1,73 @@
+"""One run while it trains: what it trains (config, network, rule, optimiser, data) and
+where it stands (epoch, batch, history, best epoch, early stopping, random states);
+checkpoint.npz keeps the second part (resume.py). Also TrainResult, what `train` returns.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .early_stopping import EarlyStopping
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns: the run folder, its summary (as in summary.json) and history."""
+    out_dir: Path
+    summary: dict
+    history: list = field(default_factory=list)
+
+    @property
+    def stop_reason(self):
+        return self.summary.get("stop_reason")
+
+    @property
+    def best_val_acc(self):
+        return self.summary.get("best_val_acc")
+
+    @property
+    def interrupted(self):
+        return self.stop_reason == "interrupted"
+
+
+@dataclass
+class Run:
+    """State and files of one run; train.py drives it, loop.py trains its epochs."""
+    cfg: dict
+    out_dir: Path
+    say: Any                  # console.Say
+    progress: bool            # draw progress bars
+    net: Any = None
+    rule: Any = None          # BrainProp or EBP: one learning trial per batch
+    opt: Any = None           # SGD
+    data_info: dict = None    # summary.json's "dataset"
+    host_rng: Any = None      # shuffles the training images: default_rng([seed, 1])
+    train_it: Any = None      # data.BatchIterator of the training images
+    val_it: Any = None
+    align_batch: Any = None   # (x, labels) of the fixed batch alignment.csv is measured on
+    loggers: Any = None
+    epoch: int = 0            # 0-based index of the next (or interrupted) epoch
+    batch: int = 0            # index of the next batch inside that epoch
+    history: list = field(default_factory=list)
+    stop: EarlyStopping = None
+    best_val_acc: float = None
+    best_epoch: int = None
+    stop_reason: str = None
+    message: str = None
+    test_acc: float = None
+    partial: tuple = None     # (perm, sums, seconds) of an interrupted epoch
+    phase: str = "training"   # what the run is doing (named by an out-of-memory error)
+    mlflow_run_id: str = None
+    alignment: list = field(default_factory=list)   # alignment.csv rows (untied feedback)
+    said_no_plot: bool = False
+
+    def __post_init__(self):
+        self.out_dir = Path(self.out_dir)
+        t = self.cfg["train"]
+        self.stop = self.stop or EarlyStopping(t["patience"], t["min_delta"])
+
+    @property
+    def backend(self):
+        return self.net.backend
+
+    def path(self, name):
+        return self.out_dir / name
