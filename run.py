@@ -7,7 +7,7 @@
     python run.py CONFIG.yaml --explain [--load WEIGHTS | --train-steps N] [--figures DIR]
 
 Exit status: 0 done; 1 runtime failure; 2 bad config, key, value or command line; 130
-interrupted (see brainprop_np/run/cli.py).
+interrupted (see brainprop_np/cli.py).
 """
 import sys
 
@@ -15,7 +15,7 @@ import brainprop_np  # noqa: F401  (first: sets the BLAS environment before NumP
 
 
 def main(argv=None):
-    from brainprop_np.run.cli import run_main
+    from brainprop_np.cli import run_main
     return run_main(argv)
 
 

@@ -198,7 +198,7 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path):
 @pytest.mark.parametrize("text", [b"model: conv\ndata: {name: mnist}\ntrain: {epochs: 1, epochs: 3}\n",
                                   b"model: conv\ndata: {name: mnist}\nname: \xff\n"])
 def test_bad_files_exit_2_through_the_command(tmp_path, capsys, text):
-    from brainprop_np.run.cli import run_main
+    from brainprop_np.cli import run_main
     path = tmp_path / "bad.yaml"
     path.write_bytes(text)
     assert run_main([str(path), "--print-config"]) == 2

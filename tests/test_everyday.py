@@ -165,7 +165,7 @@ def test_console_entry_point_version_and_help(tmp_path):
     cp = configparser.ConfigParser()
     cp.read(ROOT / "setup.cfg")
     scripts = cp["options.entry_points"]["console_scripts"].strip()
-    assert scripts == "brainprop = brainprop_np.run.cli:main"
+    assert scripts == "brainprop = brainprop_np.cli:main"
     from brainprop_np import __version__
     proc = _cli(tmp_path, "--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"brainprop_np {__version__}"

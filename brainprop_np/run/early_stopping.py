@@ -8,6 +8,7 @@ one; training stops once wait ≥ patience (patience null: never). This is indep
 the best weights (weights_best.npz: the first epoch with the highest val_acc).
 """
 import numpy as np
+from . import stop_reasons as R
 
 
 class EarlyStopping:
@@ -44,7 +45,7 @@ class EarlyStopping:
 def stop_reason(stop, epochs_run, epochs):
     """Why a run stops before its next epoch: 'early_stopping', 'max_epochs', or None."""
     if stop.stopped:
-        return "early_stopping"
+        return R.EARLY_STOPPING
     if epochs_run >= epochs:
-        return "max_epochs"
+        return R.MAX_EPOCHS
     return None

@@ -24,6 +24,7 @@ from .failures import guarded
 from .progress import Progress
 from .resume import SUMS, write_checkpoint
 from .setup import load_weights
+from . import stop_reasons as R
 
 
 def step(rule, opt, net, x, y, lr, batch_size, tally=None):
@@ -114,7 +115,7 @@ def _interrupted(run, b, nb, perm, sums, seconds):
     arrays = {k: to_host(v) for k, v in zip(SUMS, sums)}
     arrays.update(perm=np.asarray(perm, dtype=np.int64), seconds=np.float64(seconds))
     write_checkpoint(run, arrays)
-    run.stop_reason = "interrupted"
+    run.stop_reason = R.INTERRUPTED
     run.message = f"interrupted in epoch {run.epoch + 1} after batch {b} of {nb}"
 
 
@@ -125,7 +126,7 @@ def _row(run, sums, seconds, lr):
     if not math.isfinite(loss_sum / n):
         where = (f"the best weights (epoch {run.best_epoch}, val_acc {run.best_val_acc:.4f}) are kept in "
                  f"{run.path('weights_best.npz')}" if run.best_epoch else "no weights were saved")
-        run.stop_reason = "non_finite_loss"
+        run.stop_reason = R.NON_FINITE_LOSS
         run.message = (f"the training loss became {loss_sum / n} in epoch {run.epoch + 1} (lr {lr}); "
                        f"the run stopped; {where}; lower train.lr or check the data")
         return None

@@ -12,6 +12,7 @@ from .resume import write_checkpoint
 from .runfolder import write_csv, write_json, write_text
 from .failures import TrainingError
 from .setup import on_sample
+from . import stop_reasons as R
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds",
                    "mean_delta", "mean_abs_delta", "explore_rate")
@@ -39,7 +40,7 @@ def summary(run):
         "name": cfg["name"], "algorithm": cfg["algorithm"], "model": cfg["model"],
         "best_val_acc": run.best_val_acc, "best_epoch": run.best_epoch,
         "epochs_run": len(run.history),
-        "stop_reason": run.stop_reason or "running",
+        "stop_reason": run.stop_reason or R.RUNNING,
         "mean_epoch_seconds": (sum(secs) / len(secs)) if secs else None,
         "final_lr": run.history[-1]["lr"] if run.history else None,
         "early_stopping": run.stop.state(),

@@ -22,6 +22,7 @@ from .console import epochs_text
 from .early_stopping import EarlyStopping, stop_reason
 from .failures import TrainingError
 from .state import TrainResult
+from . import stop_reasons as R
 
 Checkpoint = namedtuple("Checkpoint", "weights meta arrays")
 SUMS = ("loss_sum", "correct", "delta_sum", "abs_delta_sum", "explored")   # per-epoch sums (float64)
@@ -117,7 +118,7 @@ def finished(run_dir, cfg, meta, say):
     if reason is None:
         return None
     hints = [f"train.epochs=M with M > {n}"] if n >= t["epochs"] else []
-    if reason == "early_stopping":
+    if reason == R.EARLY_STOPPING:
         hints.append(f"train.patience=P with P > {wait} (or null)")
     say.out(f"{run_dir}: run already finished after {epochs_text(n)} ({reason}); "
             f"give {' and '.join(hints)} to extend it")

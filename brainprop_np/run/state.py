@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .early_stopping import EarlyStopping
+from . import stop_reasons as R
 
 
 @dataclass
@@ -26,7 +27,7 @@ class TrainResult:
 
     @property
     def interrupted(self):
-        return self.stop_reason == "interrupted"
+        return self.stop_reason == R.INTERRUPTED
 
 
 @dataclass

@@ -28,6 +28,7 @@ from .runfolder import RunLock, new_run_dir, refuse_used_folder
 from .setup import (build, check_batch, check_device, device_batches, load_weights, make_optimiser,
                     prepare_data, resolve_config)
 from .state import Run, TrainResult
+from . import stop_reasons as R
 
 
 def train(config=None, out=None, overrides=(), resume=None, verbose=True, progress=None):
@@ -108,7 +109,7 @@ def _epochs(run, sigint):
         row["val_acc"] = validate(run)                   # inference mode: argmax q
         record_epoch(run, row)                           # best weights, early stopping, files, epoch line
         if sigint.set and stop_reason(run.stop, run.epoch, epochs) is None:
-            run.stop_reason, run.message = "interrupted", f"interrupted after epoch {run.epoch}"
+            run.stop_reason, run.message = R.INTERRUPTED, f"interrupted after epoch {run.epoch}"
             return
 
 
@@ -141,16 +142,16 @@ def _finish(run, split):
     """After the last epoch: the best weights on the test set (with a holdout), the final
     records, the closing line; a non-finite loss is raised now, after the files."""
     from ..data import BatchIterator
-    if run.stop_reason in ("early_stopping", "max_epochs") and run.cfg["data"]["holdout"] and run.best_epoch:
+    if run.stop_reason in R.FINAL and run.cfg["data"]["holdout"] and run.best_epoch:
         evaluate_best(run, BatchIterator(split.x_test, split.y_test, run.backend, run.cfg["dtype"]))
     write_history(run)
     write_summary(run)
     write_plot(run)
-    run.loggers.close({"interrupted": "KILLED", "non_finite_loss": "FAILED"}.get(run.stop_reason, "FINISHED"),
+    run.loggers.close({R.INTERRUPTED: "KILLED", R.NON_FINITE_LOSS: "FAILED"}.get(run.stop_reason, "FINISHED"),
                       [run.path(f) for f in ARTIFACTS])
     result = TrainResult(run.out_dir, summary(run), list(run.history))
-    if run.stop_reason == "non_finite_loss":
+    if run.stop_reason == R.NON_FINITE_LOSS:
         raise TrainingError(run.message)
-    if run.stop_reason != "interrupted":
+    if run.stop_reason != R.INTERRUPTED:
         run.say.out(done_line(run))
     return result

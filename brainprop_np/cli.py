@@ -1,11 +1,12 @@
-"""The console command `brainprop` (also `python -m brainprop_np`, and `python run.py`).
+"""The console command `brainprop` (also `python -m brainprop_np`, and `python run.py`): parse and
+dispatch to the three rooms (run/ trains, evaluates, plots and sweeps; teach/ explains).
 
     brainprop train CONFIG.yaml [key.path=value ...] [--out DIR] [--init-from WEIGHTS] [--print-config]
     brainprop train --resume RUN_DIR [key.path=value ...]
     brainprop eval [CONFIG.yaml] --load WEIGHTS [key.path=value ...]
     brainprop explain CONFIG.yaml [--load WEIGHTS | --train-steps N] [--image N] [--figures DIR]
     brainprop plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train]
-    brainprop sweep CONFIG ... --seeds 1-10        (brainprop_np.sweep, with Ray)
+    brainprop sweep CONFIG ... --seeds 1-10        (also python -m brainprop_np.sweep; Ray)
     brainprop --version
 
 `python run.py ARGS` is `brainprop train ARGS`, with --load and --explain as options.
@@ -14,15 +15,10 @@ weights, out of memory, an error inside training or evaluation); 2 bad config, k
 or command line, a run folder another process trains in; 130 interrupted (Ctrl-C: a
 checkpoint is written; the message says how to resume). Every failure prints one line, `error: ...`, on stderr.
 """
-import os
 import sys
 from pathlib import Path
 
-# OpenBLAS's idle threads otherwise spin after each GEMM (see README, Speed); effective only
-# when this module is imported before NumPy (run.py and the console command do so).
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-from ..errors import OneLineParser, fail
+from .errors import OneLineParser, fail
 
 COMMANDS = ("train", "eval", "explain", "plot", "sweep")
 EXPLAIN_STEPS = 200       # default --train-steps of explain: weights that show learning
@@ -247,7 +243,7 @@ commands:
   eval [CONFIG] --load WEIGHTS   evaluate saved weights on the test set
   explain CONFIG                 one learning trial traced layer by layer (--load W, --figures DIR)
   plot RUN_DIR ...               learning curves of several runs (--out curves.png, --train)
-  sweep CONFIG ... --seeds 1-10  configs x grid x seeds on Ray (needs brainprop_np.sweep)
+  sweep CONFIG ... --seeds 1-10  configs x grid x seeds on Ray (needs the sweep extra, Ray)
   --version                      print the version
 
 `brainprop COMMAND --help` shows a command's options."""
@@ -273,14 +269,8 @@ def main(argv=None):
     if cmd == "plot":
         from brainprop_np.run import plot
         return plot.main(rest, prog=prog)
-    try:
-        import importlib
-        sweep = importlib.import_module("brainprop_np.sweep")
-    except ModuleNotFoundError as e:
-        if e.name not in ("brainprop_np.sweep",):
-            return _fail(1, f"brainprop sweep needs {e.name}, which is not installed")
-        return _fail(1, "brainprop sweep is not available in this version (no module brainprop_np.sweep)")
-    return sweep.main(rest)
+    from brainprop_np.run.sweep import main as sweep_main     # Ray itself is imported when a sweep starts
+    return sweep_main(rest)
 
 
 if __name__ == "__main__":
