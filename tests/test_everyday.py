@@ -204,16 +204,17 @@ def test_train_eval_plot_through_the_command_and_run_folders_per_algorithm(tmp_p
     assert "--load WEIGHTS is required" in line
 
 
-def test_sweep_subcommand_imports_the_module_lazily(monkeypatch, capsys):
-    from brainprop_np.run import cli
-    fake = type(sys)("brainprop_np.sweep")
-    fake.main = lambda argv: 7 if argv == ["c.yaml", "--seeds", "1-2"] else 0
-    monkeypatch.setitem(sys.modules, "brainprop_np.sweep", fake)
+def test_sweep_subcommand_imports_the_module_lazily(monkeypatch):
+    from brainprop_np import cli
+    from brainprop_np.run import sweep
+    monkeypatch.setattr(sweep, "main", lambda argv: 7 if argv == ["c.yaml", "--seeds", "1-2"] else 0)
     assert cli.main(["sweep", "c.yaml", "--seeds", "1-2"]) == 7
-    monkeypatch.setitem(sys.modules, "brainprop_np.sweep", None)
-    assert cli.main(["sweep", "c.yaml"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "brainprop_np.sweep" in err[0]
+    code = ("import sys; from brainprop_np import cli; cli.main(['--help']); "
+            "print(sorted(m for m in sys.modules if m.startswith('brainprop_np.run.sweep') or m == 'ray'))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"       # neither the sweep nor Ray before `brainprop sweep`
 
 
 # ---- progress and the rule's statistics ------------------------------------------------
@@ -319,7 +320,7 @@ def test_plot_command_errors_are_one_line(tmp_path):
 
 
 def test_logging_without_its_library_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    from brainprop_np.run import cli
+    from brainprop_np import cli
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     assert cli.main(["train", str(_write(tmp_path)), "log.tensorboard=true"]) == 1
@@ -384,7 +385,7 @@ def test_out_of_memory_names_the_phase(tmp_path, monkeypatch, capsys, phase):
     with pytest.raises(T.OutOfMemory) as e:
         T.train(_cfg(), out=tmp_path / "o", verbose=False, progress=False)
     assert e.value.phase == phase
-    from brainprop_np.run import cli
+    from brainprop_np import cli
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", str(_write(tmp_path)), "-q"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -462,5 +463,6 @@ def test_license_citation_and_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "https://proceedings.neurips.cc/paper/2020/hash/1abb1e1ea5f481b589da52303b091cbb-Abstract.html" in readme
     assert "https://github.com/isapome/BrainProp" in readme
-    assert 'pip install -e "."' in readme and 'pip install -e ".[test]"' in readme
+    assert "pip install -e . && brainprop train configs/mnist_loccon.yaml" in readme   # the main job, copyable
+    assert 'pip install -e ".[test' in readme
     assert "pip install -e .[" not in readme                 # unquoted extras fail in zsh

@@ -8,7 +8,7 @@ ENGINE_SUBPACKAGES = ("layers", "rules", "kernels", "data")
 ROOMS = ("run", "teach")
 MAX_FUNCTION_LINES = 60
 KERNEL_SOURCES = ("kernels",)     # CUDA/numba kernel sources may be longer
-DOORS = ("__init__.py", "__main__.py", "sweep.py")   # the public API and the entry points, at the root
+DOORS = ("__init__.py", "__main__.py", "cli.py", "sweep.py")   # the public API, the command line, entry points
 
 
 def _modules():
@@ -74,3 +74,12 @@ def test_no_function_longer_than_a_screen():
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{p.relative_to(PACKAGE)}:{node.lineno} {node.name} ({n} lines)")
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
+
+
+def test_development_page_names_every_file():
+    text = (PACKAGE.parent / "docs" / "development.md").read_text(encoding="utf-8")
+    tree = text[text.index("brainprop_np/\n"):]
+    tree = tree[:tree.index("```")]
+    missing = [str(p.relative_to(PACKAGE)) for p in _modules()
+               if p.name != "__init__.py" and p.name not in tree]
+    assert not missing, f"docs/development.md's tree does not name: {missing}"

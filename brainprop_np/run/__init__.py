@@ -1,1 +1,1 @@
-"""What drives training: the console command (cli) and experiment logging (TensorBoard, MLflow)."""
+"""What drives training: config, set-up, the training loop, resume, run-folder records, progress, loggers, sweeps."""

@@ -1,4 +1,4 @@
-"""history.csv of a run folder, read back: one row per epoch (the writer is run/train.py).
+"""history.csv of a run folder, read back: one row per epoch (the writer is records.py).
 
     rows = read_history(run_dir)     # [{"epoch": 1.0, "lr": 0.1, "train_acc": ..., "val_acc": ...}, ...]
 """
