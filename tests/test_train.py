@@ -141,6 +141,22 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeyp
     _same_run(reference, tmp_path / "b")
 
 
+def test_resume_keeps_the_thread_count_of_the_run(tmp_path, reference, monkeypatch):
+    """Sums round by the thread count; a resume on a machine that is busier or idler than
+    when the run started uses the run's count (unless $BRAINPROP_THREADS says otherwise)."""
+    threads = importlib.import_module("brainprop_np.kernels.threads")
+    real = T.make_rule
+    monkeypatch.setattr(T, "make_rule", lambda *a, **k: _KillAfter(real(*a, **k), 3))
+    assert _run(tmp_path, "b").interrupted                              # started with 2 threads
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.npz")[1]["threads"] == 2
+    monkeypatch.setattr(T, "make_rule", real)
+    monkeypatch.delenv("BRAINPROP_THREADS")
+    monkeypatch.setattr(threads, "free_cores", lambda: 1)              # the machine is busy now
+    res = T.train(resume=tmp_path / "b", verbose=False, progress=False)
+    assert res.summary["threads"] == 2
+    _same_run(reference, tmp_path / "b")
+
+
 def test_interrupted_checkpoint_write_keeps_previous(tmp_path, reference, monkeypatch):
     _run(tmp_path, "c", _config(epochs=1))
     ckpt = tmp_path / "c" / "checkpoint.npz"

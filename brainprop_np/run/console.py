@@ -1,5 +1,6 @@
 """What a run says on the console, and about the machine it runs on: `Say` (epoch lines
 on stdout, notices on stderr), the Ctrl-C flag, the thread count and the versions."""
+import os
 import platform
 import signal
 import sys
@@ -72,12 +73,16 @@ def threads_text():
     return plural(threads.current(), "thread")
 
 
-def configure_threads():
-    """BLAS and kernel threads: the free cores, or $BRAINPROP_THREADS (kernels/threads.py)."""
+def configure_threads(resumed=None):
+    """BLAS and kernel threads: $BRAINPROP_THREADS, else the count a resumed run started
+    with (`resumed`; sums round by the count, so a resume stays bit-exact), else the free
+    cores (kernels/threads.py)."""
     try:
-        threads.configure()
+        threads.wanted_threads()               # a bad $BRAINPROP_THREADS is a ConfigError
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    explicit = bool(os.environ.get("BRAINPROP_THREADS", "").strip())
+    threads.configure(None if explicit or not resumed else resumed)
 
 
 def compile_seconds(backend):

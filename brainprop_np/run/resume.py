@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..kernels import threads
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import ConfigError
 from .console import epochs_text
@@ -42,6 +43,7 @@ def checkpoint_meta(run):
                 "net_backend": run.backend.name},
         "data": run.data_info,
         "seed": run.cfg["seed"],
+        "threads": threads.current(),      # a resume uses the same count: BLAS rounds by it
         "mlflow_run_id": run.mlflow_run_id,
         "alignment": run.alignment,
     }

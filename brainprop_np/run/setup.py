@@ -173,10 +173,11 @@ def feedback_args(cfg):
             "feedback_sign": cfg["feedback_sign"]}
 
 
-def build(cfg, input_shape, n_classes):
-    """The config's network (threads set first): model, seed, device, dtype, kernels,
-    init_std and feedback; a model that does not fit the data is a ConfigError."""
-    configure_threads()
+def build(cfg, input_shape, n_classes, threads=None):
+    """The config's network (threads set first: `threads` those of a resumed run): model,
+    seed, device, dtype, kernels, init_std and feedback; a model that does not fit the data
+    is a ConfigError."""
+    configure_threads(threads)
     t = cfg["train"]
     try:
         return build_network(cfg["model"], input_shape=input_shape, n_classes=n_classes,

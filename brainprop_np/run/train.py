@@ -87,7 +87,7 @@ def _set_up(cfg, ckpt):
     check_batch(cfg, len(split.x_train))
     if ckpt:
         check_same_data(ckpt.meta, data_info)
-    net = build(cfg, split.input_shape, split.n_classes)
+    net = build(cfg, split.input_shape, split.n_classes, threads=ckpt.meta.get("threads") if ckpt else None)
     if ckpt:
         set_checkpoint_weights(net, ckpt.weights)
     elif cfg["init_from"]:
