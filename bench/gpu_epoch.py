@@ -167,6 +167,9 @@ def capture_graph(be, step, x_static, y_static):
     cp = be.xp
     stream = cp.cuda.Stream(non_blocking=True)
     probe = cp.ones((8, 8), dtype=cp.float32)
+    # A non-blocking stream does not wait for the default (legacy) stream: the weights, the
+    # static inputs and the warm-up steps were enqueued there, so wait for all of it first.
+    cp.cuda.Device().synchronize()
     with stream:                  # CuPy refuses cuBLAS during capture (cupy/cupy#6290): ask first
         try:
             stream.begin_capture()
@@ -243,7 +246,7 @@ def time_net(bp, be, name, args, data_dir):
         else:
             xs = be.xp.empty((batch,) + shape, dtype)
             ys = be.xp.empty((batch,), np.int64)
-            data.batch(perm, 0, batch, xs, ys)
+            data.batch(perm, 0, batch, xs, ys)          # on the default stream: capture_graph syncs first
             graph, stream, why = capture_graph(be, step, xs, ys)
             note = (note + "; " if note else "") + ("graph" if graph is not None else f"graph failed ({why}); eager")
 

@@ -104,13 +104,13 @@ def _run(argv, prog, mode):
     from brainprop_np.backend import BackendError
     from brainprop_np.data import DataError
     from brainprop_np.run.config import ConfigError
-    from brainprop_np.run.failures import TrainingError
+    from brainprop_np.run.failures import TrainingError, failure_text
     try:
         return _dispatch(ns, prog, mode, config, overrides)
     except ConfigError as e:
         return _fail(2, str(e))
     except (TrainingError, DataError, BackendError, RuntimeError) as e:
-        return _fail(1, str(e))
+        return _fail(1, failure_text(e))        # a CUDA error: with the CUDA_LAUNCH_BLOCKING hint
     except ValueError as e:              # raised while training or evaluating: a runtime failure
         return _fail(1, str(e))
     except MemoryError as e:             # CuPy's OutOfMemoryError derives from it

@@ -523,6 +523,42 @@ def test_batched_matmul(dev, la, lb, dtype):
     res = dev.k.batched_matmul(a_dev, b_dev, out=out_dev.transpose(1, 0, 2))
     assert_close(dev.h(out_dev).transpose(1, 0, 2), want, *tol, what="batched_matmul out view")
     assert_close(dev.h(res), want, *tol, what="batched_matmul returns out")
+    assert gpu.cublas_fallback() is None, f"the hand-written cuBLAS GEMM fell back: {gpu.cublas_fallback()}"
+
+
+@pytest.mark.parametrize("error", [AttributeError("module 'cublas' has no attribute 'gemmStridedBatchedEx'"),
+                                   type("CUBLASError", (RuntimeError,), {})("CUBLAS_STATUS_NOT_SUPPORTED")])
+def test_cublas_fallback_is_loud_once(emulator, monkeypatch, capsys, error):
+    """A failing gemmStridedBatchedEx: one warning line per process, the reason kept for
+    summary.json, cupy.matmul's result; later calls go straight to cupy.matmul, silently."""
+    cuda_emulator.patch_gpu_kernels(monkeypatch, emulator)
+    monkeypatch.setattr(gpu, "_cublas_state", {})
+    calls = []
+
+    def failing(*a):
+        calls.append(1)
+        raise error
+    monkeypatch.setattr(gpu, "_gemm_strided_batched", failing)
+    r = rng(28)
+    a, b = r.standard_normal((3, 4, 5)).astype(np.float32), r.standard_normal((3, 5, 2)).astype(np.float32)
+    for _ in range(2):
+        assert_close(gpu.batched_matmul(a, b), np.matmul(a, b), what="fallback")
+    err = capsys.readouterr().err
+    assert err.count("warning: cuBLAS's strided-batched GEMM failed") == 1 and len(err.splitlines()) == 1, err
+    assert type(error).__name__ in gpu.cublas_fallback() and str(error) in gpu.cublas_fallback()
+    assert calls == [1]
+
+
+def test_other_errors_of_the_cublas_call_are_not_hidden(emulator, monkeypatch):
+    """A device fault during the GEMM is raised (it becomes run/failures.py's one line), not a fallback."""
+    cuda_emulator.patch_gpu_kernels(monkeypatch, emulator)
+    monkeypatch.setattr(gpu, "_cublas_state", {})
+    fault = type("CUDARuntimeError", (RuntimeError,), {})("cudaErrorIllegalAddress")
+    monkeypatch.setattr(gpu, "_gemm_strided_batched", lambda *a: (_ for _ in ()).throw(fault))
+    a = np.ones((2, 3, 4), np.float32)
+    with pytest.raises(RuntimeError, match="cudaErrorIllegalAddress"):
+        gpu.batched_matmul(a, a.transpose(0, 2, 1))
+    assert gpu.cublas_fallback() is None
 
 
 def test_batched_matmul_takes_no_copies(emulator, monkeypatch):

@@ -4,7 +4,8 @@ Each `*.cu` file here is one job (im2col, max-pool, ReLU + BatchNorm, dropout, t
 output step) and one `cupy.RawModule`: it is compiled with NVRTC the first time one of
 its kernels is asked for (CuPy also caches the binary on disk, `~/.cupy/kernel_cache`
 or `$CUPY_CACHE_DIR`), and the module and its kernels are kept for the life of the
-process. Kernels are `extern "C"` functions named `<job>_f32` / `<job>_f64`.
+process. Kernels are `extern "C"` functions named `<job>_f32` / `<job>_f64`. `compile_seconds()`
+is the time spent so far compiling (or loading from that cache) the modules.
 
     fn = get_function("im2col_f32")           # a cupy.RawKernel
     fn((blocks_x, blocks_y, 1), (32, 8, 1), (x, cols, numpy.int32(n), ...))
@@ -16,6 +17,7 @@ declares and numpy scalars (`numpy.int32` for `int`, `numpy.float32` for `float`
 import os
 import re
 import threading
+import time
 
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("im2col.cu", "maxpool.cu", "relu_batchnorm.cu", "dropout.cu", "brainprop_output.cu", "sgd.cu")
@@ -26,6 +28,7 @@ _lock = threading.Lock()
 _modules = {}      # source file name -> cupy.RawModule
 _functions = {}    # kernel name -> cupy.RawKernel
 _index = None      # kernel name -> source file name
+_seconds = [0.0]   # spent in first look-ups (NVRTC compile or CuPy's disk cache)
 
 
 def source_path(name):
@@ -89,7 +92,9 @@ def get_function(name):
         src = kernel_index().get(name)
         if src is None:
             raise KeyError(f"no CUDA kernel named {name!r} in {', '.join(SOURCES)}")
+        t = time.perf_counter()
         fn = get_module(src).get_function(name)
+        _seconds[0] += time.perf_counter() - t
         _functions[name] = fn
     return fn
 
@@ -100,3 +105,8 @@ def compile_all():
     for name in names:
         get_function(name)
     return names
+
+
+def compile_seconds():
+    """Seconds spent so far compiling the modules with NVRTC (or loading them from CuPy's cache)."""
+    return _seconds[0]

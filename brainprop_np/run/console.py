@@ -86,11 +86,22 @@ def configure_threads(resumed=None):
 
 
 def compile_seconds(backend):
-    """Seconds the fast CPU kernels took to compile or load from numba's cache (None otherwise)."""
-    if backend.kernel_set != "fast":
+    """Seconds the fast CPU kernels (numba) or the CUDA modules (NVRTC) took to compile or load
+    from their caches (None for the NumPy reference)."""
+    if backend.kernel_set == "fast":
+        from ..kernels.fast.jit import compile_seconds as seconds
+    elif backend.kernel_set == "cuda":
+        from ..kernels.cuda_module import compile_seconds as seconds
+    else:
         return None
-    from ..kernels.fast.jit import compile_seconds as seconds
     return round(seconds(), 3)
+
+
+def cublas_fallback(backend):
+    """Why the GPU's strided-batched cuBLAS GEMM fell back to cupy.matmul, or None (also on the CPU)."""
+    if backend.kernel_set != "cuda":
+        return None
+    return backend.kernels.cublas_fallback()
 
 
 def versions(backend):

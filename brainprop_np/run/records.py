@@ -6,7 +6,7 @@ Every file is written to a temporary name and renamed into place (files.py).
 from ..kernels import threads
 from ..weights import save_weights
 from .config import dump
-from .console import compile_seconds, epochs_text, threads_text, versions
+from .console import compile_seconds, cublas_fallback, epochs_text, threads_text, versions
 from .figures import plot_accuracy
 from .resume import write_checkpoint
 from .runfolder import write_csv, write_json, write_text
@@ -49,7 +49,9 @@ def summary(run):
         "device_name": be.device_name(),            # e.g. 'x86_64', 'NVIDIA H100 80GB HBM3'
         "kernels": be.kernel_set,                   # 'fast' | 'numpy' (CPU) | 'cuda'
         "threads": threads.current(),               # BLAS and kernel threads (kernels/threads.py)
-        "kernel_compile_seconds": compile_seconds(be),
+        "kernel_compile_seconds": compile_seconds(be),  # numba (fast) or NVRTC (cuda); None for numpy
+        "warmup_seconds": _rounded(run.warmup_seconds), # before the first epoch, outside epoch_seconds
+        "cublas_fallback": cublas_fallback(be),     # None, or why the GPU's batched GEMM fell back
         "dtype": cfg["dtype"], "seed": cfg["seed"],
         "versions": versions(be),
         "dataset": run.data_info,
@@ -63,6 +65,10 @@ def summary(run):
     if run.mlflow_run_id:
         s["mlflow_run_id"] = run.mlflow_run_id
     return s
+
+
+def _rounded(seconds):
+    return None if seconds is None else round(seconds, 3)
 
 
 def write_history(run):

@@ -173,17 +173,21 @@ def feedback_args(cfg):
             "feedback_sign": cfg["feedback_sign"]}
 
 
+def network_args(cfg, input_shape, n_classes, device=None):
+    """build_network's arguments for the config (device: a Backend, else the config's device)."""
+    return dict(model=cfg["model"], input_shape=input_shape, n_classes=n_classes, seed=cfg["seed"],
+                device=cfg["device"] if device is None else device, dtype=cfg["dtype"],
+                algorithm=cfg["algorithm"], init_std=cfg["train"]["init_std"], kernels=cfg["kernels"],
+                **feedback_args(cfg))
+
+
 def build(cfg, input_shape, n_classes, threads=None):
     """The config's network (threads set first: `threads` those of a resumed run): model,
     seed, device, dtype, kernels, init_std and feedback; a model that does not fit the data
     is a ConfigError."""
     configure_threads(threads)
-    t = cfg["train"]
     try:
-        return build_network(cfg["model"], input_shape=input_shape, n_classes=n_classes,
-                             seed=cfg["seed"], device=cfg["device"], dtype=cfg["dtype"],
-                             algorithm=cfg["algorithm"], init_std=t["init_std"], kernels=cfg["kernels"],
-                             **feedback_args(cfg))
+        return build_network(**network_args(cfg, input_shape, n_classes))
     except BackendError as e:
         raise TrainingError(str(e)) from None
     except (ValueError, TypeError) as e:

@@ -60,6 +60,7 @@ class Run:
     mlflow_run_id: str = None
     alignment: list = field(default_factory=list)   # alignment.csv rows (untied feedback)
     said_no_plot: bool = False
+    warmup_seconds: float = None   # this process's warm-up before the first epoch (warmup.py)
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)

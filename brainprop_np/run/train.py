@@ -9,8 +9,11 @@ One screen of orchestration; each step is a named helper in its own file: the se
 (early_stopping.py), checkpoints and resume (resume.py), the records (records.py), the
 run folder and its lock (runfolder.py), failures (failures.py), the console (console.py).
 After every epoch the checkpoint, history and summary are rewritten; accuracy.png every
-PLOT_EVERY (10) epochs and whenever the run stops. Ctrl-C writes a checkpoint (mid-epoch
-when inside one) that `--resume` continues bit for bit on the CPU.
+PLOT_EVERY (10) epochs and whenever the run stops. Before the first epoch every kernel is
+compiled and run once on a throw-away network (warmup.py), outside the epoch timer. Ctrl-C
+writes a checkpoint (mid-epoch when inside one) that `--resume` continues bit for bit on
+the CPU. A CUDA error writes no checkpoint (the device's state is lost): one line
+(failures.DeviceFault), and the last good checkpoint is kept.
 """
 import contextlib
 
@@ -28,6 +31,7 @@ from .runfolder import RunLock, new_run_dir, refuse_used_folder
 from .setup import (build, check_batch, check_device, device_batches, load_weights, make_optimiser,
                     prepare_data, resolve_config)
 from .state import Run, TrainResult
+from .warmup import warm_up
 from . import stop_reasons as R
 
 
@@ -74,6 +78,8 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         run.train_it, run.val_it, run.align_batch = device_batches(cfg, split, net.backend)
         write_config(run)
         say.out(start_lines(run, split, resumed=ckpt is not None))
+        with guarded("warming up the kernels", "training", cfg, lambda: _kept(run)):
+            run.warmup_seconds = warm_up(run)                  # compiles outside the epoch timer
         loggers.open(run.out_dir, resume_id=run.mlflow_run_id)
         run.loggers, run.mlflow_run_id = loggers, loggers.run_id or run.mlflow_run_id
         _protocol(run, fresh=ckpt is None)
@@ -119,7 +125,7 @@ def _protocol(run, fresh):
     status = "FAILED"
     try:
         with SigintFlag() as sigint, guarded(lambda: f"training stopped in epoch {run.epoch + 1}",
-                                             lambda: run.phase, run.cfg):
+                                             lambda: run.phase, run.cfg, lambda: _kept(run)):
             if fresh:
                 record_alignment(run)                    # epoch 0: the initial network
             _epochs(run, sigint)
@@ -136,6 +142,14 @@ def _protocol(run, fresh):
     finally:
         if run.stop_reason is None:
             run.loggers.close(status, [run.path(f) for f in ARTIFACTS])
+
+
+def _kept(run):
+    """After a device fault (no checkpoint is attempted): what is kept, and how to go on."""
+    if run.path("checkpoint.npz").is_file():
+        return (f"no checkpoint is written after a device fault: the last good checkpoint in {run.out_dir} "
+                f"is kept (brainprop train --resume {run.out_dir})")
+    return "no checkpoint is written after a device fault, and none was written before"
 
 
 def _finish(run, split):

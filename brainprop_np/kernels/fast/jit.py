@@ -7,7 +7,9 @@ it as `f(work, *args)` runs the parallel version when `work` (the elements touch
 at least PARALLEL_MIN and more than one thread is allowed, else the serial one: a
 thread hand-off costs microseconds, more than small arrays take.
   cache     compiled code is kept in __pycache__ beside the sources, so only the first
-            run on a machine pays the compile time (`compile_seconds()` reports it);
+            run on a machine pays the compile time (`compile_seconds()` reports it;
+            `notice_compiling(callback)` calls callback once, before the first kernel that
+            numba compiles rather than loads from that cache);
   fastmath  off by default: no reassociation and no fused multiply-adds, so element-wise
             kernels round exactly as NumPy does (`fastmath=` overrides, for GEMM-like sums);
   error_model "numpy": division by zero gives inf/nan as in NumPy, not an exception.
@@ -25,7 +27,7 @@ import numba  # noqa: E402
 
 PARALLEL_MIN = 1 << 16
 prange = numba.prange
-_compile = {"seconds": 0.0}
+_compile = {"seconds": 0.0, "notice": None}
 
 
 def _options(**over):
@@ -46,11 +48,23 @@ class Kernel:
         parallel = work >= PARALLEL_MIN and numba.get_num_threads() > 1
         f = self.parallel if parallel else self.serial
         if not f.signatures:                     # first call: compile, or load from the cache
+            if _compile["notice"] is not None and not _in_cache(f):
+                notice, _compile["notice"] = _compile["notice"], None
+                notice()
             t = time.perf_counter()
             out = f(*args)
             _compile["seconds"] += time.perf_counter() - t
             return out
         return f(*args)
+
+
+def _in_cache(f):
+    """Whether numba's disk cache holds code of f's present source (an index that is missing,
+    stale or of another numba version means a compile); True when that cannot be told."""
+    try:
+        return bool(f._cache._cache_file._load_index())
+    except Exception:          # numba's internals moved: say nothing rather than something wrong
+        return True
 
 
 def _renamed(fn, suffix):
@@ -76,3 +90,9 @@ def serial(fn):
 def compile_seconds():
     """Seconds spent so far in first calls (compiling, or loading cached code)."""
     return _compile["seconds"]
+
+
+def notice_compiling(callback):
+    """Call callback() once, just before the first kernel that must be compiled (not loaded
+    from numba's cache) is; None withdraws it."""
+    _compile["notice"] = callback
