@@ -19,8 +19,9 @@ Columns: s/epoch, images/s, the target on one H100, and `submit` = the share of 
 the host needed just to enqueue the work (≈ 100 %: launch-bound, the GPU waits for Python;
 well below: the GPU is the bottleneck).
 
---graph   capture one training step in a CUDA graph (stream capture) and replay it per
-          batch; the batch is copied into fixed input buffers first. If capture fails (e.g.
+--graph   capture one training step in a CUDA graph (stream capture on a non-blocking stream,
+          after a device-wide synchronise: that stream does not wait for the default one)
+          and replay it per batch; the batch is copied into fixed input buffers first. If capture fails (e.g.
           CuPy refuses cuBLAS or the generator during capture) the reason is printed and the
           eager timing stands. Graph replays reuse the captured learning rate.
 --tf32    let cuBLAS use TF32 tensor cores for float32 GEMMs (sets CUPY_TF32=1 before CuPy
