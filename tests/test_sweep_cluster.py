@@ -155,6 +155,7 @@ def test_sweep_spreads_over_two_nodes_and_survives_losing_one(cluster):
     finally:
         if driver.poll() is None:
             driver.kill()
+    print(printed)                          # shown with -s, or when an assertion below fails
     assert driver.returncode == 0, printed[-4000:]
     assert f"lost node(s) {worker}" in printed and f"retried ({killed.relative_to(out)}" in printed, printed
     assert _nodes_of(killed) == [worker, head]
