@@ -61,6 +61,14 @@ def _env(cluster, **extra):
     return env
 
 
+def _node_env(cluster, **extra):
+    """A node's environment: no PYTHONPATH, so that the runs import this checkout only through the
+    sweep's runtime environment (cli._runtime_env), as on a cluster whose nodes share a file system."""
+    env = _env(cluster, **extra)
+    env.pop("PYTHONPATH")
+    return env
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """The head (namespace 0) and a worker node (namespace 1), joined with the token."""
@@ -69,8 +77,8 @@ def cluster():
         token = c.write_token()
         copy = c.base / "worker_token"
         copy.write_text(token.read_text())
-        c.start(0, cpus=1, env=_env(c, RAY_AUTH_MODE="token"))
-        c.start(1, head_ip=c.ip(0), cpus=1, env=_env(c, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(copy)))
+        c.start(0, cpus=1, env=_node_env(c, RAY_AUTH_MODE="token"))
+        c.start(1, head_ip=c.ip(0), cpus=1, env=_node_env(c, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(copy)))
         c.wait_nodes(2, _env(c, RAY_AUTH_MODE="token"))
         yield c
     finally:
@@ -178,7 +186,7 @@ def test_cluster_without_authentication(tmp_path):
     c = netns_cluster.NetnsCluster(tempfile.mkdtemp(prefix="r", dir="/tmp"), n_namespaces=1)
     try:
         c.write_token()                     # a token here is not sent to a cluster that asks for none
-        c.start(0, cpus=1, env=_env(c, RAY_AUTH_MODE="disabled"))
+        c.start(0, cpus=1, env=_node_env(c, RAY_AUTH_MODE="disabled"))
         out = c.base / "sweep"
         one = [o if not o.startswith("train.epochs=") else "train.epochs=1" for o in TINY]
         argv = [*SWEEP, DENSE, "--seeds", "1", *one, "--out", str(out),

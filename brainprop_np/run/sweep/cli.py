@@ -195,8 +195,8 @@ class _Progress:
         """Runs of this invocation that needed more than one attempt (in flight: read from train.log)."""
         live = {id(r) for r in inflight}
 
-        def n_attempts(r):
-            return len(placement.attempt_nodes(r.run_dir)) if id(r) in live else r.attempts
+        def n_attempts(r):          # a finished run reported its attempt; the others are read
+            return r.attempts if id(r) not in live and r.attempts else len(placement.attempt_nodes(r.run_dir))
         return [r for r in self.runs if r.attempts0 is not None and n_attempts(r) - r.attempts0 >= 2]
 
     def line(self, inflight, queued):
