@@ -19,7 +19,10 @@ resumes from the run's last checkpoint because the task resumes whenever one is 
 Restartable: finished runs (summary.json with a final stop_reason) are read, not
 trained; runs with a checkpoint.npz resume; missing ones start. A config or data error
 inside a run is reported in the table, not retried. Bad input exits 2 with one line and
-writes nothing; an unreachable cluster exits 1. DIR/results.csv, results.md,
+writes nothing; an unreachable cluster, or one that asks for a token that is missing or
+wrong (auth.py), exits 1 with one line. Each run's train.log names the node of every
+attempt; results.csv and sweep.json say where the runs ran (placement.py), and the
+progress line names lost nodes and retried runs. DIR/results.csv, results.md,
 curves.png and sweep.json are written at the end (each to a temporary name, then
 renamed). From Python, with Ray already initialised, the sweep uses that instance.
 DIR must be visible to every node (a shared file system) when the runs go to a cluster.

@@ -15,11 +15,12 @@ from pathlib import Path
 from ..config import ConfigError
 from ...errors import fail
 from ...files import write_json
-from . import plan, report
+from . import auth, placement, plan, report
 from .plan import SweepError
 
 PROG = "python -m brainprop_np.sweep"
 HEARTBEAT_S = 30.0          # a progress line at least this often while runs are in flight
+WATCH_S = 5.0               # how often the cluster's nodes are checked (a lost node: a progress line)
 
 
 class Unreachable(RuntimeError):
@@ -106,18 +107,28 @@ def _host_port(address):
         raise SweepError(f"--address {address!r} is not allowed; use auto, HOST:PORT or ray://HOST:PORT") from None
 
 
+def _reachable(address):
+    """host:port of --address (a gRPC target) once a TCP connection to it opens; else Unreachable."""
+    host, port = _host_port(address)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise Unreachable(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); start one with "
+                          "`ray start --head` there, or leave out --address for a local instance") from None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def connect(address):
     """(ray, started_here): join the cluster at `address`, else use an initialised Ray, else start one."""
     ray = _import_ray()
-    if address and address != "auto":
-        host, port = _host_port(address)
-        try:
-            socket.create_connection((host, port), timeout=5).close()
-        except OSError as e:
-            raise Unreachable(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); start one with "
-                              "`ray start --head` there, or leave out --address for a local instance") from None
+    target = _reachable(address) if address and address != "auto" else None
     if ray.is_initialized():
         return ray, False
+    if target:
+        try:
+            auth.prepare(address, target)
+        except auth.TokenError as e:
+            raise Unreachable(str(e)) from None
     try:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
@@ -162,22 +173,44 @@ def _resources(ray):
 # the driver
 
 class _Progress:
-    def __init__(self, runs, t0):
-        self.runs, self.t0 = runs, t0
+    """The progress line: runs done, running, waiting, failed; nodes lost and runs retried; the best."""
+
+    def __init__(self, runs, t0, watch=None):
+        self.runs, self.t0, self.watch = runs, t0, watch
         self.best = None
+        self.lost = []
 
     def seen(self, run):
         acc = (run.summary or {}).get("best_val_acc")
         if run.state == "done" and acc is not None and (self.best is None or acc > self.best[0]):
             self.best = (acc, run.label)
 
+    def check_nodes(self):
+        """True when the cluster lost a node since the last check."""
+        before = self.lost
+        self.lost = self.watch.check() if self.watch else []
+        return self.lost != before
+
+    def retried(self, inflight):
+        """Runs of this invocation that needed more than one attempt (in flight: read from train.log)."""
+        live = {id(r) for r in inflight}
+
+        def n_attempts(r):          # a finished run reported its attempt; the others are read
+            return r.attempts if id(r) not in live and r.attempts else len(placement.attempt_nodes(r.run_dir))
+        return [r for r in self.runs if r.attempts0 is not None and n_attempts(r) - r.attempts0 >= 2]
+
     def line(self, inflight, queued):
+        inflight = list(inflight)
         done = sum(r.state == "done" for r in self.runs)
         failed = sum(r.state == "failed" for r in self.runs)
         running = sum(1 for r in inflight if _started_since(r, self.t0))
+        lost = f"; lost node(s) {', '.join(self.lost)}" if self.lost else ""
+        again = self.retried(inflight)
+        shown = ", ".join(r.label for r in again[:3]) + (", ..." if len(again) > 3 else "")
+        retried = f"; {len(again)} retried ({shown})" if again else ""
         best = f"; best so far {self.best[0]:.4f} ({self.best[1]})" if self.best else ""
         return (f"[{done}/{len(self.runs)} done, {running} running, {len(inflight) - running + queued} waiting, "
-                f"{failed} failed{best}]")
+                f"{failed} failed{lost}{retried}{best}]")
 
 
 def _started_since(run, t0):
@@ -211,13 +244,31 @@ def _result_line(run):
     return f"{run.label}: {run.state}"
 
 
-def execute(ray, runs, todo, ns, t0):
-    """Submit the runs in `todo` (at most --max-concurrent at a time) and wait for them."""
-    from .task import run_one
-    remote = ray.remote(run_one)
-    opts = dict(num_cpus=ns.cpus_per_run, num_gpus=ns.gpus_per_run, max_retries=ns.max_retries,
+def _options(ns):
+    return dict(num_cpus=ns.cpus_per_run, num_gpus=ns.gpus_per_run, max_retries=ns.max_retries,
                 retry_exceptions=False, runtime_env=_runtime_env(ns.cpus_per_run, ns.gpus_per_run))
-    progress = _Progress(runs, t0)
+
+
+def _submit(remote, opts, r):
+    r.attempts0 = len(placement.attempt_nodes(r.run_dir))
+    spec = {"config": r.cfg, "run_dir": str(r.run_dir.resolve()), "resume_overrides": r.resume_overrides}
+    return remote.options(name=r.label, **opts).remote(spec)
+
+
+def _collect(ray, r, ref, ns):
+    try:
+        _apply(r, ray.get(ref))
+    except ray.exceptions.RayError as e:      # a worker died more than --max-retries times, ...
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        r.state, r.error_kind = "failed", "worker"
+        r.error = f"{type(e).__name__}: {first} (after up to {ns.max_retries} retries)"
+
+
+def execute(ray, runs, todo, ns, t0):
+    """Submit the runs in `todo` (at most --max-concurrent at a time), wait for them; the _Progress."""
+    from .task import run_one
+    remote, opts = ray.remote(run_one), _options(ns)
+    progress = _Progress(runs, t0, placement.NodeWatch(ray))
     for r in runs:
         progress.seen(r)
     pending, inflight = deque(todo), {}
@@ -226,33 +277,33 @@ def execute(ray, runs, todo, ns, t0):
         while pending or inflight:
             while pending and (ns.max_concurrent is None or len(inflight) < ns.max_concurrent):
                 r = pending.popleft()
-                spec = {"config": r.cfg, "run_dir": str(r.run_dir.resolve()), "resume_overrides": r.resume_overrides}
-                inflight[remote.options(name=r.label, **opts).remote(spec)] = r
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=HEARTBEAT_S)
+                inflight[_submit(remote, opts, r)] = r
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=WATCH_S)
             for ref in ready:
                 r = inflight.pop(ref)
-                try:
-                    _apply(r, ray.get(ref))
-                except ray.exceptions.RayError as e:      # a worker died more than --max-retries times, ...
-                    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                    r.state, r.error_kind = "failed", "worker"
-                    r.error = f"{type(e).__name__}: {first} (after up to {ns.max_retries} retries)"
+                _collect(ray, r, ref, ns)
                 progress.seen(r)
+                progress.check_nodes()
                 print(f"{progress.line(inflight.values(), len(pending))} {_result_line(r)}", flush=True)
                 last = time.monotonic()
-            if not ready or time.monotonic() - last >= HEARTBEAT_S:
+            if (not ready and progress.check_nodes()) or time.monotonic() - last >= HEARTBEAT_S:
                 print(progress.line(inflight.values(), len(pending)), flush=True)
                 last = time.monotonic()
     except KeyboardInterrupt:
-        print("interrupted: stopping the runs (each writes its checkpoint) ...", file=sys.stderr, flush=True)
-        for ref in inflight:
-            with contextlib.suppress(Exception):
-                ray.cancel(ref)
-        deadline = time.monotonic() + 20
-        for ref, r in inflight.items():
-            with contextlib.suppress(Exception):
-                _apply(r, ray.get(ref, timeout=max(0.1, deadline - time.monotonic())))
+        _stop(ray, inflight)
         raise
+    return progress
+
+
+def _stop(ray, inflight):
+    print("interrupted: stopping the runs (each writes its checkpoint) ...", file=sys.stderr, flush=True)
+    for ref in inflight:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref)
+    deadline = time.monotonic() + 20
+    for ref, r in inflight.items():
+        with contextlib.suppress(Exception):
+            _apply(r, ray.get(ref, timeout=max(0.1, deadline - time.monotonic())))
 
 
 def _command(argv):
@@ -305,14 +356,17 @@ class _Sweep:
     ray: object = None
     started: bool = None
     cluster: dict = field(default_factory=dict)
+    progress: object = None     # execute's _Progress: nodes lost, runs retried
 
     @property
     def out(self):
         return Path(self.ns.out)
 
     def sweep_json(self, extra):
-        return _sweep_json(self.ns, self.argv, self.configs, self.overrides, self.grid, self.seeds, self.runs,
-                           self.cluster, extra)
+        doc = _sweep_json(self.ns, self.argv, self.configs, self.overrides, self.grid, self.seeds, self.runs,
+                          self.cluster, extra)
+        doc["placement"] = placement.per_run(self.runs)
+        return doc
 
 
 def _plan(sw):
@@ -345,7 +399,7 @@ def _train(sw):
     """Run what is left on Ray; True when Ctrl-C stopped it. A Ray started here is shut down."""
     try:
         if sw.todo:
-            execute(sw.ray, sw.runs, sw.todo, sw.ns, sw.t0)
+            sw.progress = execute(sw.ray, sw.runs, sw.todo, sw.ns, sw.t0)
     except KeyboardInterrupt:
         return True
     finally:
@@ -361,11 +415,15 @@ def _drive(sw):
     n_read = len(sw.runs) - len(sw.todo)
     n_resume = sum(r.state == "resume" for r in sw.todo)
     out.mkdir(parents=True, exist_ok=True)
+    placement.read(sw.runs)
     _announce(sw, n_read, n_resume)
     extra = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sw.t0)),
              "read": n_read, "resumed": n_resume, "started_fresh": len(sw.todo) - n_resume}
     write_json(out / "sweep.json", sw.sweep_json(dict(extra, status="running" if sw.todo else "finished")))
     interrupted = _train(sw)
+    placement.read(sw.runs)
+    if sw.progress is not None:
+        extra.update(lost_nodes=sw.progress.lost, retried=[r.label for r in sw.progress.retried([])])
     rows = report.aggregate(sw.runs)
     engine = (f"Engine: Ray {sw.cluster.get('ray_version') or _ray_version()}, "
               f"{'local instance' if not ns.address else 'cluster ' + ns.address}; "

@@ -96,6 +96,8 @@ class Run:
     error_kind: str = None      # config | data | runtime | worker
     attempts: int = 0           # worker attempts this invocation reported
     resumed_from: int = None    # the epoch the last attempt resumed after
+    attempts0: int = None       # attempts in train.log when this invocation submitted the run
+    nodes: list = field(default_factory=list)   # the node of every attempt (placement.read)
 
     @property
     def label(self):

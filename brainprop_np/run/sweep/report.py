@@ -3,7 +3,10 @@
 One row per config × grid cell: the mean and standard deviation over its finished
 seeds of best_val_acc, best_epoch and mean_epoch_seconds (as summary.json holds them),
 how many runs failed, and which data the runs trained on — a run that fell back to the
-bundled MNIST sample is said to have done so, in the table itself.
+bundled MNIST sample is said to have done so, in the table itself — and where the cell's
+runs ran: the nodes of all their attempts (space-separated, each once) and the number of
+attempts (more than n when a run was retried or resumed; placement.py reads them from
+the runs' train.log).
 """
 import csv
 import io
@@ -14,7 +17,7 @@ from ..history import read_history
 from ...files import write_text
 
 CSV_COLUMNS = ("config", "cell", "n", "best_val_acc_mean", "best_val_acc_std", "best_epoch_mean",
-               "best_epoch_std", "epoch_seconds_mean", "failed", "data")
+               "best_epoch_std", "epoch_seconds_mean", "failed", "data", "nodes", "attempts")
 
 # The paper's BrainProp figures (top-1 test accuracy %, mean (std) over 10 seeds; epochs),
 # as the paper (Pozzi, Bohté & Roelfsema 2020) and its official code's README publish them,
@@ -75,6 +78,9 @@ def aggregate(runs):
         row["unfinished"] = len(row["failures"]) - row["failed"]
         row["data"] = _data_text([_data_of(x) for x in s])
         row["fallback"] = any(((x.get("dataset") or {}).get("fallback")) for x in s)
+        every = row["runs"] + row["failures"]
+        row["nodes"] = " ".join(dict.fromkeys(n for r in every for n in r.nodes))
+        row["attempts"] = sum(len(r.nodes) for r in every)
     return rows
 
 
@@ -89,7 +95,7 @@ def write_csv(path, rows):
     for r in rows:
         w.writerow([r["config"], r["cell"], r["n"], _num(r["best_val_acc_mean"]), _num(r["best_val_acc_std"]),
                     _num(r["best_epoch_mean"]), _num(r["best_epoch_std"]), _num(r["epoch_seconds_mean"]),
-                    r["failed"], r["data"]])
+                    r["failed"], r["data"], r["nodes"], r["attempts"]])
     write_text(path, buf.getvalue())
 
 

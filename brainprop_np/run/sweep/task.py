@@ -4,7 +4,8 @@
 that folder holds a checkpoint.npz, resumes it from there — which is what makes a retry
 after a killed worker (or a rerun of the sweep) continue where the run stopped. The
 run's epoch lines go to RUN_DIR/train.log, each attempt headed by one line saying
-where it ran (pid, node) and whether it started fresh or resumed.
+where it ran (pid, host, the Ray node's address and id) and whether it started fresh or
+resumed; placement.py reads these lines back.
 
 A config or data error (and any other failure `train` reports: no GPU, a non-finite
 loss) is returned as a result with status "failed", not raised: raising would make it
@@ -32,6 +33,17 @@ def _checkpoint_epoch(path):
         return None, None
 
 
+def _where():
+    """This worker's host name, its Ray node's address and id (the host name and None outside Ray)."""
+    host = socket.gethostname()
+    try:
+        import ray
+        node_id = ray.get_runtime_context().get_node_id()
+        return {"host": host, "node": ray.util.get_node_ip_address(), "node_id": node_id[:12] if node_id else None}
+    except Exception:           # not in a Ray worker (a direct call): the host is all we know
+        return {"host": host, "node": host, "node_id": None}
+
+
 def _failure(kind, message, run_dir, extra):
     return dict(extra, status="failed", kind=kind, message=" ".join(str(message).split()), run_dir=str(run_dir))
 
@@ -51,14 +63,13 @@ def run_one(spec):
     attempt = 1
     if log_path.is_file():
         attempt += log_path.read_text(encoding="utf-8", errors="replace").count("--- sweep attempt ")
-    info = {"attempt": attempt, "pid": os.getpid(), "node": socket.gethostname(),
-            "resumed_from": resumed_from}
+    info = dict(attempt=attempt, pid=os.getpid(), resumed_from=resumed_from, **_where())
     how = "fresh start" if resumed_from is None else (
         f"resuming from checkpoint.npz after epoch {resumed_from}" + (f", batch {batch}" if batch else ""))
     with open(log_path, "a", encoding="utf-8", buffering=1) as log, \
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        print(f"--- sweep attempt {attempt}: pid {info['pid']} on {info['node']} at "
-              f"{time.strftime('%Y-%m-%d %H:%M:%S')}; {how}", flush=True)
+        print(f"--- sweep attempt {attempt}: pid {info['pid']} on {info['host']} (node {info['node']}, "
+              f"id {info['node_id'] or '-'}) at {time.strftime('%Y-%m-%d %H:%M:%S')}; {how}", flush=True)
         try:
             if resumed_from is not None:
                 result = train(resume=run_dir, overrides=spec.get("resume_overrides", ()), verbose=True,
