@@ -13,8 +13,9 @@ else — or with `kernels="numpy"` / BRAINPROP_KERNELS=numpy — the NumPy refer
 
 Random numbers: weights are initialised on the host with NumPy from the seed, so the
 same seed gives the same initial network on both backends. Per-batch randomness
-(exploration, dropout masks) comes from `Backend.rng(seed)`, a generator that lives on
-the device that trains.
+(exploration, dropout masks) is drawn inside the kernels from the counter-based generator
+of brainprop_np/philox.py (Philox4x32-10): the same bits on NumPy, the fast set and CUDA,
+and no generator state on the device.
 """
 import sys
 
@@ -68,19 +69,11 @@ def _probe_cublas(cupy):
         raise RuntimeError(f"a 2x3 GEMM gave {got.tolist()}")
 
 
-def _probe_curand(cupy):
-    """cuRAND: one draw from the generator Backend.rng uses."""
-    u = cupy.asnumpy(cupy.random.default_rng(0).random(4, dtype=np.float32))
-    if u.shape != (4,) or not ((u >= 0) & (u < 1)).all():
-        raise RuntimeError(f"uniforms outside [0, 1): {u.tolist()}")
-
-
-PROBES = (("NVRTC (a RawKernel launch)", _probe_nvrtc), ("cuBLAS (a GEMM)", _probe_cublas),
-          ("cuRAND (a random draw)", _probe_curand))
+PROBES = (("NVRTC (a RawKernel launch)", _probe_nvrtc), ("cuBLAS (a GEMM)", _probe_cublas))
 
 
 def _try_cupy():
-    """(cupy, None) when CuPy imports, sees a device, and NVRTC, cuBLAS and cuRAND work on it;
+    """(cupy, None) when CuPy imports, sees a device, and NVRTC and cuBLAS work on it;
     else (None, reason) and whether CuPy saw a device (a GPU that is there but cannot be used)."""
     try:
         cupy = _import_cupy()
@@ -125,12 +118,6 @@ class Backend:
         if self.name == "cupy":
             return self.xp.asarray(a, dtype=dtype)
         return np.asarray(to_host(a), dtype=dtype)
-
-    def rng(self, seed):
-        """A random generator on this device (NumPy PCG64 or CuPy's default)."""
-        if self.name == "cupy":
-            return self.xp.random.default_rng(seed)
-        return np.random.default_rng(seed)
 
     def synchronize(self):
         """Wait for the device (no-op on the CPU); call before reading host timers."""
@@ -179,7 +166,7 @@ def get_backend(device="auto", kernels=None):
     """Backend for `device` in {'auto', 'cpu', 'gpu'} (a Backend passes through).
 
     'auto' takes the GPU when CuPy imports, sees a device and passes the checks of
-    `_try_cupy` (a RawKernel launch through NVRTC, a cuBLAS GEMM, a cuRAND draw), else
+    `_try_cupy` (a RawKernel launch through NVRTC, a cuBLAS GEMM), else
     the CPU — with a one-line note on stderr when a GPU was seen but failed a check;
     'gpu' without a usable one raises BackendError with the reason (one line). On the
     CPU, `kernels` ('auto' | 'fast' | 'numpy'; default $BRAINPROP_KERNELS, else 'auto')

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import feedback as F
 from . import layers as L
+from . import philox
 from .backend import check_dtype, get_backend, to_host
 from .presets import PRESET_SETTINGS, preset
 from .rules import ALGORITHMS
@@ -25,7 +26,7 @@ class Network:
     """Layers in order, the last one the linear output layer.
 
     Attributes: layers, backend, xp, dtype, input_shape (H, W, C), n_classes, algorithm,
-    rng (generator on the training device: exploration and dropout).
+    draws (philox.Draws: the seed and the trial counter `step` of exploration and dropout).
     """
 
     def __init__(self, layer_list, input_shape, n_classes, backend, dtype, seed, algorithm):
@@ -34,12 +35,13 @@ class Network:
         self.input_shape, self.n_classes = tuple(input_shape), int(n_classes)
         self.algorithm, self.seed = algorithm, seed
         self.untied = None     # feedback.Wiring when a layer's feedback is not symmetric
-        # Exploration and dropout draw from their own stream, independent of the one that
-        # drew the initial weights (numpy's default_rng(seed) on the host).
-        self.rng = backend.rng(int(np.random.SeedSequence([seed, 2]).generate_state(1)[0]))
-        for layer in self.layers:
+        # Exploration and dropout draw from the counter-based generator (philox.py): keys
+        # (seed, purpose, layer index), counters (trial number draws.step, element); the
+        # initial weights come from numpy's default_rng(seed) on the host.
+        self.draws = philox.Draws(seed)
+        for i, layer in enumerate(self.layers):
             if isinstance(layer, L.Dropout):
-                layer.rng = self.rng
+                layer.key, layer.draws = self.draws.key(philox.DROPOUT, i), self.draws
 
     @property
     def output_layer(self):

@@ -13,7 +13,8 @@ argument against the kernel's C signature (count, numpy scalar type, array dtype
 contiguity, writability), the CUDA launch limits, and, for arrays made by `GuardedNumpy`
 (the stand-in for cupy in kernels/gpu.py), that nothing was written past either end.
 
-Assumptions the kernels meet: no dynamic shared memory, no warp intrinsics, atomics only
+A source's `#include "x.cuh"` (philox.cuh) is pasted in as kernels/cuda_module.py does for
+NVRTC. Assumptions the kernels meet: no dynamic shared memory, no warp intrinsics, atomics only
 as completion counters (blocks run in order, so atomicAdd is a plain add), and re-running
 a launch from the start is harmless (no write to global memory before the first
 __syncthreads()), since a launch that meets its first __syncthreads() is restarted.
@@ -29,6 +30,8 @@ import threading
 import weakref
 
 import numpy as np
+
+from brainprop_np.kernels.cuda_module import expand_includes
 
 KERNEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "brainprop_np", "kernels")
 
@@ -351,7 +354,8 @@ class Emulator:
 
     def __init__(self, kernel_dir=KERNEL_DIR, cache_dir=None):
         sources = sorted(f for f in os.listdir(kernel_dir) if f.endswith(".cu"))
-        texts = {s: open(os.path.join(kernel_dir, s), encoding="utf-8").read() for s in sources}
+        texts = {s: expand_includes(open(os.path.join(kernel_dir, s), encoding="utf-8").read(), kernel_dir)
+                 for s in sources}
         self.signatures = {}
         for text in texts.values():
             self.signatures.update(kernel_signatures(text))

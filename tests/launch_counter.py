@@ -1,10 +1,10 @@
 """Count what one training step asks of the GPU, on the CPU (tests/cuda_emulator.py).
 
 `count_step(model, emulator)` builds a preset on the emulated GPU backend (kernels/gpu.py
-on the .cu sources compiled by g++) and runs two training steps as the training loop
-does them (`rule.trial` + the L2 term of the reported loss + `SGD.step` + the epoch's
-loss and reward sums); the second (steady-state) step is counted. What is counted is
-what CuPy would launch on the GPU:
+on the .cu sources compiled by g++) and runs two training steps with the training loop's
+own step (`run.loop.step`: `rule.trial`, which adds the epoch's metrics to the loop's
+float64 accumulator, `SGD.step`, and the L2 term added to the loss sum); the second
+(steady-state) step is counted. What is counted is what CuPy would launch on the GPU:
 
   raw      hand-written CUDA kernels (cupy.RawKernel; counted by the emulator)
   gemm     cuBLAS GEMMs (`@`, matmul, and kernels.gpu's own strided-batched calls)
@@ -14,7 +14,8 @@ what CuPy would launch on the GPU:
            `ascontiguousarray(a)` for ndim > 2)
   ufunc    CuPy elementwise kernels and reductions (each ufunc call, `.sum()`, argmax, fill,
            zeros/ones fills)
-  random   generator draws (cupy.random.Generator.random)
+  random   generator draws (cupy.random.Generator.random; none since the draws are made
+           inside the kernels, kept to show it)
 
 Allocations (cupy.empty) and views (reshape of a contiguous array, transpose, basic
 slicing) launch nothing and are not counted. This is a model of CuPy, not CuPy: it
@@ -199,18 +200,6 @@ class CountingNumpy(cuda_emulator.GuardedNumpy):
         return _wrap(np.arange(*a, **kw))
 
 
-class CountingGenerator:
-    """cupy.random.Generator's `random` on NumPy's PCG64 (the same numbers as the CPU)."""
-
-    def __init__(self, seed):
-        self.gen = np.random.default_rng(seed)
-        self.bit_generator = self.gen.bit_generator
-
-    def random(self, size=None, dtype=np.float64, out=None):
-        COUNTS.add("random", "random")
-        return _wrap(np.asarray(self.gen.random(size, dtype=dtype)))
-
-
 def counting_backend(monkeypatch, emulator):
     """A Backend on kernels.gpu, the emulator and counting arrays (monkeypatch undoes it)."""
     from brainprop_np.backend import Backend
@@ -229,9 +218,6 @@ def counting_backend(monkeypatch, emulator):
     class CountingBackend(Backend):
         def asarray(self, a, dtype=None):
             return xp.asarray(np.asarray(a) if not isinstance(a, np.ndarray) else a, dtype)
-
-        def rng(self, seed):
-            return CountingGenerator(seed)
 
     return CountingBackend("numpy", xp, gpu)
 
@@ -258,21 +244,12 @@ def count_step(model, emulator, monkeypatch):
     r = np.random.default_rng(0)
     x = be.asarray(r.random((batch,) + shape, dtype=np.float32))
     y = be.asarray(r.integers(0, 10, batch))
-    loss_sum, correct = be.xp.zeros((), np.float64), be.xp.zeros((), np.float64)
+    metrics = be.xp.zeros(5, np.float64)          # the loop's accumulator, made once per run
     for i in range(2):
         COUNTS.clear()
         COUNTS.log.clear()
         emulator.launches.clear()
-        trial = rule.trial(net, x, y, train=True, batch_size=batch)
-        if getattr(bp.SGD, "RETURNS_L2_LOSS", False):   # the step gives the L2 term (SGD kernel)
-            reg = opt.step(net, 0.01)
-        else:                                           # the loop as it was: reg loss, then the step
-            reg = L.reg_loss(net, opt.l2) if opt.l2 else None
-            opt.step(net, 0.01)
-        if reg is not None:
-            loss_sum += reg * batch
-        loss_sum += trial.loss * batch
-        correct += trial.n_correct
+        L.step(rule, opt, net, x, y, 0.01, batch, metrics)
     out = dict(COUNTS)
     out["raw"] = sum(emulator.launches.values())
     out["total"] = sum(out.get(k, 0) for k in KINDS)

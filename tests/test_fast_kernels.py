@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("numba", reason="the fast CPU kernel set needs numba")
 
 import brainprop_np as bp  # noqa: E402
+from brainprop_np import philox  # noqa: E402
 from brainprop_np.kernels import cpu, fast  # noqa: E402
 from brainprop_np.kernels.fast import jit  # noqa: E402
 from brainprop_np.layers.geometry import window_2d  # noqa: E402
@@ -91,8 +92,9 @@ def test_elementwise_same_bits(dtype, threads_mode):
     u = np.random.default_rng(5).random(x.shape, dtype=dtype)
     for rate in (0.0, 0.3, 0.8):
         np.testing.assert_array_equal(fast.dropout_mask(u, rate, dtype), cpu.dropout_mask(u, rate, dtype))
-        for got, ref in zip(fast.dropout_forward(x, u, rate), cpu.dropout_forward(x, u, rate)):
-            np.testing.assert_array_equal(got, ref)
+        key = philox.make_key(9, philox.DROPOUT, 2)
+        for got, ref in zip(fast.dropout_forward(x, rate, key, 2 ** 32 + 3), cpu.dropout_forward(x, rate, key, 2 ** 32 + 3)):
+            np.testing.assert_array_equal(got, ref)       # the same draws: the same mask
 
 
 @pytest.mark.parametrize("decay", [1.0, 1.0 - 2 * 0.1 * 5e-4])
@@ -159,21 +161,23 @@ def test_locally_connected_gemms(p, b, k, f, dtype, threads_mode):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_brainprop_step(dtype):
+    """The same draws, actions, reward, delta and fb as the reference; loss and metrics close."""
     rng = np.random.default_rng(0)
     q = rng.standard_normal((500, 10)).astype(dtype)
     labels = rng.integers(0, 10, 500)
-    u_explore, u_sample = rng.random((2, 500), dtype=dtype)
-    for args in [(0.5, u_explore, u_sample, 500, None), (0.02, None, None, 640, None),
-                 (0.5, None, None, 500, rng.integers(0, 10, 500))]:
-        got = fast.brainprop_step(q, labels, *args)
-        ref = cpu.brainprop_step(q, labels, *args)
+    key = philox.make_key(4, philox.EXPLORE, 7)
+    for args in [(0.5, key, 11, 500, None), (0.02, None, 11, 640, None),
+                 (0.5, None, 0, 500, rng.integers(0, 10, 500))]:
+        m_got, m_ref = np.zeros(5), np.zeros(5)
+        got = fast.brainprop_step(q, labels, *args, metrics=m_got)
+        ref = cpu.brainprop_step(q, labels, *args, metrics=m_ref)
         for a, r in zip(got[:4], ref[:4]):                    # actions, reward, delta, fb
             np.testing.assert_array_equal(a, r)
         np.testing.assert_allclose(got[4], ref[4], rtol=1e-6 if dtype == np.float32 else 1e-14)
         assert got[5] == ref[5]
         assert np.asarray(got[4]).dtype == dtype
-    with pytest.raises(ValueError, match="both u_explore and u_sample"):
-        fast.brainprop_step(q, labels, 0.5, u_explore, None, 500)
+        np.testing.assert_allclose(m_got, m_ref, rtol=1e-13)
+        assert m_got[4] == m_ref[4] and (args[1] is None or m_got[4] > 0)   # explored choices
 
 
 def _trained(model, kernels, dtype, seed=3):

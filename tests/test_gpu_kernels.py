@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import cuda_emulator
+from brainprop_np import philox
 from brainprop_np.kernels import cpu, gpu
 from brainprop_np.layers.geometry import window_2d
 
@@ -302,17 +303,31 @@ def test_brainprop_output(dev, dtype):
         assert_equal(g, w, name)
 
 
+KEY = philox.make_key(5, philox.EXPLORE, 9)
+STEP = 2 ** 33 + 17                     # a trial number with both counter words set
+
+
+def _metrics(q, actions, reward, delta, nominal):
+    """The epoch's sums of one trial as rules.base.METRICS defines them, in float64."""
+    d = delta.astype(np.float64)
+    return np.array([len(q) * 0.5 * np.sum(d * d) / nominal, reward.sum(dtype=np.float64), d.sum(),
+                     np.abs(d).sum(), np.count_nonzero(actions != q.argmax(axis=1))])
+
+
 def test_brainprop_step_is_select_then_output(dev):
-    """The one-launch output step equals select_actions + brainprop_output + the trial's sums."""
+    """The one-launch output step equals select_actions with image b's uniforms from the
+    counter-based generator, then brainprop_output, the trial's sums and the epoch's metrics."""
     r = rng(19)
     b, c, nominal = 200, 10, 256
     q = r.standard_normal((b, c)).astype(np.float32)
     labels = r.integers(0, c, b)
-    ue, us = r.random(b, dtype=np.float32), r.random(b, dtype=np.float32)
-    got = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, dev.to_dev(ue), dev.to_dev(us),
-                                      nominal))
+    ue, us = philox.explore_uniforms(KEY, STEP, b, np.float32)
+    metrics = np.full(5, 0.25)                                  # added to, not overwritten
+    m_dev = dev.to_dev(metrics)
+    got = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, KEY, STEP, nominal, metrics=m_dev))
     actions = cpu.select_actions(q, 0.3, ue, us)
     clear = (_cdf_margin(q.astype(np.float64), us.astype(np.float64)) > 1e-5) | (ue >= 0.3)
+    assert clear.sum() >= b - 2 and (ue < 0.3).sum() > 20
     assert_equal(got[0][clear], actions[clear], "actions")
     actions = got[0]   # go on from the device's choice
     reward, delta, fb = cpu.brainprop_output(q, labels, actions, 1.0 / nominal)
@@ -320,51 +335,60 @@ def test_brainprop_step_is_select_then_output(dev):
         assert_equal(g, w, name)
     loss = 0.5 * np.sum(delta.astype(np.float64) ** 2) / nominal
     assert_close(np.array(got[4:6]), np.array([loss, reward.sum()], np.float32), rtol=1e-5, atol=1e-7, what="sums")
+    assert_close(dev.h(m_dev), 0.25 + _metrics(q, actions, reward, delta, nominal), rtol=1e-12, atol=1e-12,
+                 what="metrics")
     # with the actions given it is brainprop_output
-    got2 = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, None, None, nominal,
+    got2 = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, None, 0, nominal,
                                        actions=dev.to_dev(actions)))
     assert_equal(got2[0], actions, "given actions")
     for name, g, w in zip(("reward", "delta", "fb"), got2[1:4], (reward, delta, fb)):
         assert_equal(g, w, name)
-    # without uniforms: argmax (test time)
-    got3 = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, None, None, nominal))
+    # without a key: argmax (test time)
+    got3 = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.3, None, STEP, nominal))
     assert_equal(got3[0], q.argmax(axis=1).astype(np.int64), "greedy actions")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("how", ["select", "greedy", "given"])
 def test_brainprop_step_matches_cpu(dev, dtype, how):
-    """cpu.brainprop_step and the kernel: the same actions, reward, delta, fb; loss and count close."""
+    """cpu.brainprop_step and the kernel: the same actions (the same draws), reward, delta, fb;
+    loss, count and the epoch's metrics close."""
     r = rng(23)
     b, c, nominal = 37, 10, 40
     q = r.standard_normal((b, c)).astype(dtype)
     labels = r.integers(0, c, b)
-    ue = us = actions = None
-    if how == "select":   # exploration well away from the CDF steps (see test_select_actions)
-        ue = np.where(r.random(b) < 0.5, 0.01, 0.9).astype(dtype)
-        us = r.random(b).astype(dtype)
-        assert (_cdf_margin(q.astype(np.float64), us.astype(np.float64)) > 1e-4).all()   # no near-ties
+    key = actions = None
+    if how == "select":   # this trial's draws lie well away from the CDF steps (see test_select_actions)
+        key = KEY
+        ue, us = philox.explore_uniforms(KEY, STEP, b, dtype)
+        assert (_cdf_margin(q.astype(np.float64), us.astype(np.float64)) > 1e-4).all() and (ue < 0.5).sum() > 10
     elif how == "given":
         actions = np.where(r.random(b) < 0.5, labels, r.integers(0, c, b)).astype(np.int64)
-    want = cpu.brainprop_step(q, labels, 0.5, ue, us, nominal, actions)
+    m_ref, m_dev = np.zeros(5), dev.to_dev(np.zeros(5))
+    want = cpu.brainprop_step(q, labels, 0.5, key, STEP, nominal, actions, m_ref)
     opt = (lambda a: None if a is None else dev.to_dev(a))
-    got = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.5, opt(ue), opt(us), nominal, opt(actions)))
+    got = dev.h(*dev.k.brainprop_step(dev.to_dev(q), dev.to_dev(labels), 0.5, key, STEP, nominal, opt(actions),
+                                      m_dev))
     for name, g, w in zip(("actions", "reward", "delta", "fb"), got[:4], want[:4]):
         assert_equal(g, w, name)
     tol = (1e-5, 1e-7) if dtype == np.float32 else (1e-12, 1e-15)
     assert_close(np.asarray(got[4]), np.asarray(want[4]), *tol, what="loss")
     assert float(got[5]) == float(want[5])
+    assert_close(dev.h(m_dev), m_ref, 1e-12, 1e-12, what="metrics")
 
 
 def test_cpu_brainprop_step_is_the_trial_output_step():
-    """cpu.brainprop_step gives, bit for bit, what BrainProp.trial computed step by step before."""
+    """cpu.brainprop_step gives, bit for bit, select_actions with the trial's draws, then
+    brainprop_output, the loss in q's dtype and the epoch's metrics by their definitions."""
     r = rng(24)
     for dtype in (np.float32, np.float64):
         b, c, nominal = 21, 10, 24
         q = r.standard_normal((b, c)).astype(dtype)
         labels = r.integers(0, c, b)
-        ue, us = r.random(b, dtype=dtype), r.random(b, dtype=dtype)
-        actions, reward, delta, fb, loss, n_correct = cpu.brainprop_step(q, labels, 0.3, ue, us, nominal)
+        ue, us = philox.explore_uniforms(KEY, STEP, b, dtype)
+        metrics = np.zeros(5)
+        actions, reward, delta, fb, loss, n_correct = cpu.brainprop_step(q, labels, 0.3, KEY, STEP, nominal,
+                                                                         metrics=metrics)
         want_actions = cpu.select_actions(q, 0.3, ue, us)
         want = cpu.brainprop_output(q, labels, want_actions, 1.0 / nominal)
         assert_equal(actions, want_actions, "actions")
@@ -375,10 +399,9 @@ def test_cpu_brainprop_step_is_the_trial_output_step():
         if np.lib.NumpyVersion(np.__version__) >= "2.0.0":        # what the trial computed before (NEP 50)
             assert loss == 0.5 * np.sum(want[1] * want[1]) / nominal
         assert type(n_correct) is type(np.sum(want[0])) and n_correct == np.sum(want[0])
-        greedy = cpu.brainprop_step(q, labels, 0.3, None, None, nominal)
+        np.testing.assert_allclose(metrics, _metrics(q, actions, reward, delta, nominal), rtol=1e-15)
+        greedy = cpu.brainprop_step(q, labels, 0.3, None, STEP, nominal)
         assert_equal(greedy[0], q.argmax(axis=1), "greedy")
-        with pytest.raises(ValueError):
-            cpu.brainprop_step(q, labels, 0.3, ue, None, nominal)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -613,18 +636,22 @@ def test_sgd_update_with_sumsq(dev, n, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rate", [0.3, 0.8])
 def test_dropout_forward(dev, rate, dtype):
-    """y = x·mask and the mask in one launch: the bits of dropout_mask and the product."""
+    """y = x·mask and the mask in one launch, the mask drawn in the kernel: the bits of
+    dropout_mask of the counter-based uniforms (element e: flat index) and of the product."""
     r = rng(29)
     x = r.standard_normal((6, 5, 4, 3)).astype(dtype)
-    u = r.random(x.shape, dtype=dtype)
-    u.flat[:10] = dtype(rate)
-    y, mask = dev.h(*dev.k.dropout_forward(dev.to_dev(x), dev.to_dev(u), rate))
+    key = philox.make_key(3, philox.DROPOUT, 7)
+    u = philox.uniforms(key, STEP, x.size, dtype).reshape(x.shape)
+    y, mask = dev.h(*dev.k.dropout_forward(dev.to_dev(x), rate, key, STEP))
     want_mask = cpu.dropout_mask(u, rate, dtype)
     assert_equal(mask, want_mask, "mask")
     assert_equal(y, x * want_mask, "y")
-    cy, cmask = cpu.dropout_forward(x, u, rate)
+    cy, cmask = cpu.dropout_forward(x, rate, key, STEP)
     assert_equal(cmask, want_mask, "cpu mask")
     assert_equal(cy, x * want_mask, "cpu y")
+    assert 0.5 < np.count_nonzero(mask) / mask.size / (1 - rate) < 1.5
+    other = dev.h(dev.k.dropout_forward(dev.to_dev(x), rate, key, STEP + 1)[1])   # the next trial: another mask
+    assert not np.array_equal(other, mask)
 
 
 @pytest.mark.parametrize("shape", BN_SHAPES[:4], ids=[str(s) for s in BN_SHAPES[:4]])

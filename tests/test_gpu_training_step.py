@@ -86,11 +86,11 @@ def run_step(rule, net, x, labels, actions, batch, train, l2, opt=None):
     return trial, grads
 
 
-def compare_step(model, device, train=True, algorithm="brainprop", select=False, **feedback):
+def compare_step(model, device, train=True, algorithm="brainprop", select=False, draw_masks=False, **feedback):
     ref, net = build_pair(model, device, algorithm=algorithm, **feedback)
     x, labels, actions = batch_data(model)
     batch = x.shape[0]
-    if train:
+    if train and not draw_masks:
         fix_dropout(ref, net, batch)
     before = ref.get_weights()
     for lname, arrays in net.get_weights().items():   # equal initial weights
@@ -130,9 +130,10 @@ def test_brainprop_training_step(device, model):
 
 
 @pytest.mark.parametrize("model", ["conv", "deep"])
-def test_training_step_with_selection(emulator, monkeypatch, model):
-    """Emulated only (its generator is NumPy's, as on the CPU): the same uniforms, the same choice."""
-    compare_step(model, cuda_emulator.patch_gpu_kernels(monkeypatch, emulator), train=True, select=True)
+def test_training_step_with_selection(device, model):
+    """The counter-based draws: the GPU draws the CPU's dropout masks and exploration uniforms
+    (in its own kernels), so the choices and the whole step agree with nothing fixed by hand."""
+    compare_step(model, device, train=True, select=True, draw_masks=True)
 
 
 # what a training step launches instead of the fused kernels (CuPy's elementwise work aside)
@@ -174,7 +175,7 @@ def test_ebp_training_step(device, model):
 
 
 def test_selection_on_the_device_is_deterministic(device):
-    """Without given actions the GPU backend draws them from its own generator: same seed, same step."""
+    """Without given actions the GPU backend draws them in its kernels: same seed, same step."""
     results = []
     for _ in range(2):
         _, net = build_pair("conv", device)

@@ -82,7 +82,7 @@ def _same_run(dir_a, dir_b):
     wa, ma, _ = load_checkpoint(dir_a / "checkpoint.npz")
     wb, mb, _ = load_checkpoint(dir_b / "checkpoint.npz")
     _same_arrays(wa, wb)
-    assert ma["rng"] == mb["rng"]
+    assert ma["rng"] == mb["rng"] and ma["draws_step"] == mb["draws_step"]
     assert (ma["epoch"], ma["batch"], ma["es_best"], ma["es_wait"]) == (mb["epoch"], mb["batch"], mb["es_best"], mb["es_wait"])
     sa = json.loads((dir_a / "summary.json").read_text())
     sb = json.loads((dir_b / "summary.json").read_text())
@@ -180,6 +180,23 @@ def test_interrupted_checkpoint_write_keeps_previous(tmp_path, reference, monkey
     monkeypatch.undo()
     T.train(resume=tmp_path / "c", overrides=["train.epochs=2"], verbose=False, progress=False)
     _same_run(reference, tmp_path / "c")
+
+
+def test_resume_refuses_a_checkpoint_of_format_1_in_one_line(tmp_path, reference):
+    """Format 1 kept PCG64 states: its run drew other numbers; resuming it is refused, naming
+    the format and what to do."""
+    import shutil
+    from brainprop_np.weights import npz_bytes, read_npz
+    shutil.copytree(reference, tmp_path / "old")
+    raw = dict(read_npz(tmp_path / "old" / "checkpoint.npz"))
+    meta = json.loads(str(raw["meta"]))
+    meta["format"] = "brainprop_np-checkpoint-1"
+    raw["meta"] = np.array(json.dumps(meta))
+    (tmp_path / "old" / "checkpoint.npz").write_bytes(npz_bytes(raw))
+    with pytest.raises(T.TrainingError) as err:
+        T.train(resume=tmp_path / "old", overrides=["train.epochs=3"], verbose=False)
+    msg = str(err.value)
+    assert "\n" not in msg and "'brainprop_np-checkpoint-1'" in msg and "init_from=" in msg, msg
 
 
 def test_resume_rejects_changing_the_experiment(tmp_path, reference):
@@ -373,8 +390,9 @@ def test_non_finite_loss_stops_and_keeps_best_weights(tmp_path, monkeypatch):
         def trial(self, *a, **kw):
             out = self.rule.trial(*a, **kw)
             self.calls += 1
-            if self.calls > 5:            # from epoch 2 on
-                out.loss = out.loss * np.float32("nan")
+            if self.calls > 5:            # from epoch 2 on: a NaN in the epoch's loss sum
+                loss_sum = kw["metrics"][0:1]
+                loss_sum += np.float32("nan")
             return out
 
     monkeypatch.setattr(T, "make_rule", lambda *a, **k: Poisoned(real(*a, **k)))

@@ -9,6 +9,8 @@ tricks belong in those sets, not here. Images are channels last: (N, H, W, C). `
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import philox
+
 xp = np
 NAME = "numpy"
 
@@ -205,8 +207,16 @@ def dropout_mask(u, rate, dtype):
     return mask
 
 
-def dropout_forward(x, u, rate):
-    """The dropout layer's training forward: (y, mask), mask = dropout_mask(u, rate, x.dtype), y = x·mask."""
+def philox_uniforms(key, step, n, dtype):
+    """(n,) uniforms of elements 0..n−1 at trial `step` from the counter-based generator
+    (Philox4x32-10, brainprop_np/philox.py), the draws of dropout and exploration."""
+    return philox.uniforms(key, step, n, dtype)
+
+
+def dropout_forward(x, rate, key, step):
+    """The dropout layer's training forward: (y, mask), mask = dropout_mask(u, rate, x.dtype),
+    y = x·mask, with u (x's shape) the uniforms of x's elements (flat index) at (key, step)."""
+    u = philox_uniforms(key, step, x.size, x.dtype).reshape(x.shape)
     mask = dropout_mask(u, rate, x.dtype)
     return x * mask, mask
 
@@ -261,30 +271,37 @@ def ebp_output(q, labels, scale):
 
 # ---- the fused steps of a training trial (one launch each on the GPU) -----------------
 
-def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=None):
+def brainprop_step(q, labels, epsilon, key, step, nominal, actions=None, metrics=None):
     """The whole BrainProp output step of a trial: select, reward, delta, feedback, loss.
 
     select:   actions = select_actions(q, epsilon, u_explore, u_sample) (ε-greedy
-              Boltzmann); argmax q when u_explore and u_sample are None (test time);
+              Boltzmann) with (u_explore, u_sample) = philox.explore_uniforms(key, step, B):
+              image b's draws at trial `step`; argmax q when key is None (test time);
               the given `actions` when there are some;
     reward:   reward_b = [action_b = label_b];
     delta:    delta_b = reward_b − q[b, action_b];
     feedback: fb[b, c] = −delta_b / nominal if c = action_b else 0 (brainprop_output with
               scale 1/nominal), so that the layers' grads are ∂L/∂W of
     loss:     L = ½·Σ_b delta_b² / nominal (nominal: the batch size the loss divides by);
-    n_correct = Σ_b reward_b.
+    n_correct = Σ_b reward_b;
+    metrics:  None, or the epoch's float64 accumulator (rules.base.METRICS), to which the
+              trial adds B·L, Σ reward, Σ delta, Σ |delta| and the explored count
+              Σ [action ≠ argmax q], summed in float64.
     Returns (actions, reward, delta, fb, loss, n_correct).
     """
-    if actions is None:
-        if u_explore is None and u_sample is None:
-            actions = q.argmax(axis=1)
-        elif u_explore is None or u_sample is None:
-            raise ValueError("brainprop_step: give both u_explore and u_sample (or neither, for argmax)")
-        else:
-            actions = select_actions(q, epsilon, u_explore, u_sample)
+    greedy = q.argmax(axis=1)
+    if actions is None and key is None:
+        actions = greedy
+    elif actions is None:
+        u_explore, u_sample = philox.explore_uniforms(key, step, q.shape[0], q.dtype)
+        actions = select_actions(q, epsilon, u_explore, u_sample)
     reward, delta, fb = brainprop_output(q, labels, actions, 1.0 / nominal)
     t = q.dtype.type   # the loss in q's dtype under NumPy 1.x too (no promotion of scalars to float64)
     loss = t(0.5) * np.sum(delta * delta) / t(nominal)
+    if metrics is not None:
+        d = delta.astype(np.float64)
+        metrics += [len(q) * (0.5 * np.sum(d * d) / nominal), np.sum(reward, dtype=np.float64), np.sum(d),
+                    np.sum(np.abs(d)), np.count_nonzero(actions != greedy)]
     return actions, reward, delta, fb, loss, np.sum(reward)
 
 

@@ -1,11 +1,14 @@
 """Load the CUDA sources of this folder once per process, lazily.
 
 Each `*.cu` file here is one job (im2col, max-pool, ReLU + BatchNorm, dropout, the
-output step) and one `cupy.RawModule`: it is compiled with NVRTC the first time one of
+output step, the SGD updates, uniforms) and one `cupy.RawModule`: it is compiled with NVRTC the first time one of
 its kernels is asked for (CuPy also caches the binary on disk, `~/.cupy/kernel_cache`
 or `$CUPY_CACHE_DIR`), and the module and its kernels are kept for the life of the
-process. Kernels are `extern "C"` functions named `<job>_f32` / `<job>_f64`. `compile_seconds()`
-is the time spent so far compiling (or loading from that cache) the modules.
+process. Kernels are `extern "C"` functions named `<job>_f32` / `<job>_f64`. A source may
+`#include "<header>.cuh"` of this folder (philox.cuh, the counter-based generator):
+`read_source` pastes the header's text in its place, so that NVRTC needs no include path
+and CuPy's kernel cache, keyed by the source text, sees a change of the header too.
+`compile_seconds()` is the time spent so far compiling (or loading from that cache) the modules.
 
     fn = get_function("im2col_f32")           # a cupy.RawKernel
     fn((blocks_x, blocks_y, 1), (32, 8, 1), (x, cols, numpy.int32(n), ...))
@@ -20,7 +23,8 @@ import threading
 import time
 
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("im2col.cu", "maxpool.cu", "relu_batchnorm.cu", "dropout.cu", "brainprop_output.cu", "sgd.cu")
+SOURCES = ("im2col.cu", "maxpool.cu", "relu_batchnorm.cu", "dropout.cu", "brainprop_output.cu", "sgd.cu",
+           "random.cu")
 OPTIONS = ("-std=c++17",)
 
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(')
@@ -36,9 +40,22 @@ def source_path(name):
     return os.path.join(DIRECTORY, name)
 
 
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"(\w+\.cuh)"[ \t]*$', re.M)
+
+
+def expand_includes(code, directory=DIRECTORY):
+    """CUDA source text with each `#include "x.cuh"` replaced by the text of `directory`/x.cuh
+    (headers include no others); any other #include is left for the compiler to refuse."""
+    def header(m):
+        with open(os.path.join(directory, m.group(1)), encoding="utf-8") as f:
+            return f.read()
+    return _INCLUDE.sub(header, code)
+
+
 def read_source(name):
+    """The text of source `name` as NVRTC compiles it (its .cuh headers pasted in)."""
     with open(source_path(name), encoding="utf-8") as f:
-        return f.read()
+        return expand_includes(f.read())
 
 
 def kernel_names(code):

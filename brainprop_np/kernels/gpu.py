@@ -17,8 +17,9 @@ Conventions of the launches:
     the "same bits" of the updates below hold for normal numbers only.
 
 The training step takes the fused kernels: `brainprop_step` runs the whole BrainProp
-output step — ε-greedy Boltzmann selection from the given uniforms, reward, delta, the
-gated top feedback and the trial's loss and reward count — in one launch;
+output step — ε-greedy Boltzmann selection with uniforms it draws itself, reward, delta,
+the gated top feedback, the trial's loss and reward count and the epoch's metrics — in one
+launch;
 `sgd_update` updates one trained array in one launch, in place (with the NumPy
 reference's rounding: same bits), and with `sumsq` also sums ΣW² for the L2 term of the
 loss; `batchnorm_train_forward_update` is BatchNorm's training forward in two launches,
@@ -65,6 +66,7 @@ _REDUCTIONS = {   # kernel → its source
 BIT_EXACT_KERNELS = (
     "im2col", "col2im", "maxpool_forward", "maxpool_feedback", "relu_forward", "relu_feedback",
     "dropout_mask", "dropout_forward", "bn_forward", "bn_feedback_apply", "sgd_update", "bn_update_moving",
+    "philox_uniforms",
 )
 
 
@@ -565,22 +567,40 @@ def dropout_mask(u, rate, dtype):
     return out
 
 
-def dropout_forward(x, u, rate):
-    """(y, mask) with mask = dropout_mask(u, rate, x.dtype), y = x·mask, in one launch
-    (kernel `dropout_forward`, a thread per element); see cpu.dropout_forward."""
+def dropout_forward(x, rate, key, step):
+    """(y, mask) with mask = [u ≥ rate] / (1 − rate), y = x·mask, u element e's uniform of the
+    counter-based generator at (key, step), in one launch (kernel `dropout_forward`, a thread
+    per element, drawing its own u: no uniform array); see cpu.dropout_forward."""
     x = _c(x)
     dt = x.dtype
-    u = _c(u)
-    if u.dtype != dt or dt not in _SUFFIX or tuple(u.shape) != tuple(x.shape):
-        mask = dropout_mask(u, rate, dt)
-        return x * mask, mask
+    if dt not in _SUFFIX:
+        raise TypeError(f"the CUDA kernels take float32 or float64 arrays, got {dt}")
     y = xp.empty_like(x)
     mask = xp.empty_like(x)
     _check_size(x)
     if x.size:
         _launch("dropout_forward", dt, _grid_1d(x.size), (_BLOCK,),
-                (x, u, y, mask, dt.type(rate), dt.type(1.0 / (1.0 - rate)), _i32(x.size)))
+                (x, y, mask, dt.type(rate), dt.type(1.0 / (1.0 - rate)), *_key_step(key, step), _i32(x.size)))
     return y, mask
+
+
+def _key_step(key, step):
+    """(k0, k1, step) as the kernels' unsigned int, unsigned int, unsigned long long."""
+    return np.uint32(int(key[0])), np.uint32(int(key[1])), np.uint64(int(step))
+
+
+def philox_uniforms(key, step, n, dtype):
+    """(n,) uniforms of elements 0..n−1 at `step` (kernel `philox_uniforms`, a thread per element);
+    see philox.uniforms. Training does not call it: dropout and the action choice draw inside
+    their own kernels."""
+    dt = np.dtype(dtype)
+    if dt not in _SUFFIX:
+        raise TypeError(f"uniforms of dtype {dt} are not drawn; use float32 or float64")
+    out = xp.empty(int(n), dtype=dt)
+    _check_size(out)
+    if out.size:
+        _launch("philox_uniforms", dt, _grid_1d(out.size), (_BLOCK,), (out, *_key_step(key, step), _i32(out.size)))
+    return out
 
 
 # ---- output step ---------------------------------------------------------------------
@@ -616,16 +636,17 @@ def select_actions(q, epsilon, u_explore, u_sample):
     return actions
 
 
-def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=None):
+def brainprop_step(q, labels, epsilon, key, step, nominal, actions=None, metrics=None):
     """The whole BrainProp output step in one launch; see cpu.brainprop_step.
 
     Kernel `brainprop_step`, one block of 256 threads, a thread per row (grid-stride):
-    the action (ε-greedy from u_explore, u_sample as select_actions; argmax when both
-    are None; the given `actions` when there are some), reward, delta, the row of fb
-    (−delta/nominal at the action) and, in a fixed tree over the block, the loss
-    ½·Σ delta² / nominal and the reward count Σ reward. Returns (actions int64 (B,),
-    reward, delta, fb, loss, n_correct), loss and n_correct 0-d device arrays: nothing
-    synchronises with the host.
+    the action (ε-greedy, image b's u_explore and u_sample drawn in the kernel from the
+    counter-based generator at (key, step); argmax when key is None; the given `actions`
+    when there are some), reward, delta, the row of fb (−delta/nominal at the action) and,
+    in a fixed tree over the block, the loss ½·Σ delta² / nominal, the reward count Σ reward
+    and, into `metrics` (a float64 device array of len(METRICS), or None), the epoch's sums.
+    Returns (actions int64 (B,), reward, delta, fb, loss, n_correct), loss and n_correct 0-d
+    device arrays: nothing synchronises with the host.
     """
     q = _c(q)
     dt = q.dtype
@@ -634,25 +655,32 @@ def brainprop_step(q, labels, epsilon, u_explore, u_sample, nominal, actions=Non
     if actions is not None:
         mode = 0                                   # ACTIONS_GIVEN
         actions = _c(actions, np.int64)
-        ue = us = q                                # not read
-    elif u_explore is None and u_sample is None:
-        mode = 2                                   # ACTIONS_GREEDY
-        actions = xp.empty(b, dtype=np.int64)
-        ue = us = q                                # not read
-    elif u_explore is None or u_sample is None:
-        raise ValueError("brainprop_step: give both u_explore and u_sample (or neither, for argmax)")
     else:
-        mode = 1                                   # ACTIONS_EPSILON_GREEDY
-        ue, us = _c(u_explore, dt), _c(u_sample, dt)
+        mode = 2 if key is None else 1             # ACTIONS_GREEDY, ACTIONS_EPSILON_GREEDY
         actions = xp.empty(b, dtype=np.int64)
+    if metrics is None:
+        metrics = _metrics_scratch()               # written, not read
+    elif metrics.dtype != np.float64 or metrics.size < _N_METRICS or not metrics.flags.c_contiguous:
+        raise ValueError(f"brainprop_step: metrics must be a C-contiguous float64 array of {_N_METRICS}")
     reward = xp.empty(b, dtype=dt)
     delta = xp.empty(b, dtype=dt)
     fb = xp.empty_like(q)
     sums = xp.empty(2, dtype=dt)
     _launch("brainprop_step", dt, (1,), (_REDUCE_THREADS,),
-            (q, labels, actions, ue, us, reward, delta, fb, sums, dt.type(epsilon), dt.type(-(1.0 / nominal)),
-             dt.type(nominal), _i32(mode), _i32(1), _i32(b), _i32(c)))
+            (q, labels, actions, reward, delta, fb, sums, metrics, dt.type(epsilon), dt.type(-(1.0 / nominal)),
+             dt.type(nominal), _i32(mode), _i32(1), *_key_step((0, 0) if key is None else key, step), _i32(b), _i32(c)))
     return actions, reward, delta, fb, sums[0], sums[1]
+
+
+_N_METRICS = 5     # BP_METRICS of brainprop_output.cu: rules.base.METRICS
+_metrics_work = {}
+
+
+def _metrics_scratch():
+    """A float64 accumulator for a step whose metrics nobody reads, allocated once."""
+    if _metrics_work.get("xp") is not xp:
+        _metrics_work.update(xp=xp, a=xp.zeros(_N_METRICS, dtype=np.float64))
+    return _metrics_work["a"]
 
 
 def brainprop_output(q, labels, actions, scale):
@@ -671,8 +699,8 @@ def brainprop_output(q, labels, actions, scale):
     fb = xp.empty_like(q)
     if b:
         _launch("brainprop_step", dt, _rows_grid(b), (_BLOCK,),
-                (q, labels, actions, q, q, reward, delta, fb, delta, dt.type(0), dt.type(-scale),
-                 dt.type(1), _i32(0), _i32(0), _i32(b), _i32(c)))
+                (q, labels, actions, reward, delta, fb, delta, _metrics_scratch(), dt.type(0), dt.type(-scale),
+                 dt.type(1), _i32(0), _i32(0), *_key_step((0, 0), 0), _i32(b), _i32(c)))
     return reward, delta, fb
 
 

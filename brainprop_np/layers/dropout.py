@@ -6,6 +6,11 @@ class Dropout(Layer):
     """Training: y = x · m with m = [u ≥ rate] / (1 − rate), u ~ U[0, 1) per unit;
     inference: y = x. Feedback passes through the same mask: fb_in = fb · m.
 
+    u of unit e (flat index into the batch's activity) is drawn by the kernel from the
+    counter-based generator (brainprop_np/philox.py) with key (seed, DROPOUT, this layer's
+    index) at trial number draws.step: the same mask on every backend, and the same again
+    for another forward pass at the same step. The network sets `key` and `draws`.
+
     `fixed_mask` (an array of the input's shape, or None) replaces the random mask;
     checks use it to make a training forward deterministic. Rate 0 is the identity.
     """
@@ -17,7 +22,8 @@ class Dropout(Layer):
             raise ValueError(f"dropout rate={rate!r} is not allowed; use 0 <= rate < 1")
         self.rate = float(rate)
         self.fixed_mask = None
-        self.rng = None   # set by the network: a generator on the training device
+        self.key = None     # set by the network: (seed, DROPOUT·2¹⁶ + layer index)
+        self.draws = None   # set by the network: its philox.Draws (the trial counter `step`)
 
     def forward(self, x, train):
         if not train or (self.rate == 0.0 and self.fixed_mask is None):
@@ -25,9 +31,10 @@ class Dropout(Layer):
             return x
         if self.fixed_mask is not None:
             self.mask = self.fixed_mask
+        elif self.draws is None:
+            raise ValueError(f"{self.name}: a dropout layer outside a network draws no mask; set fixed_mask")
         else:
-            u = self.rng.random(x.shape, dtype=self.dtype)
-            y, self.mask = self.k.dropout_forward(x, u, self.rate)      # y = x·mask (one launch on the GPU)
+            y, self.mask = self.k.dropout_forward(x, self.rate, self.key, self.draws.step)   # one launch on the GPU
             return y
         return x * self.mask
 

@@ -1,6 +1,12 @@
-"""What a learning rule returns for one batch of trials."""
+"""What a learning rule returns for one batch of trials, and the epoch's metrics it adds up."""
 from dataclasses import dataclass
 from typing import Any
+
+# The epoch's sums, one float64 accumulator on the training device that a training trial adds
+# to (`trial(..., metrics=)`; BrainProp in its output-step kernel) and the training loop reads
+# once per epoch: B·loss, rewarded choices, Σ delta, Σ |delta|, explored choices (action ≠
+# argmax q). EBP adds the first two only.
+METRICS = ("loss_sum", "correct", "delta_sum", "abs_delta_sum", "explored")
 
 
 @dataclass
@@ -23,8 +29,10 @@ class Rule:
     """A learning rule decides which feedback enters at the output units."""
     name = "rule"
 
-    def trial(self, net, x, labels, train=True, actions=None, batch_size=None):
-        """Forward, output step and feedback; leaves ∂L/∂W on the layers; returns a Trial."""
+    def trial(self, net, x, labels, train=True, actions=None, batch_size=None, metrics=None):
+        """Forward, output step and feedback; leaves ∂L/∂W on the layers; returns a Trial.
+        A training trial draws at trial number net.draws.step and then advances it by one;
+        metrics: None, or the float64 accumulator of METRICS that the trial adds to."""
         raise NotImplementedError
 
     def gradients(self, net, x, labels, actions=None, train=True, batch_size=None):

@@ -1,14 +1,19 @@
 """One epoch of the paper's protocol, and evaluation (BRAINPROP.md, "One learning trial").
 
 Every epoch the training images are reshuffled with a permutation drawn from the run's
-host random generator (numpy default_rng([seed, 1]); weights use default_rng(seed),
-exploration and dropout use `net.rng`). Each batch is one learning trial: q, the chosen
+host random generator (numpy default_rng([seed, 1]); weights use default_rng(seed)).
+Exploration and dropout draw from the counter-based generator (brainprop_np/philox.py) at
+trial number net.draws.step, which the epoch sets to epoch·n_batches + batch before its
+first trial and each trial advances: batch b of epoch e draws the same numbers however the
+run got there (a resume included) and on every backend. Each batch is one learning trial: q, the chosen
 action, its reward and delta = reward − q[action], the attention-gated fb from the chosen
 unit down, and the tags pre × fb; then plain SGD at lr(epoch) = lr·0.5^(epoch //
 lr_halve_every). BrainProp's loss divides by the nominal batch size, also for the last,
 smaller batch. Training accuracy counts the rewarded actions the network *chose*
 (Trial.n_correct); validation runs after every epoch in inference mode (argmax q). Loss
-and counts are summed on the device in float64 and read once per epoch.
+and counts (rules.base.METRICS) are added by the trials themselves — BrainProp's in its
+output-step kernel — into one float64 accumulator on the device, allocated once per run
+and read once per epoch; the L2 term of the loss (from the SGD step) is added beside them.
 
 Ctrl-C (SIGINT) inside an epoch: the current batch finishes, then the checkpoint is written
 *mid-epoch* with the epoch's permutation, the index of the next batch, the partial sums and
@@ -20,22 +25,26 @@ import time
 import numpy as np
 
 from ..backend import to_host
+from ..rules.base import METRICS
 from .failures import guarded
 from .progress import Progress
-from .resume import SUMS, write_checkpoint
+from .resume import write_checkpoint
 from .setup import load_weights
 from . import stop_reasons as R
 
 
-def step(rule, opt, net, x, y, lr, batch_size, tally=None):
+def step(rule, opt, net, x, y, lr, batch_size, metrics=None):
     """One learning trial on a batch and its weight update (what training and explain's
-    pre-training both do): the rule computes q, action, reward, delta, fb and the tags, SGD
-    applies them. tally(trial) reads the trial's arrays before the update, which may reuse
-    their memory. Returns (trial, the L2 term l2·ΣW² before the update, or None)."""
-    trial = rule.trial(net, x, y, train=True, batch_size=batch_size)
-    if tally is not None:
-        tally(trial)
-    return trial, opt.step(net, lr)
+    pre-training both do): the rule computes q, action, reward, delta, fb and the tags (and
+    adds its sums to `metrics`, a float64 accumulator of METRICS, when given), SGD applies
+    them. Returns (trial, the L2 term l2·ΣW² before the update, or None), the L2 term also
+    added, times the batch's length, to metrics' loss sum."""
+    trial = rule.trial(net, x, y, train=True, batch_size=batch_size, metrics=metrics)
+    reg = opt.step(net, lr)
+    if reg is not None and metrics is not None:
+        loss_sum = metrics[0:1]                # a view: added in place, no copy back
+        loss_sum += reg * len(y)
+    return trial, reg
 
 
 def run_epoch(run, sigint):
@@ -47,6 +56,7 @@ def run_epoch(run, sigint):
     perm, sums, seconds = _shuffle_or_continue(run)
     lr = run.opt.lr_at(run.epoch)
     b = run.batch
+    run.net.draws.step = run.epoch * nb + b    # the trial number of (epoch, batch): what it draws
     seen = [b * bs]                    # images of this epoch so far (for the bar's running stats)
     bar = _bar(run, nb, sums, seen)
     run.phase = "training"
@@ -55,9 +65,7 @@ def run_epoch(run, sigint):
     batches = run.train_it.epoch(bs, perm[b * bs:])
     try:
         for x, y in batches:
-            trial, reg = step(run.rule, run.opt, run.net, x, y, lr, bs,
-                              tally=lambda trial: _count_delta(sums, trial, run.backend.xp))
-            _count_loss(sums, trial, reg, len(y))
+            step(run.rule, run.opt, run.net, x, y, lr, bs, sums)
             b += 1
             seen[0] += len(y)
             bar.update(images=len(y))
@@ -75,44 +83,33 @@ def run_epoch(run, sigint):
 
 
 def _shuffle_or_continue(run):
-    """(perm, sums, seconds): a fresh permutation and zero sums, or the interrupted epoch's."""
+    """(perm, sums, seconds): a fresh permutation and zero sums, or the interrupted epoch's.
+    sums is the run's one float64 accumulator of METRICS on the device (allocated once)."""
+    if run.metrics is None:
+        run.metrics = run.backend.xp.zeros(len(METRICS), dtype=np.float64)
     if run.batch == 0:
-        perm = run.host_rng.permutation(len(run.train_it))
-        return perm, [run.backend.xp.zeros((), dtype=np.float64) for _ in SUMS], 0.0
+        run.metrics.fill(0)
+        return run.host_rng.permutation(len(run.train_it)), run.metrics, 0.0
     perm, old, seconds = run.partial
     run.partial = None
-    return perm, [run.backend.asarray(np.asarray(v, dtype=np.float64)) for v in old], seconds
+    run.metrics[...] = run.backend.asarray(np.asarray(old, dtype=np.float64))
+    return perm, run.metrics, seconds
 
 
 def _bar(run, n_batches, sums, seen):
     """The epoch's progress bar, with the running loss and reward rate."""
     def stats():
         k = max(seen[0], 1)
-        return f"loss {float(to_host(sums[0])) / k:.4f}  reward {float(to_host(sums[1])) / k:.3f}"
+        loss_sum, correct = to_host(sums[:2])
+        return f"loss {float(loss_sum) / k:.4f}  reward {float(correct) / k:.3f}"
     return Progress(n_batches, f"epoch {run.epoch + 1}/{run.cfg['train']['epochs']}", enabled=run.progress,
                     stats=stats, initial=run.batch)
-
-
-def _count_delta(sums, trial, xp):
-    """Add one trial's delta, |delta| and explored choices to the epoch's sums (BrainProp only)."""
-    if trial.delta is not None:
-        sums[2] += trial.delta.sum(dtype=np.float64)
-        sums[3] += xp.abs(trial.delta).sum(dtype=np.float64)
-        sums[4] += (trial.actions != trial.q.argmax(axis=1)).sum()
-
-
-def _count_loss(sums, trial, reg, n):
-    """Add one trial's loss (with the L2 term) and rewarded choices to the epoch's sums."""
-    if reg is not None:
-        sums[0] += reg * n
-    sums[0] += trial.loss * n
-    sums[1] += trial.n_correct
 
 
 def _interrupted(run, b, nb, perm, sums, seconds):
     """Ctrl-C inside the epoch: the mid-epoch checkpoint (permutation, next batch, partial sums)."""
     run.batch = b
-    arrays = {k: to_host(v) for k, v in zip(SUMS, sums)}
+    arrays = dict(zip(METRICS, to_host(sums)))
     arrays.update(perm=np.asarray(perm, dtype=np.int64), seconds=np.float64(seconds))
     write_checkpoint(run, arrays)
     run.stop_reason = R.INTERRUPTED
@@ -122,7 +119,7 @@ def _interrupted(run, b, nb, perm, sums, seconds):
 def _row(run, sums, seconds, lr):
     """The epoch's history row from its sums (None after a non-finite loss, which stops the run)."""
     n = len(run.train_it)
-    loss_sum, correct, delta_sum, abs_sum, explored = (float(to_host(s)) for s in sums)
+    loss_sum, correct, delta_sum, abs_sum, explored = (float(v) for v in to_host(sums))   # the epoch's one read
     if not math.isfinite(loss_sum / n):
         where = (f"the best weights (epoch {run.best_epoch}, val_acc {run.best_val_acc:.4f}) are kept in "
                  f"{run.path('weights_best.npz')}" if run.best_epoch else "no weights were saved")

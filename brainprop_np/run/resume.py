@@ -2,12 +2,13 @@
 
 After every epoch, and mid-epoch on Ctrl-C, the checkpoint stores the epoch, the index of
 the next batch, the history, the best epoch, early stopping's best and wait, the
-optimiser, both random states (the host's shuffling generator and `net.rng`, which draws
-exploration and dropout), the data's provenance and, mid-epoch, the epoch's permutation
-with its partial float64 sums and seconds. `--resume` continues with the next batch, so
-on the CPU a resumed run ends with the same weights and history (epoch_seconds aside) as
-an uninterrupted one, bit for bit. (On the GPU CuPy's generator state cannot be saved: a
-resumed run reseeds it from (seed, epoch, batch) and is equivalent, not identical.)
+optimiser, the host's shuffling generator's state, the trial counter of the draws
+(`draws_step`), the data's provenance and, mid-epoch, the epoch's permutation with its
+partial float64 sums and seconds. Exploration and dropout need no generator state: they
+are a function of (seed, trial number, element) (brainprop_np/philox.py), and the trial
+number of batch b of epoch e is e·n_batches + b. `--resume` continues with the next batch,
+so a resumed run ends with the same weights and history (epoch_seconds aside) as an
+uninterrupted one, bit for bit, on every backend (the CPU sets and the GPU alike).
 The .npz format itself is checkpoint.py's.
 """
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..kernels import threads
+from ..rules.base import METRICS
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import ConfigError
 from .console import epochs_text
@@ -26,7 +28,6 @@ from .state import TrainResult
 from . import stop_reasons as R
 
 Checkpoint = namedtuple("Checkpoint", "weights meta arrays")
-SUMS = ("loss_sum", "correct", "delta_sum", "abs_delta_sum", "explored")   # per-epoch sums (float64)
 
 
 def checkpoint_meta(run):
@@ -39,8 +40,8 @@ def checkpoint_meta(run):
         "optimiser": {"name": "SGD", "lr": run.opt.lr0, "l2": run.opt.l2,
                       "halve_every": run.opt.halve_every, "momentum": 0.0,
                       "lr_now": run.opt.lr_at(run.epoch)},
-        "rng": {"host": rng_state(run.host_rng), "net": rng_state(run.net.rng),
-                "net_backend": run.backend.name},
+        "rng": {"host": rng_state(run.host_rng)},
+        "draws_step": run.net.draws.step,   # epoch·n_batches + batch, kept to read and check
         "data": run.data_info,
         "seed": run.cfg["seed"],
         "threads": threads.current(),      # a resume uses the same count: BLAS rounds by it
@@ -71,7 +72,8 @@ def set_checkpoint_weights(net, weights):
 
 
 def restore(run, meta, arrays):
-    """Put the checkpoint's counters, history, early stopping and random states into `run`."""
+    """Put the checkpoint's counters, history, early stopping and shuffling state into `run`
+    (the draws' trial counter is set from epoch and batch by the loop: loop.run_epoch)."""
     run.epoch, run.batch = int(meta["epoch"]), int(meta["batch"])
     run.history = [dict(r) for r in meta["history"]]
     t = run.cfg["train"]
@@ -80,26 +82,12 @@ def restore(run, meta, arrays):
     run.alignment = [dict(r) for r in meta.get("alignment", [])]
     if not set_rng_state(run.host_rng, meta["rng"]["host"]):
         raise TrainingError(f"{run.path('checkpoint.npz')}: the shuffling generator's state cannot be restored")
-    if not set_rng_state(run.net.rng, meta["rng"]["net"]):
-        run.say.err("note: the device random generator's state could not be restored "
-                    f"(checkpoint from {meta['rng'].get('net_backend')}, now {run.backend.name}); "
-                    "exploration and dropout continue from a generator reseeded from (seed, epoch, batch): "
-                    "an equivalent, not bit-identical continuation")
-        reseed(run.net, run.cfg["seed"], run.epoch, run.batch)
+    run.net.draws.step = int(meta["draws_step"])
     run.mlflow_run_id = meta.get("mlflow_run_id")
     if run.batch:
         zero = np.float64(0.0)
-        sums = [arrays.get(k, zero) for k in SUMS]        # checkpoints before 0.1.1 lack the δ sums
+        sums = [arrays.get(k, zero) for k in METRICS]
         run.partial = (np.asarray(arrays["perm"]), sums, float(arrays["seconds"]))
-
-
-def reseed(net, seed, epoch, batch):
-    """A fresh net.rng (and the dropout layers' reference to it) from (seed, epoch, batch)."""
-    s = int(np.random.SeedSequence([seed, epoch, batch]).generate_state(1)[0])
-    net.rng = net.backend.rng(s)
-    for layer in net.layers:
-        if hasattr(layer, "rng"):
-            layer.rng = net.rng
 
 
 def finished(run_dir, cfg, meta, say):

@@ -1,5 +1,6 @@
 """One run while it trains: what it trains (config, network, rule, optimiser, data) and
-where it stands (epoch, batch, history, best epoch, early stopping, random states);
+where it stands (epoch, batch, history, best epoch, early stopping, the shuffling
+generator's state; the trial counter of the draws follows from epoch and batch);
 checkpoint.npz keeps the second part (resume.py). Also TrainResult, what `train` returns.
 """
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Run:
     message: str = None
     test_acc: float = None
     partial: tuple = None     # (perm, sums, seconds) of an interrupted epoch
+    metrics: Any = None       # the epoch's float64 sums on the device (rules.base.METRICS), made once
     phase: str = "training"   # what the run is doing (named by an out-of-memory error)
     mlflow_run_id: str = None
     alignment: list = field(default_factory=list)   # alignment.csv rows (untied feedback)

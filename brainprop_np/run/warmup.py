@@ -22,6 +22,7 @@ import numpy as np
 
 from ..network import build_network
 from ..rules import make_rule
+from ..rules.base import METRICS
 from .loop import step
 from .setup import make_optimiser, network_args
 
@@ -49,9 +50,10 @@ def _throw_away_steps(run):
     opt = make_optimiser(cfg)
     bs, n = cfg["train"]["batch_size"], len(run.train_it)
     first = np.arange(bs + n % bs if n % bs else bs)        # a full batch, then the last one's size
+    sums = run.backend.xp.zeros(len(METRICS), dtype=np.float64)   # the kernels' metrics path, as in training
     x = None
     for x, y in run.train_it.epoch(bs, first):
-        step(rule, opt, spare, x, y, opt.lr_at(0), bs)
+        step(rule, opt, spare, x, y, opt.lr_at(0), bs, sums)
     if x is not None:
         spare.forward(x, train=False)
 

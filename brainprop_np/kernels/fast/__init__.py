@@ -6,11 +6,13 @@ takes this set when numba imports (`BRAINPROP_KERNELS=numpy`, or the config key
 per-channel updates, softmax, EBP's output step) is the reference's own function.
 
 Agreement with the reference (tests/test_fast_kernels.py):
-  same bits    im2col, col2im, max-pool, ReLU, dropout mask and forward, SGD, BatchNorm's
-               normalisation and feedback given the same statistics;
+  same bits    im2col, col2im, max-pool, ReLU, dropout mask and forward (its mask drawn
+               in the kernel), the counter-based uniforms (philox.py), the output step's
+               draws, SGD, BatchNorm's normalisation and feedback given the same statistics;
   rounding     BatchNorm's statistics and (dgamma, dbeta) (float64 sums in another order:
-               within 1 ulp of float32 in practice); the output step's loss (a float64
-               sum). The locally-connected GEMMs go through BLAS as in the reference.
+               within 1 ulp of float32 in practice); the output step's loss and the
+               epoch's metrics (float64 sums in another order). The locally-connected
+               GEMMs go through BLAS as in the reference.
 The thread count is set in kernels/threads.py, together with BLAS's.
 """
 from ..cpu import (batched_matmul, batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
@@ -23,5 +25,6 @@ from .elementwise import (dropout_forward, dropout_mask, relu_feedback, relu_for
 from .im2col import col2im, im2col, maxpool_feedback, maxpool_forward  # noqa: F401
 from .locally_connected import lc_feedback, lc_forward  # noqa: F401
 from .output import brainprop_step  # noqa: F401
+from .philox import philox_uniforms  # noqa: F401
 
 NAME = "fast"

@@ -1,4 +1,5 @@
-"""Fused element-wise kernels: ReLU, dropout mask, SGD update (multi-core, in one pass).
+"""Fused element-wise kernels: ReLU, dropout (its mask drawn in the kernel), SGD update
+(multi-core, in one pass).
 
 Each computes exactly what its NumPy twin in kernels/cpu.py computes, with the same
 roundings (one operation per element, no fused multiply-add): the results are the same bits.
@@ -6,6 +7,7 @@ roundings (one operation per element, no fused multiply-add): the results are th
 import numpy as np
 
 from .jit import kernel, prange
+from .philox import block, key_words, uniform32, uniform64
 
 
 @kernel
@@ -51,20 +53,23 @@ def dropout_mask(u, rate, dtype):
 
 
 @kernel
-def _dropout_forward(x, u, rate, scale, y, mask):
+def _dropout_forward(x, rate, scale, k0, k1, step, wide, y, mask):
     for i in prange(x.size):
-        m = scale if u[i] >= rate else 0
+        w0, w1, _, _ = block(i, step, k0, k1)
+        u = uniform64(w0, w1) if wide else np.float64(uniform32(w0))   # float32's u, exactly
+        m = scale if u >= rate else 0
         mask[i] = m
         y[i] = x[i] * m
 
 
-def dropout_forward(x, u, rate):
+def dropout_forward(x, rate, key, step):
     """The dropout layer's training forward in one pass: (y, mask) with
-    mask = [u ≥ rate] / (1 − rate) and y = x·mask."""
+    mask = [u ≥ rate] / (1 − rate) and y = x·mask, each element drawing its own u from the
+    counter-based generator at (key, step) (no uniform array); see cpu.dropout_forward."""
     t = x.dtype.type
     y, mask = np.empty(x.shape, x.dtype), np.empty(x.shape, x.dtype)
-    _dropout_forward(x.size, np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(u).reshape(-1),
-                     u.dtype.type(rate), t(1.0 / (1.0 - rate)), y.reshape(-1), mask.reshape(-1))
+    _dropout_forward(x.size, np.ascontiguousarray(x).reshape(-1), t(rate), t(1.0 / (1.0 - rate)),
+                     *key_words(key, step), x.dtype == np.float64, y.reshape(-1), mask.reshape(-1))
     return y, mask
 
 
