@@ -75,6 +75,9 @@ def _rules_part():
             "(128, 0.005 and 0 for a layer list):", ""] + presets + [
             "", "- `data.label_mode` applies to `cifar100` only.",
             "- `data.fallback: mnist_sample` only stands in for `mnist` (or `mnist_sample`).",
+            "- `data.classes` is applied first, then `data.holdout`, then `data.limit_train` and "
+            "`data.limit_test`: they count images of the chosen classes. A label the dataset lacks "
+            "(e.g. 12 for MNIST) is refused once the dataset is loaded, before training.",
             "- A resume (`--resume DIR`) may change only " + ", ".join(f"`{k}`" for k in RESUMABLE_KEYS)
             + "; anything else would change the experiment."]
 

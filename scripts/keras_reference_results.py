@@ -37,7 +37,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 import brainprop_np as bp  # noqa: E402
+from pages import write_between_markers  # noqa: E402
 
 ARCHS = ("dense", "conv", "loccon")
 KERNEL_SETS = ("numpy", "fast")
@@ -122,16 +124,6 @@ def epoch_table(summaries, weights, command):
     return "\n".join(lines)
 
 
-def write_between_markers(path, key, text):
-    begin, end = f"<!-- {MARKERS[key]}:begin -->", f"<!-- {MARKERS[key]}:end -->"
-    page = path.read_text(encoding="utf-8")
-    if begin not in page or end not in page:
-        sys.exit(f"error: {path} lacks the marker lines {begin} and {end}")
-    head, rest = page.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{begin}\n{text}\n{end}{tail}", encoding="utf-8")
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(ROOT.parent / "shared" / "keras_weights"),
@@ -157,7 +149,7 @@ def main(argv=None):
         tables["epoch"] = epoch_table(summaries, Path(args.weights), command)
     for key, text in tables.items():
         if args.write:
-            write_between_markers(Path(args.write), key, text)
+            write_between_markers(Path(args.write), MARKERS[key], text)
         else:
             print(text + "\n")
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from brainprop_np.run.config import (DEFAULTS, ConfigError, check_resume_overrides, dump, load_config,
-                                 parse_override, read_yaml, resolve)
+from brainprop_np.run.config import (DEFAULTS, RESUMABLE_KEYS, ConfigError, check_resume_overrides, dump,
+                                 load_config, parse_override, read_yaml, resolve)
 from brainprop_np.presets import PRESET_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +137,12 @@ def test_overrides_are_yaml_scalars():
     (["train.epochs=[1"], ["train.epochs", "YAML"]),
     (["train.patience=-1"], ["train.patience=-1", "null"]),
     (["name=a/b"], ["name='a/b'", "without '/'"]),
+    (["data.classes=[3]"], ["data.classes=[3]", "at least 2 distinct class labels"]),
+    (["data.classes=[3, 3]"], ["data.classes=[3, 3]", "distinct"]),
+    (["data.classes=[-1, 2]"], ["data.classes=[-1, 2]", "integers >= 0"]),
+    (["data.classes=3"], ["data.classes=3", "a list"]),
+    (["data.classes=[a, b]"], ["data.classes=['a', 'b']", "integers"]),
+    (["data.classes=[1.0, 2]"], ["data.classes=[1.0, 2]", "integers"]),
 ])
 def test_bad_values_name_key_value_and_what_is_allowed(overrides, words):
     msg = _err(overrides=overrides)
@@ -172,6 +178,14 @@ def test_resume_may_change_only_some_keys():
     check_resume_overrides(old, resolve(old, ["train.epochs=900", "device=cpu", "train.patience=3"]))
     with pytest.raises(ConfigError, match="train.batch_size=64 is not allowed when resuming"):
         check_resume_overrides(old, resolve(old, ["train.batch_size=64"]))
+    with pytest.raises(ConfigError, match=r"data.classes=\[3, 8\] is not allowed when resuming"):
+        check_resume_overrides(old, resolve(old, ["data.classes=[3, 8]"]))
+
+
+def test_classes_are_a_list_of_ints_and_null_by_default():
+    assert resolve(BASE)["data"]["classes"] is None
+    assert resolve(BASE, ["data.classes=[8, 3, 0]"])["data"]["classes"] == [8, 3, 0]
+    assert "data.classes" not in RESUMABLE_KEYS
 
 
 def test_a_key_given_twice_is_an_error_naming_the_key_and_the_lines(tmp_path):

@@ -163,3 +163,28 @@ class Flag(Check):
 
     def json(self):
         return {"type": "boolean"}
+
+
+class Labels(Check):
+    """null (every class) or a list of at least `least` distinct class labels (integers >= 0).
+
+    Whether each label is one of the dataset's is checked once the dataset is known
+    (data/split.py)."""
+    kind = "list or null"
+
+    def __init__(self, least=2):
+        self.least, self.nullable = least, True
+        self.allowed = (f"null (every class) or a list of at least {least} distinct class labels, "
+                        "integers >= 0, e.g. [3, 8]")
+
+    def __call__(self, key, v):
+        if v is None:
+            return None
+        if not isinstance(v, (list, tuple)) or len(v) < self.least \
+                or not all(is_int(x) and x >= 0 for x in v) or len(set(v)) != len(v):
+            raise bad(key, v, "use " + self.allowed)
+        return [int(x) for x in v]
+
+    def json(self):
+        items = {"type": "integer", "minimum": 0}
+        return _or_null({"type": "array", "items": items, "minItems": self.least, "uniqueItems": True}, True)

@@ -11,7 +11,7 @@ from .figures import plot_accuracy
 from .resume import write_checkpoint
 from .runfolder import write_csv, write_json, write_text
 from .failures import TrainingError
-from .setup import on_sample
+from .setup import data_text, on_sample
 from . import stop_reasons as R
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_seconds",
@@ -155,7 +155,7 @@ def start_lines(run, split, resumed):
     val = "the test set" if not cfg["data"]["holdout"] else f"{len(split.x_val)} held-out training images"
     verb = (f"resuming at epoch {run.epoch + 1}" + (f" batch {run.batch + 1}" if run.batch else "")
             if resumed else "training")
-    used = run.data_info["used"] + (" (THE BUNDLED SAMPLE, not full MNIST)" if run.data_info["fallback"] else "")
+    used = data_text(run.data_info)
     model = cfg["model"] if isinstance(cfg["model"], str) else "custom"
     return (f"{cfg['name']}: {verb}; {cfg['algorithm']} on {used} ({len(split.x_train)} train, "
             f"validation on {val} ({len(split.x_val)})), model {model} ({n_params:,} parameters), "

@@ -13,7 +13,7 @@ from ..backend import DEVICES, DTYPES, KERNEL_SETS
 from ..feedback import MODES, SIGN_SCALES
 from ..presets import PRESETS
 from ..rules import ALGORITHMS
-from .checks import Check, Choice, ConfigError, Flag, Int, Num, Text, bad
+from .checks import Check, Choice, ConfigError, Flag, Int, Labels, Num, Text, bad
 
 
 def _datasets():
@@ -132,6 +132,8 @@ KEYS = (
     Key("data.download", Flag(), True, "download missing files from the official sources", resumable=True),
     Key("data.fallback", Choice(("mnist_sample", "none"), nullable=True, null_as="none"), "none",
         "what to train on when MNIST cannot be had: the bundled mnist_sample, or none (an error)"),
+    Key("data.classes", Labels(), None, "train and validate on these classes only, relabelled 0..k−1 in "
+        "the order given (n_classes = k); chosen before the holdout and the limits (null: all)"),
     Key("data.limit_train", Int(1, nullable=True), None, "use only the first N training images (null: all)"),
     Key("data.limit_test", Int(1, nullable=True), None, "use only the first N test images (null: all)"),
     Key("data.holdout", Int(0, what="an integer >= 0 (training images held out for validation; 0: none)"), 0,

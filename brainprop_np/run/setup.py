@@ -116,12 +116,23 @@ def on_sample(info):
     return " [MNIST SAMPLE]" if info.get("fallback") else ""
 
 
+def data_text(info):
+    """The data of the start line: 'mnist', with the fallback and a class subset said
+    ('mnist classes [3, 8] as 0..1')."""
+    text = info["used"] + (" (THE BUNDLED SAMPLE, not full MNIST)" if info["fallback"] else "")
+    if info.get("classes"):
+        labels = info["classes"]["labels"]
+        text += f" classes {labels} as 0..{len(labels) - 1}"
+    return text
+
+
 def split_data(cfg, ds):
-    """The train / validation / test split of the config (limits and holdout)."""
+    """The train / validation / test split of the config (classes, holdout, limits)."""
     from .. import data
     d = cfg["data"]
     try:
-        return data.prepare(ds, limit_train=d["limit_train"], limit_test=d["limit_test"], holdout=d["holdout"])
+        return data.prepare(ds, limit_train=d["limit_train"], limit_test=d["limit_test"], holdout=d["holdout"],
+                            classes=d["classes"])
     except ValueError as e:
         raise ConfigError(f"data.{e}") from None
 
@@ -136,6 +147,8 @@ def prepare_data(cfg, doing="training", checkpoint_data=None):
     split = split_data(cfg, ds)
     info.update(n_train=len(split.x_train), n_val=len(split.x_val), n_test=len(split.x_test),
                 n_classes=split.n_classes)
+    if split.labels is not None:            # the dataset's labels and names of the classes, in their new order
+        info["classes"] = {"labels": split.labels, "names": split.classes}
     return split, info
 
 

@@ -1,0 +1,61 @@
+"""What the scripts that write the docs' generated sections share: the section between two
+marker lines of a page, replaced atomically, and the runs they train or read back.
+
+    write_between_markers(Path("docs/results.md"), "class-scaling", text)
+    summary = train_or_read(config, out, overrides)   # a finished run is read, not retrained
+    mean_std([0.9925, 0.9935], 2, 100)                # '99.30 (0.07)'
+"""
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from brainprop_np.files import write_text  # noqa: E402
+from brainprop_np.run.stop_reasons import FINAL  # noqa: E402
+
+
+def markers(name):
+    """The begin and end marker lines of the section `name`."""
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def write_between_markers(path, name, text):
+    """Replace what lies between the marker lines of `name` in the page at `path` with `text`;
+    SystemExit naming the markers when the page lacks them."""
+    path = Path(path)
+    begin, end = markers(name)
+    page = path.read_text(encoding="utf-8")
+    if begin not in page or end not in page:
+        sys.exit(f"error: {path} lacks the marker lines {begin} and {end}")
+    head, rest = page.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    write_text(path, f"{head}{begin}\n{text.rstrip()}\n{end}{tail}")
+
+
+def mean_std(xs, digits, scale=1.0):
+    """'99.27 (0.06)': the mean (sample standard deviation) of xs × scale; std '-' for one value."""
+    xs = [scale * x for x in xs]
+    sd = f"{statistics.stdev(xs):.{digits}f}" if len(xs) > 1 else "-"
+    return f"{statistics.mean(xs):.{digits}f} ({sd})"
+
+
+def train_or_read(config, out, overrides):
+    """summary.json of the run in `out`: read when it stopped for good, resumed when it
+    was interrupted, trained when it is missing. A folder made with other overrides
+    (`overrides.json` beside its files) is refused: SystemExit naming it."""
+    import brainprop_np as bp
+    out = Path(out)
+    mine = out / "overrides.json"
+    if mine.is_file() and json.loads(mine.read_text()) != list(overrides):
+        sys.exit(f"error: {out} was made with other settings; choose another --runs")
+    summary = out / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("stop_reason") in FINAL:
+        return json.loads(summary.read_text())
+    if (out / "checkpoint.npz").is_file():
+        return bp.train(resume=out, verbose=False, progress=False).summary
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(mine, json.dumps(list(overrides)))
+    return bp.train(config, out=out, overrides=list(overrides), verbose=False, progress=False).summary

@@ -1,0 +1,168 @@
+"""The MNIST table of docs/results.md, from a sweep's folder (issue 21): per network and
+rule the mean (std) over seeds of the best val_acc, its epoch and the epochs run, seconds
+per epoch and the machine, beside the paper's figure; the learning curves; the rows that
+are not measured yet.
+
+    python scripts/results_page.py runs/mnist_sweep [--write docs/results.md]
+
+DIR is the folder of `python -m brainprop_np.sweep configs/mnist_dense.yaml
+configs/mnist_conv.yaml configs/mnist_loccon.yaml --grid algorithm=brainprop,ebp ...
+--out DIR`: its results.csv names the cells, and each run folder DIR/<config>/<cell>/seed<k>/
+holds summary.json and history.csv. Only runs that stopped for good (early stopping or
+train.epochs) count. The paper's BrainProp figures are the sweep report's (PAPER). With
+--write FILE the section replaces the text between `<!-- mnist-table:begin -->` and
+`:end -->` in FILE and the curves go beside it (results_mnist_curves.png); the section is
+printed in any case.
+"""
+import argparse
+import csv
+import datetime
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from brainprop_np.run.console import plural  # noqa: E402
+from brainprop_np.run.history import read_history  # noqa: E402
+from brainprop_np.run.stop_reasons import FINAL  # noqa: E402
+from brainprop_np.run.sweep.report import PAPER  # noqa: E402
+from pages import mean_std, write_between_markers  # noqa: E402
+
+MARKER = "mnist-table"
+FIGURE = "results_mnist_curves.png"
+NETWORKS = ("mnist_dense", "mnist_conv", "mnist_loccon")
+RULES = ("brainprop", "ebp")
+
+
+def finished_runs(sweep):
+    """{(config, algorithm): [(run folder, summary)]} of the runs that stopped for good,
+    from the cells results.csv names, in its order; the nodes of each cell beside them."""
+    rows, nodes = {}, {}
+    with open(Path(sweep) / "results.csv", newline="", encoding="utf-8") as f:
+        cells = [(r["config"], r["cell"], r["nodes"]) for r in csv.DictReader(f)]
+    for config, cell, where in cells:
+        for run in sorted((Path(sweep) / config / cell).glob("seed*"), key=lambda p: int(p.name[4:])):
+            path = run / "summary.json"
+            s = json.loads(path.read_text()) if path.is_file() else {}
+            if s.get("stop_reason") in FINAL:
+                rows.setdefault((config, s["algorithm"]), []).append((run, s))
+                nodes.setdefault((config, s["algorithm"]), set()).update(where.split())
+    return rows, nodes
+
+
+def machine(summaries, nodes):
+    """Where a row's runs ran: the device, kernels and threads (summary.json) and the nodes."""
+    kinds = sorted({f"{s['device_name']}, {s['kernels']} kernels, {plural(s['threads'], 'thread')}"
+                    for s in summaries})
+    return "; ".join(kinds) + (f" ({', '.join(sorted(nodes))})" if nodes else "")
+
+
+def data_text(summaries):
+    """The data of a row's runs: 'mnist 60,000 / 10,000' (train / validation images)."""
+    kinds = sorted({f"{'MNIST SAMPLE' if s['dataset']['fallback'] else s['dataset']['used']} "
+                    f"{s['dataset']['n_train']:,} / {s['dataset']['n_val']:,}" for s in summaries})
+    return "; ".join(kinds)
+
+
+def paper_text(config, rule):
+    """The paper's figure for a BrainProp row ('99.31 (0.04) after 63 (18) epochs'), else '–'."""
+    fig = PAPER.get(config) if rule == "brainprop" else None
+    return "–" if fig is None else fig[0] + (f" after {fig[1]} epochs" if fig[1] else "")
+
+
+def row(config, rule, runs, nodes):
+    s = [x[1] for x in runs]
+    return (f"| {config.removeprefix('mnist_')} | {rule} | {len(s)} | "
+            f"{mean_std([x['best_val_acc'] for x in s], 2, 100)} | {mean_std([x['best_epoch'] for x in s], 0)} | "
+            f"{mean_std([x['epochs_run'] for x in s], 0)} | "
+            f"{statistics.mean(x['mean_epoch_seconds'] for x in s):.1f} | {machine(s, nodes)} | "
+            f"{data_text(s)} | {paper_text(config, rule)} |")
+
+
+def differences(rows):
+    """One line per row with a paper figure: the measured mean minus the paper's, in paper stds."""
+    out = []
+    for (config, rule), runs in rows.items():
+        fig = PAPER.get(config) if rule == "brainprop" else None
+        if fig is None:
+            continue
+        paper, sd = (float(v) for v in fig[0].replace("(", "").replace(")", "").split())
+        mine = 100 * statistics.mean(x[1]["best_val_acc"] for x in runs)
+        out.append(f"- {config.removeprefix('mnist_')} BrainProp: {mine:.2f} % against the paper's {paper:.2f} %, "
+                   f"{mine - paper:+.2f} points ({(mine - paper) / sd:+.1f} paper standard deviations).")
+    return out
+
+
+def missing(rows):
+    """The sentence naming the network × rule rows this sweep has no finished run for."""
+    absent = [f"{c.removeprefix('mnist_')} {r if r == 'ebp' else 'BrainProp'}".replace("ebp", "EBP")
+              for c in NETWORKS for r in RULES if (c, r) not in rows]
+    if not absent:
+        return "Every MNIST network × rule row has at least one finished run."
+    return f"No finished run yet for: {', '.join(absent)}."
+
+
+def section(sweep, rows, nodes, command):
+    n = sum(len(v) for v in rows.values())
+    lines = [f"Generated by `{command}` ({datetime.date.today().isoformat()}, "
+             f"{plural(n, 'finished run')} in `{sweep}`).", "",
+             "| network | rule | seeds | best val_acc % | best epoch | epochs run | s/epoch | machine | "
+             "data (train / val) | paper (test acc %) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [row(c, r, runs, nodes[(c, r)]) for (c, r), runs in rows.items()]
+    lines += ["", "Mean (sample standard deviation) over the seeds; with the paper's protocol the "
+              "validation set is the test set, so best val_acc is the top-1 test accuracy."]
+    lines += [""] + differences(rows) if differences(rows) else []
+    lines += ["", missing(rows), "The paper's CIFAR-10, CIFAR-100 and Tiny ImageNet rows are not on this "
+              "page: they need a GPU.", "", f"![mean ± std of val_acc per network and rule]({FIGURE})"]
+    return "\n".join(lines)
+
+
+def figure(rows, path):
+    """Mean ± std of val_acc per epoch, one panel per network, BrainProp beside EBP (over the
+    runs that reached each epoch)."""
+    import numpy as np
+    from brainprop_np.run.figures import epoch_axes, new_figure, save_png
+    nets = [c for c in NETWORKS if any(k[0] == c for k in rows)]
+    fig = new_figure((3.6 * max(1, len(nets)), 3.4))
+    for i, net in enumerate(nets):
+        ax = fig.add_subplot(1, len(nets), i + 1)
+        for j, rule in enumerate(RULES):
+            curves = [[h["val_acc"] for h in read_history(run)] for run, _ in rows.get((net, rule), [])]
+            if not curves:
+                continue
+            at = [[c[e] for c in curves if len(c) > e] for e in range(max(map(len, curves)))]
+            mean = np.array([np.mean(a) for a in at])
+            sd = np.array([np.std(a, ddof=1) if len(a) > 1 else 0.0 for a in at])
+            ep = np.arange(1, len(at) + 1)
+            ax.plot(ep, mean, color=f"C{j}", label=f"{rule} (n={len(curves)})")
+            ax.fill_between(ep, mean - sd, mean + sd, color=f"C{j}", alpha=0.2, linewidth=0)
+        epoch_axes(ax, "validation accuracy" if i == 0 else "")
+        ax.set_title(net.removeprefix("mnist_"), fontsize=10)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sweep", help="the sweep's folder (--out of the sweep)")
+    p.add_argument("--write", metavar="FILE", help="replace the section between the marker lines of FILE")
+    args = p.parse_args(argv)
+    if not (Path(args.sweep) / "results.csv").is_file():
+        sys.exit(f"error: {args.sweep}: no results.csv here; give the --out folder of a finished sweep")
+    rows, nodes = finished_runs(args.sweep)
+    command = f"python scripts/results_page.py {args.sweep}" + (f" --write {args.write}" if args.write else "")
+    text = section(args.sweep, rows, nodes, command)
+    print(text)
+    if args.write:
+        if rows:
+            figure(rows, Path(args.write).parent / FIGURE)
+        write_between_markers(args.write, MARKER, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
