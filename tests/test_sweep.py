@@ -143,12 +143,14 @@ def test_the_sweep_aggregates_per_class_curves_and_the_staircase(tmp_path, capsy
     curves = list(csv.DictReader(open(tmp_path / "per_class.csv")))
     assert [(r["class"], r["epoch"], r["n"]) for r in curves] == [
         ("0", "1", "2"), ("0", "2", "2"), ("0", "3", "1"), ("1", "1", "2"), ("1", "2", "2"), ("1", "3", "1")]
-    assert float(curves[0]["acc_mean"]) == pytest.approx(0.4) and float(curves[0]["acc_std"]) == pytest.approx(0.2828427)
+    assert float(curves[0]["acc_mean"]) == pytest.approx(0.4)
+    assert float(curves[0]["acc_std"]) == pytest.approx(0.2828427)
     assert float(curves[2]["acc_mean"]) == 0.8 and float(curves[2]["acc_std"]) == 0.0
     stairs = list(csv.DictReader(open(tmp_path / "staircase.csv")))
     assert [(r["class"], r["n"], r["passed"], r["threshold"]) for r in stairs] == [
         ("0", "2", "2", "0.5"), ("1", "2", "1", "0.5")]
-    assert float(stairs[0]["first_epoch_mean"]) == 1.5 and float(stairs[0]["first_epoch_std"]) == pytest.approx(0.7071068)
+    assert float(stairs[0]["first_epoch_mean"]) == 1.5
+    assert float(stairs[0]["first_epoch_std"]) == pytest.approx(0.7071068)
     assert stairs[1]["first_epoch_mean"] == "3.0" and stairs[1]["first_epoch_std"] == ""
     md = (tmp_path / "results.md").read_text()
     assert "| mnist_dense | default | 2 | 98.50 (0.71) | 65 (7) | 3.0 | 0 | mnist | 98.68 (0.07) |" in md

@@ -1,6 +1,6 @@
-"""What a run records and reports: history.csv, per_class.csv, summary.json, alignment.csv, accuracy.png
-(redrawn every PLOT_EVERY epochs and whenever the run stops), the resolved config.yaml,
-and the lines it prints (the start line, one line per epoch, the closing line).
+"""What a run records and reports: history.csv, per_class.csv, summary.json, alignment.csv,
+accuracy.png (redrawn every PLOT_EVERY epochs and whenever the run stops), the resolved
+config.yaml, and the lines it prints (the start line, one line per epoch, the closing line).
 Every file is written to a temporary name and renamed into place (files.py).
 """
 from ..kernels import threads

@@ -1,9 +1,9 @@
 """Resume: what checkpoint.npz holds besides the weights, and how a run continues from it.
 
 After every epoch, and mid-epoch on Ctrl-C, the checkpoint stores the epoch, the index of
-the next batch, the history, the per-class accuracies (per_class.csv's rows), the best epoch, early stopping's best and wait, the
-optimiser, the host's shuffling generator's state, the trial counter of the draws
-(`draws_step`), the data's provenance and, mid-epoch, the epoch's permutation with its
+the next batch, the history, per_class.csv's rows, the best epoch, early stopping's best
+and wait, the optimiser, the host's shuffling generator's state, the trial counter of the
+draws (`draws_step`), the data's provenance and, mid-epoch, the epoch's permutation with its
 partial float64 sums and seconds. Exploration and dropout need no generator state: they
 are a function of (seed, trial number, element) (brainprop_np/philox.py), and the trial
 number of batch b of epoch e is e·n_batches + b. `--resume` continues with the next batch,
