@@ -5,7 +5,7 @@ dispatch to the three rooms (run/ trains, evaluates, plots and sweeps; teach/ ex
     brainprop train --resume RUN_DIR [key.path=value ...]
     brainprop eval [CONFIG.yaml] --load WEIGHTS [key.path=value ...]
     brainprop explain CONFIG.yaml [--load WEIGHTS | --train-steps N] [--image N] [--figures DIR]
-    brainprop plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train]
+    brainprop plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train] [--classes | --alignment]
     brainprop sweep CONFIG ... --seeds 1-10        (also python -m brainprop_np.sweep; Ray)
     brainprop --version
 
@@ -242,7 +242,7 @@ commands:
   train CONFIG [key=value ...]   train (--resume RUN_DIR, --out DIR, --init-from W, --print-config)
   eval [CONFIG] --load WEIGHTS   evaluate saved weights on the test set
   explain CONFIG                 one learning trial traced layer by layer (--load W, --figures DIR)
-  plot RUN_DIR ...               learning curves of several runs (--out curves.png, --train)
+  plot RUN_DIR ...               learning curves of several runs (--out curves.png, --train, --classes)
   sweep CONFIG ... --seeds 1-10  configs x grid x seeds on Ray (needs the sweep extra, Ray)
   --version                      print the version
 

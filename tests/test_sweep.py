@@ -125,6 +125,44 @@ def test_the_table_says_when_runs_fell_back_to_the_mnist_sample(tmp_path, capsys
     assert "NOT full MNIST" in capsys.readouterr().out
 
 
+def _per_class(run_dir, rows):
+    """A per_class.csv of two classes: rows of (acc_0, acc_1) per epoch."""
+    (run_dir / "per_class.csv").write_text("epoch,acc_0,acc_1\n" + "".join(
+        f"{e + 1},{a!r},{b!r}\n" for e, (a, b) in enumerate(rows)))
+
+
+def test_the_sweep_aggregates_per_class_curves_and_the_staircase(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    _finished(tmp_path, "default", 1, 0.99, 60)
+    _finished(tmp_path, "default", 2, 0.98, 70)
+    cell = tmp_path / "mnist_dense" / "default"
+    _per_class(cell / "seed1", [(0.6, 0.1), (0.7, 0.3), (0.8, 0.55)])
+    _per_class(cell / "seed2", [(0.2, 0.1), (0.7, 0.2)])          # stopped earlier; class 1 never at 0.5
+    assert sweep.main([DENSE, "--seeds", "1-2", "--out", str(tmp_path)]) == 0
+    assert "per_class.csv" in capsys.readouterr().out
+    curves = list(csv.DictReader(open(tmp_path / "per_class.csv")))
+    assert [(r["class"], r["epoch"], r["n"]) for r in curves] == [
+        ("0", "1", "2"), ("0", "2", "2"), ("0", "3", "1"), ("1", "1", "2"), ("1", "2", "2"), ("1", "3", "1")]
+    assert float(curves[0]["acc_mean"]) == pytest.approx(0.4)
+    assert float(curves[0]["acc_std"]) == pytest.approx(0.2828427)
+    assert float(curves[2]["acc_mean"]) == 0.8 and float(curves[2]["acc_std"]) == 0.0
+    stairs = list(csv.DictReader(open(tmp_path / "staircase.csv")))
+    assert [(r["class"], r["n"], r["passed"], r["threshold"]) for r in stairs] == [
+        ("0", "2", "2", "0.5"), ("1", "2", "1", "0.5")]
+    assert float(stairs[0]["first_epoch_mean"]) == 1.5
+    assert float(stairs[0]["first_epoch_std"]) == pytest.approx(0.7071068)
+    assert stairs[1]["first_epoch_mean"] == "3.0" and stairs[1]["first_epoch_std"] == ""
+    md = (tmp_path / "results.md").read_text()
+    assert "| mnist_dense | default | 2 | 98.50 (0.71) | 65 (7) | 3.0 | 0 | mnist | 98.68 (0.07) |" in md
+    assert md.index("## When each class is learned") > md.index("| mnist_dense | default |")
+    assert "| mnist_dense | default | 2 | 2 (1) | 3 (-) (1/2) |" in md
+    try:
+        import matplotlib  # noqa: F401
+        assert (tmp_path / "classes.png").stat().st_size > 0
+    except ImportError:
+        assert not (tmp_path / "classes.png").exists()
+
+
 def test_a_larger_train_epochs_resumes_finished_runs(tmp_path):
     _finished(tmp_path, "default", 1, 0.99, 60)
     runs = plan.build([DENSE], [1], [], ["train.epochs=600"], tmp_path)

@@ -124,6 +124,9 @@ def test_grid_sweep_table_equality_and_rerun(local_ray, tmp_path, empty, capsys)
         assert row["best_epoch_mean"] == "1.0" and row["data"] == "mnist_sample (fallback)"
     md = (out / "results.md").read_text()
     assert "| mnist_dense | algorithm=ebp | 2 |" in md and "NOT full MNIST" in md
+    per_class = list(csv.DictReader(open(out / "per_class.csv")))     # the runs' per_class.csv, across seeds
+    assert {(r["cell"], r["n"]) for r in per_class} == {("algorithm=brainprop", "2"), ("algorithm=ebp", "2")}
+    assert "## When each class is learned" in md
     assert "mnist_dense" in printed and "algorithm=ebp" in printed and "[4/4 done" in printed
     doc = json.loads((out / "sweep.json").read_text())
     assert doc["engine"] == "ray" and doc["ray_version"] == ray.__version__

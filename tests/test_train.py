@@ -1,5 +1,6 @@
 """The training loop in-process: exact resume (epoch boundary and mid-epoch), crash-safe
-checkpoints, early stopping, non-finite loss, holdout and init_from.
+checkpoints, early stopping, non-finite loss, holdout and init_from; per_class.csv from the
+validation pass, changing no other result.
 
 Runs use a tiny network on a few hundred images of real MNIST (../shared/datasets or
 $BRAINPROP_DATA) when present, else on the bundled MNIST sample.
@@ -14,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainprop_np.run.checkpoint import load_checkpoint
+from brainprop_np.backend import to_host
+from brainprop_np.data import BatchIterator
+from brainprop_np.run.checkpoint import load_checkpoint, save_checkpoint
+from brainprop_np.run.per_class import class_columns
 from brainprop_np.weights import read_weights
 from brainprop_np.run.config import ConfigError
 from shared_data import mnist_root
@@ -71,7 +75,7 @@ def _same_arrays(a, b):
             np.testing.assert_array_equal(a[layer][name], b[layer][name], err_msg=f"{layer}/{name}")
 
 
-def _same_run(dir_a, dir_b):
+def _same_run(dir_a, dir_b, per_class=True):
     ha, hb = _history(dir_a), _history(dir_b)
     assert len(ha) == len(hb)
     for ra, rb in zip(ha, hb):
@@ -88,6 +92,8 @@ def _same_run(dir_a, dir_b):
     sb = json.loads((dir_b / "summary.json").read_text())
     for k in ("best_val_acc", "best_epoch", "epochs_run", "stop_reason"):
         assert sa[k] == sb[k], k
+    if per_class:
+        assert (dir_a / "per_class.csv").read_text() == (dir_b / "per_class.csv").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -515,3 +521,54 @@ def test_brainprop_kernels_applies_unless_the_config_names_a_set(tmp_path, monke
     with pytest.raises(ConfigError, match=r"^BRAINPROP_KERNELS='turbo' is not allowed; use one of auto, fast, numpy$"):
         _run(tmp_path, "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_per_class_csv_is_each_class_accuracy_of_the_validation_pass(reference):
+    rows = list(csv.DictReader(open(reference / "per_class.csv", newline="")))
+    assert list(rows[0]) == class_columns(10) and [r["epoch"] for r in rows] == ["1", "2"]
+    cfg = S.as_config(_config(), ())
+    split, _ = S.prepare_data(cfg)
+    net = S.build(cfg, split.input_shape, split.n_classes)
+    net.set_weights(load_checkpoint(reference / "checkpoint.npz")[0])       # the weights after epoch 2
+    it = BatchIterator(split.x_val, split.y_val, net.backend, cfg["dtype"])
+    pred = np.concatenate([to_host(net.forward(x, train=False)).argmax(axis=1) for x, _ in it.epoch(100)])
+    y = np.asarray(split.y_val)
+    for c in range(10):                            # by hand: a mask per class
+        want = float(np.mean(pred[y == c] == c)) if np.any(y == c) else float("nan")
+        np.testing.assert_equal(float(rows[1][f"acc_{c}"]), want)
+    n = np.bincount(y, minlength=10)
+    for h, r in zip(_history(reference), rows):   # val_acc: the images-weighted mean of the classes
+        acc = np.array([float(r[f"acc_{c}"]) for c in range(10)])
+        assert float(h["val_acc"]) == pytest.approx(float(np.nansum(acc * n)) / len(y), abs=1e-12)
+
+
+def _validate_before_per_class(run):
+    """loop.validate as it was before per_class.csv: a sum of argmax q == label, no bincount."""
+    correct = 0
+    for x, y in run.val_it.epoch(run.cfg["train"]["eval_batch_size"]):
+        correct += int(to_host((run.net.forward(x, train=False).argmax(axis=1) == y).sum()))
+    return correct / len(run.val_it), None
+
+
+@pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
+def test_per_class_changes_no_other_result_bit_for_bit(tmp_path, reference, monkeypatch, algorithm):
+    cfg = dict(_config(), algorithm=algorithm)
+    with_it = reference if algorithm == "brainprop" else _run(tmp_path, "with", cfg).out_dir
+    monkeypatch.setattr(T, "validate", _validate_before_per_class)
+    without = _run(tmp_path, "without", cfg).out_dir
+    assert not (without / "per_class.csv").exists()
+    _same_run(with_it, without, per_class=False)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (with_it, without))
+    assert sa["early_stopping"] == sb["early_stopping"]
+
+
+def test_a_resume_of_a_checkpoint_without_per_class_writes_the_epochs_it_measures(tmp_path):
+    """Checkpoints written before per_class.csv existed: its rows start at the resumed epoch."""
+    _run(tmp_path, "old", _config(epochs=1))
+    weights, meta, arrays = load_checkpoint(tmp_path / "old" / "checkpoint.npz")
+    del meta["per_class"], meta["format"]
+    save_checkpoint(tmp_path / "old" / "checkpoint.npz", weights, meta, arrays)
+    (tmp_path / "old" / "per_class.csv").unlink()
+    T.train(resume=tmp_path / "old", overrides=["train.epochs=2"], verbose=False, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "old" / "per_class.csv", newline="")))
+    assert [r["epoch"] for r in rows] == ["2"]

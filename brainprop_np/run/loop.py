@@ -27,6 +27,7 @@ import numpy as np
 from ..backend import to_host
 from ..rules.base import METRICS
 from .failures import guarded
+from .per_class import class_row
 from .progress import Progress
 from .resume import write_checkpoint
 from .setup import load_weights
@@ -136,13 +137,16 @@ def _row(run, sums, seconds, lr):
 
 
 def validate(run):
-    """The validation accuracy after an epoch (inference mode, argmax q)."""
+    """After an epoch, from one pass over the validation images in inference mode (argmax q):
+    (val_acc, the epoch's per_class.csv row: the accuracy of each class; None when the
+    evaluation gave no counts)."""
     t = run.cfg["train"]
     run.phase = "evaluation"
+    counts = {}
     acc = evaluate(run.net, run.val_it, t["eval_batch_size"], progress=run.progress,
-                   label=f"validating {run.epoch + 1}/{t['epochs']}")
+                   label=f"validating {run.epoch + 1}/{t['epochs']}", counts=counts)
     run.phase = "training"
-    return acc
+    return acc, (class_row(run.epoch + 1, counts) if counts else None)
 
 
 def evaluate_best(run, test_it):
@@ -153,22 +157,38 @@ def evaluate_best(run, test_it):
                                 label="testing the best weights")
 
 
-def evaluate(net, batches, batch_size, progress=False, label="evaluating"):
+def evaluate(net, batches, batch_size, progress=False, label="evaluating", counts=None):
     """Accuracy of argmax(q) in inference mode over a BatchIterator (one host read).
 
-    progress: draw a bar (True, False, or None: when stderr is a terminal).
+    progress: draw a bar (True, False, or None: when stderr is a terminal); counts: None,
+    or a dict that receives the per-class counts of the same pass, int64 (C,) each:
+    "images" (images of class c) and "correct" (those whose argmax q is c).
     """
-    correct = None
+    tally = None
     bar = Progress(batches.n_batches(batch_size), label, enabled=progress)
     try:
         for x, y in batches.epoch(batch_size):
             q = net.forward(x, train=False)
-            c = (q.argmax(axis=1) == y).sum()
-            correct = c if correct is None else correct + c
+            t = class_tally(net.backend.xp, q, y)
+            tally = t if tally is None else tally + t
             bar.update(images=len(y))
     finally:
         bar.close()
-    return int(to_host(correct)) / len(batches) if correct is not None else float("nan")
+    if tally is None:
+        return float("nan")
+    tally = to_host(tally)                         # the pass's one read: (C, 2)
+    if counts is not None:
+        counts.update(images=tally.sum(axis=1), correct=tally[:, 1])
+    return int(tally[:, 1].sum()) / len(batches)
+
+
+def class_tally(xp, q, y):
+    """(C, 2) int64 counts of one batch on the device, one bincount: [c, 1] the images of
+    class c whose argmax q is c (the action chosen in inference mode is rewarded),
+    [c, 0] the other images of class c. q: (B, C); y: (B,) int64 labels."""
+    n_classes = q.shape[1]
+    hit = q.argmax(axis=1) == y
+    return xp.bincount(2 * y + hit, minlength=2 * n_classes).reshape(n_classes, 2)
 
 
 def reg_loss(net, l2):

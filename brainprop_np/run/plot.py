@@ -2,11 +2,14 @@
 
     brainprop plot RUN_DIR [RUN_DIR ...] [--out curves.png] [--train]
     brainprop plot RUN_DIR [RUN_DIR ...] --alignment [--out alignment.png]
+    brainprop plot RUN_DIR [RUN_DIR ...] --classes [--threshold 0.5] [--out classes.png]
 
 Each RUN_DIR is a run folder written by run.py (history.csv, summary.json, config.yaml);
 a run is labelled by its config name and algorithm (e.g. "mnist_conv brainprop"), so
-BrainProp and EBP runs of the same network can be compared at a glance.
+BrainProp and EBP runs of the same network can be compared at a glance. --classes draws
+their per_class.csv (class_plot.py).
 """
+import argparse
 import csv
 import json
 import sys
@@ -21,9 +24,23 @@ def read_run(run_dir):
     """(label, rows, best_epoch) of a run folder; rows are dicts of floats from history.csv."""
     run_dir = Path(run_dir)
     rows = read_history(run_dir)
-    summary = {}
-    if (run_dir / "summary.json").is_file():
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    summary = _summary(run_dir)
+    best = summary.get("best_epoch")
+    if best is None and rows:
+        best = max(rows, key=lambda r: r["val_acc"])["epoch"]
+    return run_label(run_dir, summary), rows, best
+
+
+def _summary(run_dir):
+    path = Path(run_dir) / "summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def run_label(run_dir, summary=None):
+    """A run's label: its config name and algorithm (e.g. "mnist_conv brainprop"), else the
+    folder's name; "[MNIST SAMPLE]" added when it trained on the bundled sample."""
+    run_dir = Path(run_dir)
+    summary = _summary(run_dir) if summary is None else summary
     label = run_dir.name
     cfg = run_dir / "config.yaml"
     if cfg.is_file():
@@ -32,10 +49,7 @@ def read_run(run_dir):
         label = f"{c.get('name', run_dir.name)} {c.get('algorithm', '')}".strip()
     if (summary.get("dataset") or {}).get("fallback"):
         label += " [MNIST SAMPLE]"
-    best = summary.get("best_epoch")
-    if best is None and rows:
-        best = max(rows, key=lambda r: r["val_acc"])["epoch"]
-    return label, rows, best
+    return label
 
 
 def plot_runs(run_dirs, out, show_train=False, title="validation accuracy"):
@@ -100,24 +114,43 @@ def plot_alignment(run_dirs, out):
     return save_png(fig, out)
 
 
+def _threshold(text):
+    """--threshold: a float in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; give a fraction in (0, 1], e.g. 0.5")
+    return value
 
 
 def main(argv=None, prog="brainprop plot"):
     ap = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="run folders written by run.py")
-    ap.add_argument("--out", default="curves.png", help="PNG to write (default curves.png)")
+    ap.add_argument("--out", default=None,
+                    help="PNG to write (default curves.png; alignment.png, classes.png with those options)")
     ap.add_argument("--train", action="store_true", help="also draw training accuracy (dashed)")
-    ap.add_argument("--alignment", action="store_true",
-                    help="draw the runs' alignment.csv instead (untied feedback: angles W-B and update-gradient)")
+    kind = ap.add_mutually_exclusive_group()
+    kind.add_argument("--alignment", action="store_true",
+                      help="draw the runs' alignment.csv instead (untied feedback: angles W-B and update-gradient)")
+    kind.add_argument("--classes", action="store_true",
+                      help="draw the runs' per_class.csv instead: class x epoch heat maps and the staircase")
+    ap.add_argument("--threshold", type=_threshold, default=0.5,
+                    help="with --classes: the accuracy at which a class counts as learned (default 0.5)")
     args = ap.parse_args(argv)
+    out = args.out or ("alignment.png" if args.alignment else "classes.png" if args.classes else "curves.png")
     try:
         if args.alignment:
-            plot_alignment(args.runs, args.out if args.out != "curves.png" else "alignment.png")
+            plot_alignment(args.runs, out)
+        elif args.classes:
+            from .class_plot import plot_classes
+            plot_classes(args.runs, out, threshold=args.threshold)
         else:
-            plot_runs(args.runs, args.out, show_train=args.train)
+            plot_runs(args.runs, out, show_train=args.train)
     except (RuntimeError, FileNotFoundError, ValueError) as e:
         return fail(RUNTIME, e)
-    print(f"wrote {args.out if not args.alignment or args.out != 'curves.png' else 'alignment.png'}")
+    print(f"wrote {out}")
     return 0
 
 

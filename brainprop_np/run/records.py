@@ -1,6 +1,6 @@
-"""What a run records and reports: history.csv, summary.json, alignment.csv, accuracy.png
-(redrawn every PLOT_EVERY epochs and whenever the run stops), the resolved config.yaml,
-and the lines it prints (the start line, one line per epoch, the closing line).
+"""What a run records and reports: history.csv, per_class.csv, summary.json, alignment.csv,
+accuracy.png (redrawn every PLOT_EVERY epochs and whenever the run stops), the resolved
+config.yaml, and the lines it prints (the start line, one line per epoch, the closing line).
 Every file is written to a temporary name and renamed into place (files.py).
 """
 from ..kernels import threads
@@ -8,6 +8,7 @@ from ..weights import save_weights
 from .config import dump
 from .console import compile_seconds, cublas_fallback, epochs_text, threads_text, versions
 from .figures import plot_accuracy
+from .per_class import class_columns
 from .resume import write_checkpoint
 from .runfolder import write_csv, write_json, write_text
 from .failures import TrainingError
@@ -20,7 +21,7 @@ HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "epoch_s
 # training trials; explore_rate: the fraction of trials whose chosen action was not the
 # argmax of q (exploration that changed the choice). NaN for EBP, which has neither.
 PLOT_EVERY = 10           # accuracy.png is redrawn every PLOT_EVERY epochs and when the run stops
-ARTIFACTS = ("weights_best.npz", "accuracy.png", "history.csv", "summary.json", "config.yaml")
+ARTIFACTS = ("weights_best.npz", "accuracy.png", "history.csv", "per_class.csv", "summary.json", "config.yaml")
 
 
 def open_loggers(cfg, say):
@@ -75,6 +76,12 @@ def write_history(run):
     write_csv(run.path("history.csv"), HISTORY_COLUMNS, run.history)
 
 
+def write_per_class(run):
+    """per_class.csv: the accuracy of each class per epoch (per_class.py)."""
+    if run.per_class:
+        write_csv(run.path("per_class.csv"), class_columns(len(run.per_class[0]) - 1), run.per_class)
+
+
 def write_summary(run):
     write_json(run.path("summary.json"), summary(run))
 
@@ -118,9 +125,12 @@ def record_alignment(run):
     write_csv(run.path("alignment.csv"), F.ALIGNMENT_COLUMNS, run.alignment)
 
 
-def record_epoch(run, row):
-    """After an epoch: the best weights, early stopping, then every record and the epoch line."""
+def record_epoch(run, row, classes=None):
+    """After an epoch: the best weights, early stopping, then every record and the epoch line.
+    classes: the epoch's per_class.csv row (loop.validate), or None."""
     run.history.append(row)
+    if classes is not None:
+        run.per_class.append(classes)
     mark = ""
     if run.best_val_acc is None or row["val_acc"] > run.best_val_acc:
         run.best_val_acc, run.best_epoch = row["val_acc"], row["epoch"]
@@ -131,6 +141,7 @@ def record_epoch(run, row):
     record_alignment(run)
     write_checkpoint(run)
     write_history(run)
+    write_per_class(run)
     write_summary(run)
     if run.loggers is not None:
         run.loggers.epoch(row)

@@ -1,9 +1,9 @@
 """Resume: what checkpoint.npz holds besides the weights, and how a run continues from it.
 
 After every epoch, and mid-epoch on Ctrl-C, the checkpoint stores the epoch, the index of
-the next batch, the history, the best epoch, early stopping's best and wait, the
-optimiser, the host's shuffling generator's state, the trial counter of the draws
-(`draws_step`), the data's provenance and, mid-epoch, the epoch's permutation with its
+the next batch, the history, per_class.csv's rows, the best epoch, early stopping's best
+and wait, the optimiser, the host's shuffling generator's state, the trial counter of the
+draws (`draws_step`), the data's provenance and, mid-epoch, the epoch's permutation with its
 partial float64 sums and seconds. Exploration and dropout need no generator state: they
 are a function of (seed, trial number, element) (brainprop_np/philox.py), and the trial
 number of batch b of epoch e is e·n_batches + b. `--resume` continues with the next batch,
@@ -34,6 +34,7 @@ def checkpoint_meta(run):
     """The JSON part of the checkpoint: where the run stands and how to continue it."""
     return {
         "epoch": run.epoch, "batch": run.batch, "history": run.history,
+        "per_class": run.per_class,
         "es_best": run.stop.best, "es_wait": run.stop.wait,
         "best_val_acc": run.best_val_acc, "best_epoch": run.best_epoch,
         "stop_reason": run.stop_reason,
@@ -76,6 +77,7 @@ def restore(run, meta, arrays):
     (the draws' trial counter is set from epoch and batch by the loop: loop.run_epoch)."""
     run.epoch, run.batch = int(meta["epoch"]), int(meta["batch"])
     run.history = [dict(r) for r in meta["history"]]
+    run.per_class = [dict(r) for r in meta.get("per_class", [])]   # none in checkpoints before per_class.csv
     t = run.cfg["train"]
     run.stop = EarlyStopping(t["patience"], t["min_delta"], meta["es_best"], meta["es_wait"])
     run.best_val_acc, run.best_epoch = meta["best_val_acc"], meta["best_epoch"]

@@ -1,5 +1,5 @@
 """One run while it trains: what it trains (config, network, rule, optimiser, data) and
-where it stands (epoch, batch, history, best epoch, early stopping, the shuffling
+where it stands (epoch, batch, history, per-class accuracies, best epoch, early stopping, the shuffling
 generator's state; the trial counter of the draws follows from epoch and batch);
 checkpoint.npz keeps the second part (resume.py). Also TrainResult, what `train` returns.
 """
@@ -50,6 +50,7 @@ class Run:
     epoch: int = 0            # 0-based index of the next (or interrupted) epoch
     batch: int = 0            # index of the next batch inside that epoch
     history: list = field(default_factory=list)
+    per_class: list = field(default_factory=list)   # per_class.csv rows: epoch, acc_0 … acc_{C−1}
     stop: EarlyStopping = None
     best_val_acc: float = None
     best_epoch: int = None

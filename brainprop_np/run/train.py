@@ -112,8 +112,8 @@ def _epochs(run, sigint):
         row = run_epoch(run, sigint)                     # a learning trial and an SGD step per batch
         if row is None:                                  # Ctrl-C inside the epoch, or a non-finite loss
             return
-        row["val_acc"] = validate(run)                   # inference mode: argmax q
-        record_epoch(run, row)                           # best weights, early stopping, files, epoch line
+        row["val_acc"], classes = validate(run)          # inference mode: argmax q, and per class
+        record_epoch(run, row, classes)                  # best weights, early stopping, files, epoch line
         if sigint.set and stop_reason(run.stop, run.epoch, epochs) is None:
             run.stop_reason, run.message = R.INTERRUPTED, f"interrupted after epoch {run.epoch}"
             return

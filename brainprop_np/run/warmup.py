@@ -11,10 +11,11 @@ kernels of the step, cuBLAS's start-up and the memory pool.
 The warm-up trains a throw-away network — built from the config, with its own rule,
 optimiser and random generator — for one batch of the training set's size and, when the
 last batch of an epoch is smaller, one of that size (the fast set picks serial or
-parallel code by size), then runs it once in inference mode. The run's network, its
-weights, its random draws and the shuffling generator are not touched, so a run with the
-warm-up gives the same bits as one without. summary.json records the seconds apart
-(`warmup_seconds`, and `kernel_compile_seconds` for the compiling part).
+parallel code by size), then runs it once in inference mode with validation's per-class
+count. The run's network, its weights, its random draws and the shuffling generator are
+not touched, so a run with the warm-up gives the same bits as one without. summary.json
+records the seconds apart (`warmup_seconds`, and `kernel_compile_seconds` for the
+compiling part).
 """
 import time
 
@@ -23,7 +24,7 @@ import numpy as np
 from ..network import build_network
 from ..rules import make_rule
 from ..rules.base import METRICS
-from .loop import step
+from .loop import class_tally, step
 from .setup import make_optimiser, network_args
 
 COMPILING = "compiling CPU kernels, once per machine …"
@@ -54,8 +55,8 @@ def _throw_away_steps(run):
     x = None
     for x, y in run.train_it.epoch(bs, first):
         step(rule, opt, spare, x, y, opt.lr_at(0), bs, sums)
-    if x is not None:
-        spare.forward(x, train=False)
+    if x is not None:                                       # inference and validation's per-class count
+        class_tally(run.backend.xp, spare.forward(x, train=False), y)
 
 
 class _compile_notice:

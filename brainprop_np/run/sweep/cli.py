@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import ConfigError
 from ...errors import fail
 from ...files import write_json
-from . import auth, placement, plan, report
+from . import auth, classes, placement, plan, report
 from .plan import SweepError
 
 PROG = "python -m brainprop_np.sweep"
@@ -429,9 +429,13 @@ def _drive(sw):
               f"{'local instance' if not ns.address else 'cluster ' + ns.address}; "
               f"{ns.cpus_per_run} CPU and {ns.gpus_per_run:g} GPU per run; "
               f"{time.strftime('%Y-%m-%d %H:%M')}.")
+    cells = classes.aggregate(rows)                       # per-class curves across seeds
     report.write_csv(out / "results.csv", rows)
-    report.write_md(out / "results.md", rows, sw.runs, _command(sw.argv), engine)
+    classes.write_csvs(out, cells)
+    report.write_md(out / "results.md", rows, sw.runs, _command(sw.argv), engine, more=classes.md_lines(cells))
     drew = report.write_curves(out / "curves.png", rows)
+    if drew:
+        classes.write_figure(out / "classes.png", cells)  # when some run has per_class.csv
     extra.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"),
                  status="interrupted" if interrupted else "finished", curves=bool(drew))
     write_json(out / "sweep.json", sw.sweep_json(extra))
@@ -444,8 +448,10 @@ def _conclude(sw, rows, drew, interrupted):
     print("\n" + report.table_text(rows), flush=True)
     for line in report.failure_lines(runs):
         print("  " + line, flush=True)
-    print(f"\nwrote {out / 'results.csv'}, {out / 'results.md'}"
-          + (f", {out / 'curves.png'}" if drew else " (curves.png needs matplotlib: pip install matplotlib)")
+    figures = [f for f in ("curves.png", "classes.png") if drew and (out / f).is_file()]
+    print(f"\nwrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'per_class.csv'}, {out / 'staircase.csv'}"
+          + ("".join(f", {out / f}" for f in figures) if drew
+             else " (curves.png needs matplotlib: pip install matplotlib)")
           + f", {out / 'sweep.json'}", flush=True)
     if interrupted:
         return _fail(130, "interrupted; rerun the same command to continue (finished runs are read, "

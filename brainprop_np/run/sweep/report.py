@@ -1,4 +1,5 @@
-"""A sweep's tables and figure: results.csv, results.md, curves.png (each written atomically).
+"""A sweep's tables and figure: results.csv, results.md, curves.png (each written atomically);
+the per-class aggregate is classes.py's.
 
 One row per config × grid cell: the mean and standard deviation over its finished
 seeds of best_val_acc, best_epoch and mean_epoch_seconds (as summary.json holds them),
@@ -143,7 +144,8 @@ def failure_lines(runs):
     return out
 
 
-def write_md(path, rows, runs, command, engine_line):
+def write_md(path, rows, runs, command, engine_line, more=()):
+    """results.md: the table, what it means, the runs without a result, then `more` (lines)."""
     lines = ["# Sweep results", "", f"Command: `{command}`", "", engine_line, "",
              "| " + " | ".join(HEAD[k] for k in ORDER) + " |",
              "|" + "---|" * len(ORDER)]
@@ -166,6 +168,8 @@ def write_md(path, rows, runs, command, engine_line):
     fails = failure_lines(runs)
     if fails:
         lines += ["", "## Runs without a result", ""] + [f"- {f}" for f in fails]
+    if more:
+        lines += [""] + list(more)
     write_text(path, "\n".join(lines) + "\n")
 
 
