@@ -1,4 +1,4 @@
-"""How learning scales with the number of classes (issue 21): epochs that BrainProp and EBP
+"""How learning scales with the number of classes: epochs that BrainProp and EBP
 need to reach a fixed fraction of their final accuracy on k = 2, 5, 10 MNIST classes.
 
     python scripts/class_scaling.py [--net dense] [--ks 2,5,10] [--algorithms brainprop,ebp]

@@ -1,4 +1,4 @@
-"""The MNIST table of docs/results.md, from a sweep's folder (issue 21): per network and
+"""The MNIST table of docs/results.md, from a sweep's folder: per network and
 rule the mean (std) over seeds of the best val_acc, its epoch and the epochs run, seconds
 per epoch and the machine, beside the paper's figure; the learning curves; the rows that
 are not measured yet.

@@ -1,4 +1,4 @@
-"""data.classes (issue 21): a run on a subset of the classes, relabelled 0..k-1, recorded in
+"""data.classes: a run on a subset of the classes, relabelled 0..k-1, recorded in
 summary.json and the first line; a label the dataset lacks is one line, exit 2; a resume
 cannot change the classes."""
 import importlib

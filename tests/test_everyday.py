@@ -1,4 +1,4 @@
-"""Everyday use (issue 14): data provenance, the console command, progress and per-epoch
+"""Everyday use: data provenance, the console command, progress and per-epoch
 rule statistics, TensorBoard / MLflow logging, --explain's default weights, the rough
 edges of bad input, and the project files (LICENSE, CITATION.cff, install lines)."""
 import configparser

@@ -1,9 +1,8 @@
 """Device launches per training step (tests/launch_counter.py, on the emulated GPU backend, with the
-training loop's own step and its metrics) stay at most what issue 19 brought them to: the draws made
-inside the dropout and output-step kernels (no generator launches) and the epoch's metrics added by
-`brainprop_step` (no per-step Σδ, Σ|δ|, argmax, != and sums). Before issue 11: dense 26, conv 54,
-loccon 61, deep 171; before issue 19: dense 34, conv 55, loccon 55, deep 140 with the loop's whole
-bookkeeping counted (25, 46, 46, 131 without its Σδ, Σ|δ| and explored counts)."""
+training loop's own step and its metrics) stay within BUDGET: the draws are made inside the dropout and
+output-step kernels (no generator launches) and the epoch's metrics are added by `brainprop_step` (no
+per-step Σδ, Σ|δ|, argmax, != and sums). With a generator launch per draw and the metrics summed by
+the loop, the same steps took dense 34, conv 55, loccon 55, deep 140 launches."""
 import pytest
 
 import launch_counter

@@ -1,4 +1,4 @@
-"""scripts/results_page.py (issue 21): the MNIST table of docs/results.md from a sweep's
+"""scripts/results_page.py: the MNIST table of docs/results.md from a sweep's
 folder, between its marker lines, with the paper's figures and the rows still missing."""
 import argparse
 import csv
