@@ -95,9 +95,13 @@ class Draws:
 
     def __init__(self, seed, step=0):
         self.seed, self.step = int(seed), int(step)
+        self._keys = {}
 
     def key(self, purpose, layer):
-        return make_key(self.seed, purpose, layer)
+        """The key (2,) uint32 of (purpose, layer), made once: a trial asks for it every step."""
+        if (purpose, layer) not in self._keys:
+            self._keys[purpose, layer] = make_key(self.seed, purpose, layer)
+        return self._keys[purpose, layer]
 
     def __repr__(self):
         return f"Draws(seed={self.seed}, step={self.step})"

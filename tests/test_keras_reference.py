@@ -10,6 +10,7 @@ the value. Evaluation is in float32, as TensorFlow's; measured differences are a
 2e-7 of the scale (float64 evaluation is no closer, since TF's rounding dominates).
 """
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ import pytest
 
 import brainprop_np as bp
 from shared_data import KERAS_WEIGHTS, mnist_root
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from keras_reference_results import evaluate  # noqa: E402  (the evaluation docs/results.md is made with)
 
 WEIGHTS = KERAS_WEIGHTS
 ARCHS = ["dense", "conv", "loccon"]
@@ -45,15 +49,6 @@ def files_of(arch):
     if not all(f.exists() for f in files):
         pytest.skip(f"reference files for {arch} not found in {WEIGHTS}")
     return files
-
-
-def evaluate(net, x_uint8, batch=1000):
-    """Q-values for uint8 images (N, 28, 28, 1), scaled as the original code: /255."""
-    out = []
-    for i in range(0, len(x_uint8), batch):
-        x = (x_uint8[i:i + batch] / 255.0).astype(net.dtype)
-        out.append(bp.to_host(net.forward(x, train=False)))
-    return np.concatenate(out)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
