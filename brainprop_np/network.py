@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import blocks
 from . import feedback as F
 from . import layers as L
 from . import philox
@@ -35,6 +36,8 @@ class Network:
         self.input_shape, self.n_classes = tuple(input_shape), int(n_classes)
         self.algorithm, self.seed = algorithm, seed
         self.untied = None     # feedback.Wiring when a layer's feedback is not symmetric
+        self.fused = True      # False: every layer on its own, even where the kernel set has a block
+        self._plan = None      # (key, steps): blocks.plan's steps, made again when the key changes
         # Exploration and dropout draw from the counter-based generator (philox.py): keys
         # (seed, purpose, layer index), counters (trial number draws.step, element); the
         # initial weights come from numpy's default_rng(seed) on the host.
@@ -55,9 +58,17 @@ class Network:
             raise ValueError(f"input of dtype {x.dtype} is not allowed; pass float images scaled to [0, 1] "
                              "(e.g. x_uint8 / 255.0, as the original code does)")
         h = self.backend.asarray(x, self.dtype) if not isinstance(x, self.xp.ndarray) or x.dtype != self.dtype else x
-        for layer in self.layers:
-            h = layer.forward(h, train)
+        for step in self.steps():
+            h = step.forward(h, train)
         return h
+
+    def steps(self):
+        """The plan (blocks.py): the layers in steps, single or fused where the kernel set can."""
+        key = (self.fused, self.untied is None, self.backend.kernels)
+        if self._plan is None or self._plan[0] != key:
+            kernels = self.backend.kernels if self.fused else None
+            self._plan = (key, blocks.plan(self.layers, kernels, layer_feedback=self.untied is None))
+        return self._plan[1]
 
     def feedback(self, fb, input_feedback=False):
         """Send fb (B, n_classes) down through every layer's feedback; grads are left on the layers.
@@ -70,8 +81,10 @@ class Network:
         # below the first layer with weights no layer needs feedback (there are no tags to set):
         # that layer skips computing it (e.g. the dense preset's first fb·Wᵀ GEMM, under a flatten)
         first = 0 if input_feedback else next((i for i, l in enumerate(self.layers) if l.params), 0)
-        for i in range(len(self.layers) - 1, first - 1, -1):
-            fb = self.layers[i].feedback(fb, need_input_fb=(i > first or input_feedback))
+        for step in reversed(self.steps()):
+            if step.last < first:
+                break
+            fb = step.feedback(fb, need_input_fb=(step.first > first or input_feedback))
         return fb if input_feedback else None
 
     def trainable(self):

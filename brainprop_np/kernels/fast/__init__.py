@@ -17,6 +17,7 @@ The thread count is set in kernels/threads.py, together with BLAS's.
 """
 from ..cpu import (batched_matmul, batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
                    select_actions, softmax, xp)
+from .conv_direct import conv1_forward, conv1_input_feedback, conv1_tags  # noqa: F401
 from .batchnorm import (batchnorm_feedback_inference, batchnorm_feedback_train,  # noqa: F401
                         batchnorm_forward, batchnorm_stats, batchnorm_train_forward,
                         batchnorm_train_forward_update)
@@ -26,5 +27,6 @@ from .im2col import col2im, im2col, maxpool_feedback, maxpool_forward  # noqa: F
 from .locally_connected import lc_feedback, lc_forward  # noqa: F401
 from .output import brainprop_step  # noqa: F401
 from .philox import philox_uniforms  # noqa: F401
+from .relu_batchnorm import relu_batchnorm_feedback, relu_batchnorm_forward  # noqa: F401
 
 NAME = "fast"

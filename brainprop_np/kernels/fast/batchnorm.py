@@ -1,7 +1,7 @@
 """BatchNorm forward and feedback in two passes over the data each, on all cores.
 
 x is viewed as (M, C): M = B·H·W rows of C channels (channels last). Sums over M run in
-a fixed number of row chunks (`_chunks`, independent of the thread count) with float64
+a fixed number of row chunks (`chunks`, independent of the thread count) with float64
 accumulators, then the chunks are added in order: the result depends only on the data,
 never on how many threads ran (same seed → same bits). The NumPy reference sums in
 float32 in another order, so statistics agree within float32 rounding (≈ 1e-6 relative),
@@ -20,7 +20,8 @@ from .jit import kernel, prange
 _ROWS_PER_CHUNK = 512
 
 
-def _chunks(m):
+def chunks(m):
+    """The fixed number of row chunks of a sum over m rows (independent of the thread count)."""
     return max(1, min(256, -(-m // _ROWS_PER_CHUNK)))
 
 
@@ -84,7 +85,7 @@ def _rows(a):
 def _moments(xr, shift):
     """(Σ (x − shift) / M, Σ (x − shift)² / M) per channel, in float64."""
     m, c = xr.shape
-    k = _chunks(m)
+    k = chunks(m)
     s1, s2 = np.zeros((k, c)), np.zeros((k, c))
     _shifted_sums(xr.size, xr, k, shift, s1, s2)
     return s1.sum(axis=0) / m, s2.sum(axis=0) / m
@@ -99,12 +100,17 @@ def batchnorm_stats(x):
     so that float64 finite-difference checks see no rounding noise from the statistics.
     """
     xr = _rows(x)
-    d1, d2 = _moments(xr, xr[0].astype(np.float64))
+    return finish_stats(xr, *_moments(xr, xr[0].astype(np.float64)))
+
+
+def finish_stats(xr, d1, d2):
+    """(mean, var) from the first pass's moments d1, d2 of xr (M, C) shifted by its row 0
+    (float64 arrays: the second, centred pass here)."""
     mean = xr[0] + d1
-    if x.dtype == np.float64:
+    if xr.dtype == np.float64:
         d1, d2 = _moments(xr, mean)
     var = np.maximum(d2 - d1 * d1, 0.0)
-    return mean.astype(x.dtype), var.astype(x.dtype)
+    return mean.astype(xr.dtype), var.astype(xr.dtype)
 
 
 def batchnorm_train_forward(x, gamma, beta, epsilon):
@@ -128,7 +134,7 @@ def batchnorm_forward(x, mean, inv_std, gamma, beta):
 def _fb_sums(fb, xhat):
     fr, hr = _rows(fb), _rows(xhat)
     m, c = fr.shape
-    k = _chunks(m)
+    k = chunks(m)
     sa, sab = np.zeros((k, c)), np.zeros((k, c))
     _products(fr.size, fr, hr, k, sa, sab)
     return fr, hr, m, sab.sum(axis=0).astype(fb.dtype), sa.sum(axis=0).astype(fb.dtype)

@@ -1,0 +1,116 @@
+"""The network's plan: which runs of layers execute as one fused block of the kernel set.
+
+A network is a list of layers, and every layer can run on its own (`Layer.forward`,
+`Layer.feedback`): that is the path to read, and the only one of the NumPy reference.
+A kernel set may also offer fused blocks, which do the work of several layers in fewer
+passes over memory. `plan` walks the layer list once and decides where they apply:
+
+  ReLU → BatchNorm [→ Dropout]   ReluBatchNorm: two passes forward, two in feedback
+                                 (kernels.relu_batchnorm_forward / _feedback)
+  Conv2D with a 1-channel input  DirectConv: no im2col (kernels.conv1_forward, conv1_tags,
+                                 conv1_input_feedback); only where feedback runs through
+                                 the layers themselves (symmetric or per-layer feedback
+                                 weights; an untied network's wiring calls layer.feedback)
+
+Everything else is a `Single` step: one layer, its own methods. A block leaves on its
+layers exactly the state their own forward would (post, xhat, inv_std, mask; the
+running statistics; grads after feedback), so a step may be fused forward and run layer
+by layer in feedback, and the rest of the engine never knows. tests/test_blocks.py proves
+every block equal to the layer-by-layer path for every preset, rule and feedback mode.
+"""
+from . import layers as L
+
+
+class Single:
+    """One layer run by its own forward and feedback."""
+
+    def __init__(self, layers, first):
+        self.layers, self.first, self.last = layers, first, first + len(layers) - 1
+
+    def forward(self, h, train):
+        return self.layers[0].forward(h, train)
+
+    def feedback(self, fb, need_input_fb):
+        return self.layers[0].feedback(fb, need_input_fb)
+
+    def describe(self):
+        return "+".join(l.name for l in self.layers)
+
+
+class ReluBatchNorm(Single):
+    """ReLU → BatchNorm, and the Dropout after them if there is one, fused."""
+
+    def forward(self, z, train):
+        relu, bn = self.layers[0], self.layers[1]
+        drop = self.layers[2] if len(self.layers) == 3 else None
+        if drop is not None and drop.fixed_mask is not None:      # a check's fixed mask: layer by layer
+            for layer in self.layers:
+                z = layer.forward(z, train)
+            return z
+        dropout = None
+        if drop is not None and train and drop.rate > 0.0:
+            dropout = (drop.rate, drop.key, drop.draws.step)
+        moving = (bn.state["moving_mean"], bn.state["moving_variance"], bn.momentum)
+        relu.post, bn.xhat, y, bn.inv_std, mask = bn.k.relu_batchnorm_forward(
+            z, bn.params["gamma"], bn.params["beta"], bn.epsilon, train, moving, dropout)
+        bn.train = train
+        if drop is not None:
+            drop.mask = mask
+        return y
+
+    def feedback(self, fb, need_input_fb):
+        relu, bn = self.layers[0], self.layers[1]
+        mask = self.layers[2].mask if len(self.layers) == 3 else None
+        fb_in, bn.grads["gamma"], bn.grads["beta"] = bn.k.relu_batchnorm_feedback(
+            fb, mask, bn.xhat, relu.post, bn.params["gamma"], bn.inv_std, bn.train, need_input_fb)
+        return fb_in
+
+
+class DirectConv(Single):
+    """A convolution of a 1-channel input computed straight from the image (no im2col)."""
+
+    def forward(self, x, train):
+        conv = self.layers[0]
+        conv.x_shape, conv.x, conv.cols = x.shape, x, None
+        return conv.k.conv1_forward(x, conv.params["kernel"], conv.stride, conv.pads, conv.out_hw)
+
+    def feedback(self, fb, need_input_fb):
+        conv = self.layers[0]
+        w = conv.params["kernel"]
+        conv.grads["kernel"] = conv.k.conv1_tags(conv.x, fb, w.shape, conv.stride, conv.pads)
+        if not need_input_fb:
+            return None
+        return conv.k.conv1_input_feedback(conv.x_shape, fb, conv.feedback_weights(), conv.stride, conv.pads)
+
+
+def _relu_batchnorm_at(layers, i):
+    """How many layers a ReluBatchNorm block starting at i covers (0: none)."""
+    if not (isinstance(layers[i], L.ReLU) and i + 1 < len(layers) and isinstance(layers[i + 1], L.BatchNorm)):
+        return 0
+    return 3 if i + 2 < len(layers) and isinstance(layers[i + 2], L.Dropout) else 2
+
+
+def _direct_conv_at(layers, i, layer_feedback):
+    layer = layers[i]
+    return int(layer_feedback and type(layer) is L.Conv2D and layer.input_shape[-1] == 1)
+
+
+def plan(layers, kernels, layer_feedback=True):
+    """The steps that run `layers` (a list of Single, ReluBatchNorm and DirectConv).
+
+    kernels: the kernel set (a block applies only where the set has its kernels);
+    layer_feedback: False when an untied network's wiring drives the feedback.
+    """
+    fused = hasattr(kernels, "relu_batchnorm_forward")
+    direct = hasattr(kernels, "conv1_forward")
+    steps, i = [], 0
+    while i < len(layers):
+        n = _relu_batchnorm_at(layers, i) if fused else 0
+        kind = ReluBatchNorm
+        if n == 0 and direct and _direct_conv_at(layers, i, layer_feedback):
+            n, kind = 1, DirectConv
+        if n == 0:
+            n, kind = 1, Single
+        steps.append(kind(layers[i:i + n], i))
+        i += n
+    return steps

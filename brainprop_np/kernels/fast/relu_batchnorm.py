@@ -1,0 +1,147 @@
+"""ReLU → BatchNorm (→ Dropout) as one block: two passes over the data forward, two in feedback.
+
+Layer by layer these three layers make six passes forward (ReLU; BatchNorm's statistics,
+its normalisation; dropout) and five in feedback. Fused:
+
+  forward   pass 1: post = max(z, 0), and BatchNorm's shifted sums of post in the same loop;
+            pass 2: xhat = (post − mean)·inv_std, y = (gamma·xhat + beta)·mask, the dropout
+                    mask drawn in the loop (counter-based, as dropout_forward).
+  feedback  pass 1: dbeta = Σ fb·mask, dgamma = Σ fb·mask·xhat;
+            pass 2: fb_in = [post > 0]·gamma·inv_std·(fb·mask − dbeta/M − xhat·dgamma/M)
+                    (inference: [post > 0]·gamma·inv_std·fb·mask).
+
+Every element goes through the same operations, in the same order and precision, as the
+layer-by-layer path of this set (relu_forward, batchnorm_stats, batchnorm_forward,
+dropout_forward and their feedback), and the sums run in the same fixed chunks: the
+results are the same bits (tests/test_blocks.py). x is viewed as (M, C), channels last.
+"""
+import numpy as np
+
+from ..cpu import batchnorm_update_moving
+from .batchnorm import _products, _rows, chunks, finish_stats
+from .jit import kernel, prange
+from .philox import block, key_words, uniform32, uniform64
+
+
+@kernel
+def _relu_sums(z, n_chunks, shift, post, s1, s2):
+    """post = max(z, 0); s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over chunk k."""
+    m, c = z.shape
+    for k in prange(n_chunks):
+        r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
+        for i in range(r0, r1):
+            for j in range(c):
+                v = z[i, j]
+                p = v if v > 0 else (v * 0 if v != v else 0)     # relu_forward's max(x, 0)
+                post[i, j] = p
+                d = np.float64(post[i, j]) - shift[j]
+                s1[k, j] += d
+                s2[k, j] += d * d
+
+
+@kernel
+def _normalise_dropout(x, mean, inv_std, gamma, beta, rate, scale, k0, k1, step, wide, use_mask,
+                       xhat, y, mask):
+    """xhat = (x − mean)·inv_std; y = gamma·xhat + beta, times the dropout mask when use_mask."""
+    m, c = x.shape
+    for i in prange(m):
+        for j in range(c):
+            h = (x[i, j] - mean[j]) * inv_std[j]
+            xhat[i, j] = h
+            yv = h * gamma[j] + beta[j]
+            if use_mask:
+                w0, w1, _, _ = block(np.int64(i) * c + j, step, k0, k1)
+                u = uniform64(w0, w1) if wide else np.float64(uniform32(w0))
+                mk = scale if u >= rate else 0
+                mask[i, j] = mk
+                y[i, j] = yv * mk
+            else:
+                y[i, j] = yv
+
+
+@kernel
+def _masked_products(fb, mask, xhat, n_chunks, sa, sab):
+    """sa[k, c] = Σ fb·mask, sab[k, c] = Σ fb·mask·xhat over the rows of chunk k (float64)."""
+    m, c = fb.shape
+    for k in prange(n_chunks):
+        r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
+        for i in range(r0, r1):
+            for j in range(c):
+                av = np.float64(fb[i, j] * mask[i, j])
+                sa[k, j] += av
+                sab[k, j] += av * xhat[i, j]
+
+
+@kernel
+def _feedback_apply(fb, mask, use_mask, xhat, post, a, b, s, train, out):
+    """out = [post > 0]·(fb·mask + xhat·a + b)·s (train) or [post > 0]·fb·mask·s (inference)."""
+    m, c = fb.shape
+    for i in prange(m):
+        for j in range(c):
+            v = fb[i, j] * mask[i, j] if use_mask else fb[i, j]
+            o = (v + xhat[i, j] * a[j] + b[j]) * s[j] if train else v * s[j]
+            out[i, j] = o if post[i, j] > 0 else o * 0.0
+
+
+def _relu_stats(zr):
+    """post = max(z, 0) (M, C) and BatchNorm's batch (mean, var) of it, in one pass."""
+    m, c = zr.shape
+    post = np.empty(zr.shape, zr.dtype)
+    shift = np.where(zr[0] > 0, zr[0], 0).astype(np.float64)         # = post[0]
+    k = chunks(m)
+    s1, s2 = np.zeros((k, c)), np.zeros((k, c))
+    _relu_sums(zr.size, zr, k, shift, post, s1, s2)
+    mean, var = finish_stats(post, s1.sum(axis=0) / m, s2.sum(axis=0) / m)
+    return post, mean, var
+
+
+def relu_batchnorm_forward(z, gamma, beta, epsilon, train, moving=None, dropout=None):
+    """The block's forward. z (..., C): the input of the ReLU.
+
+    train: batch statistics, moving = (moving_mean, moving_variance, momentum) updated in
+    place; inference: moving's statistics. dropout: None or (rate, key, step), train only.
+    Returns (post, xhat, y, inv_std, mask or None), each array of z's shape.
+    """
+    zr, t = _rows(z), z.dtype
+    mm, mv, momentum = moving
+    if train:
+        post, mean, var = _relu_stats(zr)
+        batchnorm_update_moving(mm, mv, mean, var, momentum, zr.shape[0])
+        inv_std = (1.0 / np.sqrt(var + epsilon)).astype(t)
+    else:
+        post = np.empty(zr.shape, t)
+        from .elementwise import _relu_forward
+        _relu_forward(zr.size, zr.reshape(-1), post.reshape(-1))
+        mean, inv_std = mm, (1.0 / np.sqrt(mv + epsilon)).astype(t)
+    xhat, y = np.empty(zr.shape, t), np.empty(zr.shape, t)
+    use_mask = train and dropout is not None
+    mask = np.empty(zr.shape, t) if use_mask else y
+    rate, key, step = dropout if use_mask else (0.0, (0, 0), 0)
+    _normalise_dropout(zr.size, post, mean.astype(t), inv_std, gamma.astype(t), beta.astype(t),
+                       t.type(rate), t.type(1.0 / (1.0 - rate)), *key_words(key, step), t == np.float64,
+                       use_mask, xhat, y, mask)
+    shape = z.shape
+    return (post.reshape(shape), xhat.reshape(shape), y.reshape(shape), inv_std,
+            mask.reshape(shape) if use_mask else None)
+
+
+def relu_batchnorm_feedback(fb, mask, xhat, post, gamma, inv_std, train, need_input_fb=True):
+    """The block's feedback: fb (..., C) at the block's output (after the dropout, if any).
+
+    Returns (fb_in or None, dgamma, dbeta) with dbeta = Σ fb·mask, dgamma = Σ fb·mask·xhat.
+    """
+    fr, hr, t = _rows(fb), _rows(xhat), fb.dtype
+    m, c = fr.shape
+    k = chunks(m)
+    sa, sab = np.zeros((k, c)), np.zeros((k, c))
+    if mask is None:
+        _products(fr.size, fr, hr, k, sa, sab)
+    else:
+        _masked_products(fr.size, fr, _rows(mask), hr, k, sa, sab)
+    dgamma, dbeta = sab.sum(axis=0).astype(t), sa.sum(axis=0).astype(t)
+    if not need_input_fb:
+        return None, dgamma, dbeta
+    out = np.empty(fr.shape, t)
+    _feedback_apply(fr.size, fr, fr if mask is None else _rows(mask), mask is not None, hr, _rows(post),
+                    (-dgamma / m).astype(t), (-dbeta / m).astype(t), (gamma * inv_std).astype(t), train, out)
+    return out.reshape(fb.shape), dgamma, dbeta

@@ -1,0 +1,171 @@
+"""The network's plan (blocks.py): every fused block of the fast set against the layer-by-layer
+path of the same set, for every preset, both rules, every feedback mode, train and inference.
+
+  ReluBatchNorm (ReLU → BatchNorm → Dropout): the same operations in the same order and
+      the same fixed chunks as the layers: the same bits, float32 and float64.
+  DirectConv (a 1-channel convolution without im2col): other summation orders than BLAS's
+      GEMMs — against the reference kernels in float64 at rtol 1e-12 (the products' own
+      rounding: |Δ| ≤ K·eps·Σ|a·b|, K ≤ 25 terms here); whole networks with it at rtol 1e-4
+      in float32 after three training steps (those roundings carried through every layer).
+"""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba", reason="the fused blocks are the fast CPU set's")
+
+import brainprop_np as bp  # noqa: E402
+from brainprop_np import blocks, feedback  # noqa: E402
+from brainprop_np.kernels import cpu, fast  # noqa: E402
+from brainprop_np.layers.geometry import window_2d  # noqa: E402
+
+SHAPES = {"dense": (28, 28, 1), "conv": (28, 28, 1), "loccon": (28, 28, 1), "deep": (32, 32, 3)}
+
+
+def kinds(net):
+    return [type(s).__name__ for s in net.steps()]
+
+
+def pair(model, shape, dtype="float32", fb="symmetric", algorithm="brainprop"):
+    """The same network twice, fused and layer by layer, both on the fast set."""
+    nets = []
+    for fused in (True, False):
+        net = bp.build_network(model, shape, 10, seed=2, device="cpu", dtype=dtype, algorithm=algorithm,
+                               feedback=fb, kernels="fast")
+        net.fused = fused
+        nets.append(net)
+    return nets
+
+
+def run(net, algorithm, steps=3, batch=6):
+    """Train `steps` trials, then one inference forward and its feedback down to the input.
+    Returns every array a run can see: weights, running statistics, grads, q, input feedback."""
+    rng = np.random.default_rng(5)
+    x = rng.random((batch,) + net.input_shape).astype(net.dtype)
+    y = rng.integers(0, 10, batch)
+    rule, opt = bp.make_rule(algorithm), bp.SGD(lr=0.1)
+    for _ in range(steps):
+        rule.trial(net, x, y, train=True, batch_size=batch)
+        opt.step(net, 0.1)
+    seen = {"train_grads": net.grads()}
+    q = net.forward(x, train=False)
+    fb_top = np.zeros_like(q)
+    fb_top[np.arange(batch), y] = 1.0
+    seen["q"], seen["input_fb"] = q, net.feedback(fb_top, input_feedback=True)
+    seen["weights"], seen["infer_grads"] = net.get_weights(), net.grads()
+    return seen
+
+
+def flat(tree, prefix=""):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from flat(v, f"{prefix}/{k}")
+    else:
+        yield prefix, np.asarray(tree)
+
+
+def assert_same(a, b, rtol=0.0):
+    fa, fb_ = dict(flat(a)), dict(flat(b))
+    assert fa.keys() == fb_.keys()
+    for k in fa:
+        if rtol == 0.0:
+            np.testing.assert_array_equal(fa[k], fb_[k], err_msg=k)
+        else:
+            scale = max(float(np.abs(fb_[k]).max()), 1e-30)
+            np.testing.assert_allclose(fa[k], fb_[k], rtol=rtol, atol=rtol * scale, err_msg=k)
+
+
+def test_plan_of_each_preset():
+    conv, _ = pair("conv", SHAPES["conv"])
+    assert kinds(conv)[:4] == ["DirectConv", "ReluBatchNorm", "Single", "ReluBatchNorm"]
+    assert [len(s.layers) for s in conv.steps()][1:4] == [2, 1, 3]        # relu+bn, conv, relu+bn+dropout
+    deep, _ = pair("deep", SHAPES["deep"])
+    assert kinds(deep).count("ReluBatchNorm") == 7 and "DirectConv" not in kinds(deep)   # 3 input channels
+    dense, _ = pair("dense", SHAPES["dense"])
+    assert set(kinds(dense)) == {"Single"}
+
+
+def test_plan_is_layer_by_layer_where_no_block_applies():
+    ref = bp.build_network("conv", (28, 28, 1), 10, device="cpu", kernels="numpy")
+    assert set(kinds(ref)) == {"Single"}                       # the NumPy reference has no blocks
+    net, plain = pair("conv", SHAPES["conv"])
+    assert set(kinds(plain)) == {"Single"}                     # fused = False
+    untied, _ = pair("conv", SHAPES["conv"], fb="dfa")
+    assert "DirectConv" not in kinds(untied) and "ReluBatchNorm" in kinds(untied)
+    covered = [i for s in net.steps() for i in range(s.first, s.last + 1)]
+    assert covered == list(range(len(net.layers)))             # every layer once, in order
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
+@pytest.mark.parametrize("model", ["conv", "loccon", "deep"])
+def test_relu_batchnorm_block_same_bits(model, algorithm, dtype):
+    shape = SHAPES[model][:2] + (2,) if model != "deep" else SHAPES[model]     # no 1-channel input
+    fused, plain = pair(model, shape, dtype, algorithm=algorithm)
+    assert "ReluBatchNorm" in kinds(fused) and "DirectConv" not in kinds(fused)
+    assert_same(run(fused, algorithm), run(plain, algorithm))
+
+
+@pytest.mark.parametrize("fb", [m for m in feedback.MODES if m != "symmetric"])
+def test_blocks_under_untied_feedback(fb):
+    fused, plain = pair("conv", (12, 12, 2), fb=fb)
+    assert_same(run(fused, "brainprop"), run(plain, "brainprop"))
+
+
+@pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
+@pytest.mark.parametrize("model", ["conv", "dense"])
+def test_presets_with_direct_conv_within_rounding(model, algorithm):
+    fused, plain = pair(model, SHAPES[model], algorithm=algorithm)
+    assert_same(run(fused, algorithm), run(plain, algorithm), rtol=1e-4)
+    f64, p64 = pair(model, SHAPES[model], "float64", algorithm=algorithm)
+    assert_same(run(f64, algorithm), run(p64, algorithm), rtol=1e-10)
+
+
+def test_dropout_fixed_mask_runs_layer_by_layer():
+    fused, plain = pair("conv", (10, 10, 2))
+    for net in (fused, plain):
+        drop = next(l for l in net.layers if isinstance(l, bp.layers.Dropout))
+        drop.fixed_mask = np.full((4, 5, 5, 32), 2.0, np.float32)
+    x = np.random.default_rng(0).random((4, 10, 10, 2), dtype=np.float32)
+    np.testing.assert_array_equal(fused.forward(x, train=True), plain.forward(x, train=True))
+
+
+GEOMETRIES = [(k, s, p) for k in (1, 3, 5) for s in (1, 2) for p in ("same", "valid")]
+
+
+@pytest.mark.parametrize("k,stride,padding", GEOMETRIES)
+def test_direct_conv_kernels_against_reference(k, stride, padding):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 9, 8, 1))
+    w, b = rng.standard_normal((k, k, 1, 4)), rng.standard_normal((k, k, 1, 4))
+    out_hw, pads = window_2d(9, 8, k, stride, padding)
+    geo = (k, k, stride, pads, out_hw)
+    cols = cpu.im2col(x, *geo)
+    y_ref = (cols @ w.reshape(-1, 4)).reshape((3,) + out_hw + (4,))
+    y = fast.conv1_forward(x, w, stride, pads, out_hw)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12 * np.abs(y_ref).max())
+    fb = rng.standard_normal(y.shape)
+    tags_ref = (cols.T @ fb.reshape(-1, 4)).reshape(w.shape)
+    np.testing.assert_allclose(fast.conv1_tags(x, fb, w.shape, stride, pads), tags_ref, rtol=1e-12,
+                               atol=1e-12 * np.abs(tags_ref).max())
+    fb_in_ref = cpu.col2im(fb.reshape(-1, 4) @ b.reshape(-1, 4).T, x.shape, *geo)
+    fb_in = fast.conv1_input_feedback(x.shape, fb, b, stride, pads)
+    assert fb_in.shape == x.shape
+    np.testing.assert_allclose(fb_in, fb_in_ref, rtol=1e-12, atol=1e-12 * np.abs(fb_in_ref).max())
+
+
+def test_direct_conv_tags_do_not_depend_on_threads(monkeypatch):
+    from brainprop_np.kernels.fast import jit
+    rng = np.random.default_rng(3)
+    x = rng.random((20, 28, 28, 1), dtype=np.float32)
+    fb = rng.standard_normal((20, 28, 28, 8)).astype(np.float32)
+    out = []
+    for minimum in (1 << 62, 0):                    # serial, then parallel
+        monkeypatch.setattr(jit, "PARALLEL_MIN", minimum)
+        out.append(fast.conv1_tags(x, fb, (3, 3, 1, 8), 1, (1, 1, 1, 1)))
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_blocks_module_names_its_steps():
+    net, _ = pair("conv", SHAPES["conv"])
+    assert net.steps()[1].describe() == "activation+batch_normalization"
+    assert all(isinstance(s, blocks.Single) for s in net.steps())
