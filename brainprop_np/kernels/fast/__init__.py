@@ -13,6 +13,11 @@ Agreement with the reference (tests/test_fast_kernels.py):
                within 1 ulp of float32 in practice); the output step's loss and the
                epoch's metrics (float64 sums in another order). The locally-connected
                GEMMs go through BLAS as in the reference.
+Blocks of this set alone (blocks.py decides where they run; tests/test_blocks.py):
+  same bits    relu_batchnorm_forward / _feedback against ReLU, BatchNorm and Dropout
+               run one after another with this set's kernels;
+  rounding     conv1_forward, conv1_tags, conv1_input_feedback (the direct convolution of
+               a 1-channel input) against im2col and BLAS.
 The thread count is set in kernels/threads.py, together with BLAS's.
 """
 from ..cpu import (batched_matmul, batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
