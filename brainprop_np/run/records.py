@@ -49,6 +49,7 @@ def summary(run):
         "device": be.device,                        # 'cpu' | 'gpu', as the config's device
         "device_name": be.device_name(),            # e.g. 'x86_64', 'NVIDIA H100 80GB HBM3'
         "kernels": be.kernel_set,                   # 'fast' | 'numpy' (CPU) | 'cuda'
+        "fused_blocks": fused_blocks(run.net),      # the plan's blocks (blocks.py), e.g. 'DirectConv conv2d'
         "threads": threads.current(),               # BLAS and kernel threads (kernels/threads.py)
         "kernel_compile_seconds": compile_seconds(be),  # numba (fast) or NVRTC (cuda); None for numpy
         "warmup_seconds": _rounded(run.warmup_seconds), # before the first epoch, outside epoch_seconds
@@ -66,6 +67,11 @@ def summary(run):
     if run.mlflow_run_id:
         s["mlflow_run_id"] = run.mlflow_run_id
     return s
+
+
+def fused_blocks(net):
+    """The steps of the network's plan that fuse or replace layers: ['Kind layer+layer', ...]."""
+    return [f"{type(st).__name__} {st.describe()}" for st in net.steps() if type(st).__name__ != "Single"]
 
 
 def _rounded(seconds):
