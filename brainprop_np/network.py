@@ -8,6 +8,7 @@
 reverse, from the feedback the rule sends into the output units down to the first layer.
 """
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -61,6 +62,16 @@ class Network:
         for step in self.steps():
             h = step.forward(h, train)
         return h
+
+    @contextmanager
+    def layer_by_layer(self):
+        """Within: every layer runs on its own (no fused blocks), for code that walks the
+        layers' feedback itself after a forward pass (teach/trace.py)."""
+        fused, self.fused = self.fused, False
+        try:
+            yield self
+        finally:
+            self.fused = fused
 
     def steps(self):
         """The plan (blocks.py): the layers in steps, single or fused where the kernel set can."""

@@ -58,8 +58,14 @@ class Trace:
 def explain_trial(net, x, label, epsilon=0.02, lr=0.1, seed=0, fd_samples=8):
     """Run one BrainProp trial on x (1, H, W, C) with `label`; return a Trace (no weights change).
 
-    The finite-difference check needs a float64 NumPy network (skipped otherwise).
+    The trace walks the layers one by one, so the network runs layer by layer (no fused
+    blocks). The finite-difference check needs a float64 NumPy network (skipped otherwise).
     """
+    with net.layer_by_layer():
+        return _trace_trial(net, x, label, epsilon, lr, seed, fd_samples)
+
+
+def _trace_trial(net, x, label, epsilon, lr, seed, fd_samples):
     xp = net.xp
     x = net.backend.asarray(x, net.dtype)
     q = net.forward(x, train=False)
