@@ -11,13 +11,14 @@ import importlib
 import os
 import sys
 
-# The BLAS environment, defined here only. OpenBLAS's idle threads otherwise spin for
-# ~0.1 s after each GEMM and slow down the element-wise work spread over the cores
-# (kernels/threads.py). It takes effect only before NumPy loads, so every entry point
-# (run.py, `python -m brainprop_np`, the `brainprop` command, scripts/, bench/) imports
-# this package first; the sweep hands the same values to its Ray workers. An existing
-# value wins.
-BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+# The threads' environment, defined here only. OpenBLAS's idle threads otherwise spin for
+# ~0.1 s after each GEMM and slow down the element-wise work spread over the cores, and
+# numba's OpenMP workers spin after each parallel kernel and take the cores from the GEMM
+# that follows (2× slower steps on 2 cores; kernels/threads.py). Both take effect only
+# before NumPy or numba load, so every entry point (run.py, `python -m brainprop_np`, the
+# `brainprop` command, scripts/, bench/) imports this package first; the sweep hands the
+# same values to its Ray workers. An existing value wins.
+BLAS_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"}
 if "numpy" not in sys.modules:
     for _key, _value in BLAS_ENV.items():
         os.environ.setdefault(_key, _value)

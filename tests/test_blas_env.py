@@ -1,4 +1,4 @@
-"""The BLAS environment is set in one place, brainprop_np/__init__.py (BLAS_ENV), before NumPy
+"""The threads' environment (BLAS_ENV) is set in one place, brainprop_np/__init__.py (BLAS_ENV), before NumPy
 loads, for every entry point; an existing value wins; Ray workers of a sweep get the same."""
 import os
 import subprocess
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env_after(code, **env):
-    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    base = {k: v for k, v in os.environ.items() if k not in brainprop_np.BLAS_ENV}
     base.update(env, PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-c", code], env=base, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -22,6 +22,14 @@ def test_importing_the_package_sets_the_variable_before_numpy():
     code = ("import sys, os; import brainprop_np; "
             "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))")
     assert _env_after(code) == brainprop_np.BLAS_ENV["OPENBLAS_THREAD_TIMEOUT"] == "4"
+
+
+def test_numba_workers_sleep_when_idle():
+    """OMP_WAIT_POLICY=PASSIVE is set before numba can start its OpenMP workers, whatever is
+    imported first (threads.configure starts them before the fast kernels load)."""
+    code = ("import os, brainprop_np; from brainprop_np.kernels import threads; threads.configure(1); "
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    assert _env_after(code) == brainprop_np.BLAS_ENV["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
 def test_an_existing_value_wins():

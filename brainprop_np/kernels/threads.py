@@ -11,10 +11,12 @@ slowdown was measured with the defaults). The count is applied with threadpoolct
 every BLAS library NumPy loaded (OpenBLAS, MKL, BLIS) and to numba's thread pool, so
 GEMMs and the fast kernels never run more threads than that.
 
-OpenBLAS's idle workers spin for a while after each GEMM and then compete with the next
-kernel's threads: `import brainprop_np` sets OPENBLAS_THREAD_TIMEOUT=4 (BLAS_ENV in the
-package's __init__.py) before NumPy loads (an environment variable; it cannot be changed
-once NumPy is imported).
+Two pools share the cores: OpenBLAS's (GEMMs) and numba's OpenMP pool (the fast kernels).
+Idle workers of either spin for a while after their work and take the cores from the
+other's next call (on 2 cores a dense step took 2× as long): `import brainprop_np` sets
+OPENBLAS_THREAD_TIMEOUT=4 and OMP_WAIT_POLICY=PASSIVE (BLAS_ENV in the package's
+__init__.py) before NumPy and numba load (environment variables, read once when each
+pool starts).
 """
 import os
 

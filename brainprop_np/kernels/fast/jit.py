@@ -15,15 +15,12 @@ thread hand-off costs microseconds, more than small arrays take.
   error_model "numpy": division by zero gives inf/nan as in NumPy, not an exception.
 `@serial` is a single serial njit for work that is always small.
 """
-import os
 import time
 import types
 
-# numba's OpenMP workers sleep when idle instead of spinning, so that they do not take the
-# cores from the BLAS threads of the GEMM that follows (set before numba starts them).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
+# numba's OpenMP workers sleep when idle instead of spinning (OMP_WAIT_POLICY=PASSIVE):
+# the package's BLAS_ENV sets it before numba can start them.
+import numba
 
 PARALLEL_MIN = 1 << 16
 prange = numba.prange
