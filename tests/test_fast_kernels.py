@@ -159,6 +159,21 @@ def test_locally_connected_gemms(p, b, k, f, dtype, threads_mode):
     np.testing.assert_array_equal(tags2, tags)
 
 
+@pytest.mark.parametrize("n_threads", [2, 3, 200])
+def test_locally_connected_positions_shared_out_over_threads_same_bits(n_threads, monkeypatch):
+    """The positions' GEMMs split over threads (one share each) are the same calls: same bits."""
+    from brainprop_np.kernels import threads
+    cols, w = rand((144, 8, 27), np.float32), rand((144, 27, 6), np.float32, 1)
+    fb, w_fb = rand((8, 144, 6), np.float32, 2), rand((144, 27, 6), np.float32, 3)
+    monkeypatch.setitem(threads._state, "n", 1)
+    one = fast.lc_forward(cols, w), *fast.lc_feedback(fb, cols, w_fb)
+    monkeypatch.setitem(threads._state, "n", n_threads)
+    many = fast.lc_forward(cols, w), *fast.lc_feedback(fb, cols, w_fb)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a, b)
+    assert fast.lc_feedback(fb, cols, w_fb, need_input_fb=False)[1] is None
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_brainprop_step(dtype):
     """The same draws, actions, reward, delta and fb as the reference; loss and metrics close."""

@@ -12,15 +12,51 @@ kernels) it ran 4–6× slower than BLAS per position (LC 144 × (32 × 288 × 3
 4.8 ms against 0.75 ms, feedback 14.1 ms against 4.6 ms), because numba's loops neither
 keep the accumulators in registers nor vectorise the K-sums without reassociation. BLAS
 it is. These sums agree with the NumPy reference to BLAS's rounding.
+
+The positions are split into one contiguous share per thread (kernels/threads.py's
+count), each share's GEMMs run by BLAS in a thread of its own (NumPy releases the GIL):
+one position's GEMM is too small for BLAS to spread over the cores (32 × 288 × 32 takes
+the same time on 1 and 2 BLAS threads), so NumPy's loop over positions ran on one core.
+Every position's GEMM is the same call as before: the same bits.
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+
+from .. import threads
+
+_pool = {"n": 1, "executor": None}
+
+
+def _shares(p):
+    """[(start, stop)] of p positions, one share per configured thread."""
+    n = max(1, min(threads.current() or 1, p))
+    return [(p * i // n, p * (i + 1) // n) for i in range(n)]
+
+
+def _run(task, p):
+    """task(start, stop) for every share of p positions, the shares on threads of their own."""
+    shares = _shares(p)
+    if len(shares) == 1:
+        task(*shares[0])
+        return
+    if _pool["n"] != len(shares):
+        if _pool["executor"] is not None:
+            _pool["executor"].shutdown()
+        _pool["n"], _pool["executor"] = len(shares), ThreadPoolExecutor(len(shares), "brainprop-lc")
+    for f in [_pool["executor"].submit(task, *s) for s in shares]:
+        f.result()
 
 
 def lc_forward(cols, kernel):
     """y[b, p] = cols[p, b] · W[p] for every position p → y (B, P, F), C-contiguous."""
     p, b, _ = cols.shape
     y = np.empty((b, p, kernel.shape[2]), cols.dtype)
-    np.matmul(cols, kernel, out=y.transpose(1, 0, 2))
+    yp = y.transpose(1, 0, 2)
+
+    def task(i, j):
+        np.matmul(cols[i:j], kernel[i:j], out=yp[i:j])
+    _run(task, p)
     return y
 
 
@@ -33,6 +69,13 @@ def lc_feedback(fb, cols, fb_kernel, need_input_fb=True):
              dcols (P, B, K) with dcols[p] = fb[:, p] · fb_kernel[p]ᵀ, or None).
     """
     fbp = np.ascontiguousarray(fb.transpose(1, 0, 2))                 # (P, B, F)
-    tags = np.matmul(cols.transpose(0, 2, 1), fbp)
-    dcols = np.matmul(fbp, fb_kernel.transpose(0, 2, 1)) if need_input_fb else None
+    p, b, k = cols.shape
+    tags = np.empty((p, k, fbp.shape[2]), cols.dtype)
+    dcols = np.empty((p, b, k), cols.dtype) if need_input_fb else None
+
+    def task(i, j):
+        np.matmul(cols[i:j].transpose(0, 2, 1), fbp[i:j], out=tags[i:j])
+        if need_input_fb:
+            np.matmul(fbp[i:j], fb_kernel[i:j].transpose(0, 2, 1), out=dcols[i:j])
+    _run(task, p)
     return tags, dcols
