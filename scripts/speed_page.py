@@ -1,0 +1,77 @@
+"""The CPU speed tables of docs/gpu_and_speed.md, from the JSON files of bench/vs_pytorch.py.
+
+    BRAINPROP_THREADS=2 python bench/vs_pytorch.py --kernels fast --json vs.json
+    BRAINPROP_THREADS=2 python bench/vs_pytorch.py --per-core --compile none \\
+        --variant dense=nchw,conv=cl,loccon=cl-strided --json per_core.json
+    python scripts/speed_page.py vs.json [per_core.json] [--write docs/gpu_and_speed.md]
+
+The first table gives, per network, the medians over rounds of ms per step of PyTorch
+eager (the variant the pick chose), torch.compile and the fast set, ours ÷ eager, ours ÷
+compiled, the share of the float32 GEMM rate measured in the same run, and peak RSS;
+the second, images per second per core of one process on two threads against two
+one-thread processes at once. With --write the tables replace the text between the
+`cpu-speed` marker lines of the page; they are printed in any case.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pages import write_between_markers  # noqa: E402
+
+MARKER = "cpu-speed"
+
+
+def _f(v, fmt):
+    return "–" if v is None else format(v, fmt)
+
+
+def _step_table(data):
+    rows = [f"Measured {data['started'][:10]} on {data['cpu']} ({data['cores']} cores), {data['threads']} "
+            f"threads per process, torch {data['torch']}, NumPy {data['numpy']}, numba {data['numba']}; "
+            f"{data['rounds']} rounds × {data['steps']} steps, medians; float32 GEMM rate "
+            f"{data['gemm_gflops_median']:.0f} GFLOP/s (2048³, same run).", "",
+            "| network | implementation | ms/step | s per 60k epoch | ours ÷ eager | ours ÷ compiled "
+            "| share of GEMM rate | peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
+    for r in data["table"]:
+        impl = r["impl"] + (f" ({r['torch_variant']})" if r["torch_variant"] else "")
+        rows.append(f"| {r['net']} | {impl} | {_f(r['ms_step'], '.1f')} | {_f(r['s_epoch'], '.1f')} | "
+                    f"{_f(r['ours_over_eager'], '.2f')} | {_f(r['ours_over_compile'], '.2f')} | "
+                    f"{_f(r['of_gemm'], '.0%')} | {_f(r['rss_mib'], '.0f')} |")
+    comp = [r for r in data["table"] if r["impl"] == "torch-compile"]
+    if comp:
+        rows += ["", "torch.compile's seconds per process with its cache warm, left out of ms/step: "
+                 + ", ".join(f"{r['net']} {_f(r['compile_s'], '.1f')}" for r in comp) + "."]
+    return rows
+
+
+def _per_core_table(data):
+    n = data["per_core_cores"]
+    rows = ["", f"Images per second per core: one process on {n} threads against {n} one-thread "
+            f"processes at once (what a sweep runs), {data['rounds']} rounds × {data['steps']} steps, medians.",
+            "", f"| network | implementation | 1 × {n} threads | {n} × 1 thread | ratio |", "|---|---|---|---|---|"]
+    for r in data["per_core"]:
+        rows.append(f"| {r['net']} | {r['impl']} | {_f(r['img_s_core_one'], '.0f')} | "
+                    f"{_f(r['img_s_core_many'], '.0f')} | {_f(r['many_over_one'], '.2f')} |")
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("steps_json")
+    ap.add_argument("per_core_json", nargs="?")
+    ap.add_argument("--write", help="the page whose cpu-speed section to replace")
+    a = ap.parse_args(argv)
+    rows = _step_table(json.loads(Path(a.steps_json).read_text()))
+    if a.per_core_json:
+        rows += _per_core_table(json.loads(Path(a.per_core_json).read_text()))
+    text = "\n".join(rows) + "\n"
+    print(text)
+    if a.write:
+        write_between_markers(a.write, MARKER, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
