@@ -18,7 +18,7 @@ results are the same bits (tests/test_blocks.py). x is viewed as (M, C), channel
 import numpy as np
 
 from ..cpu import batchnorm_update_moving
-from .batchnorm import _products, _rows, chunks, finish_stats
+from .batchnorm import _normalise, _products, _rows, chunks, finish_stats
 from .jit import kernel, prange
 from .philox import block, key_words, uniform32, uniform64
 
@@ -40,23 +40,18 @@ def _relu_sums(z, n_chunks, shift, post, s1, s2):
 
 
 @kernel
-def _normalise_dropout(x, mean, inv_std, gamma, beta, rate, scale, k0, k1, step, wide, use_mask,
-                       xhat, y, mask):
-    """xhat = (x − mean)·inv_std; y = gamma·xhat + beta, times the dropout mask when use_mask."""
+def _normalise_dropout(x, mean, inv_std, gamma, beta, rate, scale, k0, k1, step, wide, xhat, y, mask):
+    """xhat = (x − mean)·inv_std; y = (gamma·xhat + beta)·mask, the mask drawn as dropout_forward's."""
     m, c = x.shape
     for i in prange(m):
         for j in range(c):
             h = (x[i, j] - mean[j]) * inv_std[j]
             xhat[i, j] = h
-            yv = h * gamma[j] + beta[j]
-            if use_mask:
-                w0, w1, _, _ = block(np.int64(i) * c + j, step, k0, k1)
-                u = uniform64(w0, w1) if wide else np.float64(uniform32(w0))
-                mk = scale if u >= rate else 0
-                mask[i, j] = mk
-                y[i, j] = yv * mk
-            else:
-                y[i, j] = yv
+            w0, w1, _, _ = block(np.int64(i) * c + j, step, k0, k1)
+            u = uniform64(w0, w1) if wide else np.float64(uniform32(w0))
+            mk = scale if u >= rate else 0
+            mask[i, j] = mk
+            y[i, j] = (h * gamma[j] + beta[j]) * mk
 
 
 @kernel
@@ -73,13 +68,32 @@ def _masked_products(fb, mask, xhat, n_chunks, sa, sab):
 
 
 @kernel
-def _feedback_apply(fb, mask, use_mask, xhat, post, a, b, s, train, out):
-    """out = [post > 0]·(fb·mask + xhat·a + b)·s (train) or [post > 0]·fb·mask·s (inference)."""
+def _feedback_train(fb, xhat, post, a, b, s, out):
+    """out = [post > 0]·(fb + xhat·a + b)·s."""
     m, c = fb.shape
     for i in prange(m):
         for j in range(c):
-            v = fb[i, j] * mask[i, j] if use_mask else fb[i, j]
-            o = (v + xhat[i, j] * a[j] + b[j]) * s[j] if train else v * s[j]
+            o = (fb[i, j] + xhat[i, j] * a[j] + b[j]) * s[j]
+            out[i, j] = o if post[i, j] > 0 else o * 0.0
+
+
+@kernel
+def _feedback_train_masked(fb, mask, xhat, post, a, b, s, out):
+    """out = [post > 0]·(fb·mask + xhat·a + b)·s."""
+    m, c = fb.shape
+    for i in prange(m):
+        for j in range(c):
+            o = (fb[i, j] * mask[i, j] + xhat[i, j] * a[j] + b[j]) * s[j]
+            out[i, j] = o if post[i, j] > 0 else o * 0.0
+
+
+@kernel
+def _feedback_inference(fb, post, s, out):
+    """out = [post > 0]·fb·s (no dropout mask in inference)."""
+    m, c = fb.shape
+    for i in prange(m):
+        for j in range(c):
+            o = fb[i, j] * s[j]
             out[i, j] = o if post[i, j] > 0 else o * 0.0
 
 
@@ -113,16 +127,18 @@ def relu_batchnorm_forward(z, gamma, beta, epsilon, train, moving=None, dropout=
         from .elementwise import _relu_forward
         _relu_forward(zr.size, zr.reshape(-1), post.reshape(-1))
         mean, inv_std = mm, (1.0 / np.sqrt(mv + epsilon)).astype(t)
-    xhat, y = np.empty(zr.shape, t), np.empty(zr.shape, t)
-    use_mask = train and dropout is not None
-    mask = np.empty(zr.shape, t) if use_mask else y
-    rate, key, step = dropout if use_mask else (0.0, (0, 0), 0)
-    _normalise_dropout(zr.size, post, mean.astype(t), inv_std, gamma.astype(t), beta.astype(t),
-                       t.type(rate), t.type(1.0 / (1.0 - rate)), *key_words(key, step), t == np.float64,
-                       use_mask, xhat, y, mask)
+    xhat, y, mask = np.empty(zr.shape, t), np.empty(zr.shape, t), None
+    args = (post, mean.astype(t), inv_std, gamma.astype(t), beta.astype(t))
+    if train and dropout is not None:
+        rate, key, step = dropout
+        mask = np.empty(zr.shape, t)
+        _normalise_dropout(zr.size, *args, t.type(rate), t.type(1.0 / (1.0 - rate)), *key_words(key, step),
+                           t == np.float64, xhat, y, mask)
+    else:
+        _normalise(zr.size, *args, xhat, y)
     shape = z.shape
     return (post.reshape(shape), xhat.reshape(shape), y.reshape(shape), inv_std,
-            mask.reshape(shape) if use_mask else None)
+            None if mask is None else mask.reshape(shape))
 
 
 def relu_batchnorm_feedback(fb, mask, xhat, post, gamma, inv_std, train, need_input_fb=True):
@@ -141,7 +157,12 @@ def relu_batchnorm_feedback(fb, mask, xhat, post, gamma, inv_std, train, need_in
     dgamma, dbeta = sab.sum(axis=0).astype(t), sa.sum(axis=0).astype(t)
     if not need_input_fb:
         return None, dgamma, dbeta
-    out = np.empty(fr.shape, t)
-    _feedback_apply(fr.size, fr, fr if mask is None else _rows(mask), mask is not None, hr, _rows(post),
-                    (-dgamma / m).astype(t), (-dbeta / m).astype(t), (gamma * inv_std).astype(t), train, out)
+    out, pr, s = np.empty(fr.shape, t), _rows(post), (gamma * inv_std).astype(t)
+    a, b = (-dgamma / m).astype(t), (-dbeta / m).astype(t)
+    if not train:
+        _feedback_inference(fr.size, fr if mask is None else fr * _rows(mask), pr, s, out)
+    elif mask is None:
+        _feedback_train(fr.size, fr, hr, pr, a, b, s, out)
+    else:
+        _feedback_train_masked(fr.size, fr, _rows(mask), hr, pr, a, b, s, out)
     return out.reshape(fb.shape), dgamma, dbeta
