@@ -8,7 +8,7 @@
 The first table gives, per network, the medians over rounds of ms per step of PyTorch
 eager (the variant the pick chose), torch.compile and the fast set, ours ÷ eager, ours ÷
 compiled, the share of the float32 GEMM rate measured in the same run, and peak RSS;
-the second, images per second per core of one process on two threads against two
+the rounds' own figures show the machine's noise; the second, images per second per core of one process on two threads against two
 one-thread processes at once. With --write the tables replace the text between the
 `cpu-speed` marker lines of the page; they are printed in any case.
 """
@@ -32,11 +32,12 @@ def _step_table(data):
             f"threads per process, torch {data['torch']}, NumPy {data['numpy']}, numba {data['numba']}; "
             f"{data['rounds']} rounds × {data['steps']} steps, medians; float32 GEMM rate "
             f"{data['gemm_gflops_median']:.0f} GFLOP/s (2048³, same run).", "",
-            "| network | implementation | ms/step | s per 60k epoch | ours ÷ eager | ours ÷ compiled "
-            "| share of GEMM rate | peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
+            "| network | implementation | ms/step | rounds | s per 60k epoch | ours ÷ eager | ours ÷ compiled "
+            "| share of GEMM rate | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
     for r in data["table"]:
-        impl = r["impl"] + (f" ({r['torch_variant']})" if r["torch_variant"] else "")
-        rows.append(f"| {r['net']} | {impl} | {_f(r['ms_step'], '.1f')} | {_f(r['s_epoch'], '.1f')} | "
+        impl = r["impl"] + (f": {r['torch_variant']}" if r["torch_variant"] else "")
+        per_round = " / ".join(_f(v, ".1f") for v in r["ms_rounds"])
+        rows.append(f"| {r['net']} | {impl} | {_f(r['ms_step'], '.1f')} | {per_round} | {_f(r['s_epoch'], '.1f')} | "
                     f"{_f(r['ours_over_eager'], '.2f')} | {_f(r['ours_over_compile'], '.2f')} | "
                     f"{_f(r['of_gemm'], '.0%')} | {_f(r['rss_mib'], '.0f')} |")
     comp = [r for r in data["table"] if r["impl"] == "torch-compile"]
