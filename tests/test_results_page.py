@@ -93,3 +93,22 @@ def test_class_scaling_counts_the_epochs_to_the_fraction_of_the_best():
     assert cs.overrides(args, 5, "ebp", 2) == ["algorithm=ebp", "seed=2", "data.classes=[0, 1, 2, 3, 4]",
                                                "train.epochs=5", "train.patience=null", "data.limit_train=2000",
                                                "data.limit_test=1000", "x=1"]
+
+
+def test_when_each_class_was_found(sweep, capsys):
+    """per_class.csv of a run gives the epoch each class first reached 50 %, the epoch all were
+    found, what val_acc gained after it, and the lowest class at the end."""
+    run = sweep / "mnist_dense" / "algorithm=brainprop" / "seed1"              # 125 epochs, best 0.9817 at 80
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps(dict(summary, seed=1)))
+    with open(run / "per_class.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "acc_0", "acc_1", "acc_2"])
+        for e in range(1, 126):
+            w.writerow([e, 0.9, 0.5 if e >= 40 else 0.1, min(0.97, e / 100)])
+    assert _script().main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    gained = 100 * (0.9817 - 0.9817 * 50 / 125)        # history's val_acc rises linearly to 0.9817
+    assert (f"- dense brainprop, seed 1: first epoch at ≥ 50% per class (0: 1, 1: 40, 2: 50); all found by "
+            f"epoch 50, after which val_acc rose {gained:.2f} points to its best at epoch 80; lowest class "
+            f"at the last epoch (epoch 125): 50.0 %.") in out
