@@ -3,6 +3,7 @@ accuracy.png (redrawn every PLOT_EVERY epochs and whenever the run stops), the r
 config.yaml, and the lines it prints (the start line, one line per epoch, the closing line).
 Every file is written to a temporary name and renamed into place (files.py).
 """
+from ..blocks import Single
 from ..kernels import threads
 from ..weights import save_weights
 from .config import dump
@@ -71,7 +72,7 @@ def summary(run):
 
 def fused_blocks(net):
     """The steps of the network's plan that fuse or replace layers: ['Kind layer+layer', ...]."""
-    return [f"{type(st).__name__} {st.describe()}" for st in net.steps() if type(st).__name__ != "Single"]
+    return [f"{type(st).__name__} {st.describe()}" for st in net.steps() if type(st) is not Single]
 
 
 def _rounded(seconds):

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..cpu import batchnorm_update_moving
 from .batchnorm import _normalise, _products, _rows, chunks, finish_stats
+from .elementwise import _relu_forward
 from .jit import kernel, prange
 from .philox import block, key_words, uniform32, uniform64
 
@@ -124,7 +125,6 @@ def relu_batchnorm_forward(z, gamma, beta, epsilon, train, moving=None, dropout=
         inv_std = (1.0 / np.sqrt(var + epsilon)).astype(t)
     else:
         post = np.empty(zr.shape, t)
-        from .elementwise import _relu_forward
         _relu_forward(zr.size, zr.reshape(-1), post.reshape(-1))
         mean, inv_std = mm, (1.0 / np.sqrt(mv + epsilon)).astype(t)
     xhat, y, mask = np.empty(zr.shape, t), np.empty(zr.shape, t), None
