@@ -4,13 +4,17 @@
     BRAINPROP_THREADS=2 python bench/vs_pytorch.py --per-core --compile none \\
         --variant dense=nchw,conv=cl,loccon=cl-strided --json per_core.json
     python scripts/speed_page.py vs.json [per_core.json] [--write docs/gpu_and_speed.md]
+    BRAINPROP_THREADS=2 python bench/step_profile.py --json profile.json
+    python scripts/speed_page.py --profile profile.json [--write docs/gpu_and_speed.md]
 
 The first table gives, per network, the medians over rounds of ms per step of PyTorch
 eager (the variant the pick chose), torch.compile and the fast set, ours ÷ eager, ours ÷
 compiled, the share of the float32 GEMM rate measured in the same run, and peak RSS;
 the rounds' own figures show the machine's noise; the second, images per second per core of one process on two threads against two
 one-thread processes at once. With --write the tables replace the text between the
-`cpu-speed` marker lines of the page; they are printed in any case.
+`cpu-speed` marker lines of the page; they are printed in any case. --profile writes the
+`step-profile` section instead: per network the step's time, its GEMMs alone (the floor
+they set) and the rest, and the time of every step of the plan, forward and feedback.
 """
 import argparse
 import json
@@ -21,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pages import write_between_markers  # noqa: E402
 
 MARKER = "cpu-speed"
+PROFILE_MARKER = "step-profile"
 
 
 def _f(v, fmt):
@@ -58,19 +63,44 @@ def _per_core_table(data):
     return rows
 
 
+def _profile_tables(data):
+    rows = [f"Measured {data['started'][:10]} by `bench/step_profile.py` with the fast kernel set on "
+            f"{data['threads']} threads, NumPy {data['numpy']}; float32 GEMM rate {data['gemm_gflops']:.0f} "
+            "GFLOP/s (2048³, same run); medians over the rounds.", "",
+            "| network | batch | ms/step | its GEMMs alone, ms | share of the step | everything else, ms |",
+            "|---|---|---|---|---|---|"]
+    for p in data["profiles"]:
+        rest = p["step_ms"] - p["gemm_floor_ms"]
+        rows.append(f"| {p['net']} | {p['batch']} | {p['step_ms']:.1f} | {p['gemm_floor_ms']:.1f} | "
+                    f"{p['gemm_floor_ms'] / p['step_ms']:.0%} | {rest:.1f} |")
+    for p in data["profiles"]:
+        rows += ["", f"{p['net']}: ms per step of the plan (blocks.py).", "",
+                 "| step of the plan | forward | feedback |", "|---|---|---|"]
+        rows += [f"| {r['step']} | {r['forward_ms']:.2f} | {r['feedback_ms']:.2f} |" for r in p["steps"]]
+        rows += [f"| output step (selection, reward, delta) | {p['output_ms']:.2f} | |",
+                 f"| update (SGD) | {p['update_ms']:.2f} | |"]
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("steps_json")
+    ap.add_argument("steps_json", nargs="?")
     ap.add_argument("per_core_json", nargs="?")
-    ap.add_argument("--write", help="the page whose cpu-speed section to replace")
+    ap.add_argument("--profile", help="bench/step_profile.py's JSON: write the step-profile section")
+    ap.add_argument("--write", help="the page whose section to replace")
     a = ap.parse_args(argv)
-    rows = _step_table(json.loads(Path(a.steps_json).read_text()))
-    if a.per_core_json:
-        rows += _per_core_table(json.loads(Path(a.per_core_json).read_text()))
+    if a.profile:
+        rows, marker = _profile_tables(json.loads(Path(a.profile).read_text())), PROFILE_MARKER
+    elif a.steps_json:
+        rows, marker = _step_table(json.loads(Path(a.steps_json).read_text())), MARKER
+        if a.per_core_json:
+            rows += _per_core_table(json.loads(Path(a.per_core_json).read_text()))
+    else:
+        ap.error("give vs_pytorch.py's JSON, or --profile with step_profile.py's")
     text = "\n".join(rows) + "\n"
     print(text)
     if a.write:
-        write_between_markers(a.write, MARKER, text)
+        write_between_markers(a.write, marker, text)
     return 0
 
 

@@ -1,0 +1,66 @@
+"""bench/step_profile.py (where a step's time goes, and its GEMM floor) and the page section
+scripts/speed_page.py writes from its JSON. Structure only: no timing is asserted."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name, path):
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(path.parent))
+    return mod
+
+
+@pytest.fixture(scope="module")
+def profile_json(tmp_path_factory):
+    pytest.importorskip("numba")
+    bench = _load("step_profile", ROOT / "bench" / "step_profile.py")
+    path = tmp_path_factory.mktemp("profile") / "profile.json"
+    bench.main(["--nets", "dense,loccon", "--steps", "1", "--rounds", "2", "--json", str(path)])
+    return path
+
+
+def test_profile_covers_every_step_of_the_plan(profile_json):
+    import brainprop_np as bp
+    data = json.loads(profile_json.read_text())
+    assert [p["net"] for p in data["profiles"]] == ["dense", "loccon"]
+    for p in data["profiles"]:
+        net = bp.build_network(p["net"], (28, 28, 1), 10, device="cpu", kernels="fast")
+        assert [r["step"] for r in p["steps"]] == [s.describe() for s in net.steps()]
+        assert len(p["step_ms_rounds"]) == 2
+        assert all(r["forward_ms"] > 0 for r in p["steps"])
+        assert p["gemm_floor_ms"] == pytest.approx(sum(p["gemm_ms"].values()))
+        weight_layers = [l.name for l in net.layers if "kernel" in l.params]
+        assert list(p["gemm_ms"]) == weight_layers
+
+
+def test_profile_leaves_the_direct_conv_out_of_the_gemms():
+    pytest.importorskip("numba")
+    import brainprop_np as bp
+    bench = _load("step_profile", ROOT / "bench" / "step_profile.py")
+    net = bp.build_network("conv", (28, 28, 1), 10, device="cpu", kernels="fast")
+    names = [name for name, _ in bench.gemms(net, 4)]
+    first_conv = net.layers[0].name
+    assert first_conv not in names and "conv2d_1" in names and len(names) == 3
+    thunks = dict(bench.gemms(net, 4))
+    assert len(thunks["conv2d_1"]) == 3          # forward, tags, input feedback
+
+
+def test_speed_page_writes_the_profile_section(profile_json, tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("intro\n<!-- step-profile:begin -->\nold\n<!-- step-profile:end -->\nafter\n")
+    speed_page = _load("speed_page", ROOT / "scripts" / "speed_page.py")
+    assert speed_page.main(["--profile", str(profile_json), "--write", str(page)]) == 0
+    text = page.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("after\n")
+    assert "| dense | 128 |" in text and "| loccon | 32 |" in text and "update (SGD)" in text
