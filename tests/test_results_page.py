@@ -112,3 +112,30 @@ def test_when_each_class_was_found(sweep, capsys):
     assert (f"- dense brainprop, seed 1: first epoch at ≥ 50% per class (0: 1, 1: 40, 2: 50); all found by "
             f"epoch 50, after which val_acc rose {gained:.2f} points to its best at epoch 80; lowest class "
             f"at the last epoch (epoch 125): 50.0 %.") in out
+
+
+def test_a_run_trained_past_early_stopping(sweep, tmp_path, capsys):
+    """--long-run: the run's best so far, the protocol's run of the same seed, and the best
+    val_acc of each learning-rate period; a folder without summary.json is refused."""
+    protocol = sweep / "mnist_dense" / "algorithm=brainprop" / "seed1"       # 125 epochs, best 0.9817 at 80
+    summary = json.loads((protocol / "summary.json").read_text())
+    (protocol / "summary.json").write_text(json.dumps(dict(summary, seed=1)))
+    long = tmp_path / "dense_long"
+    long.mkdir()
+    (long / "summary.json").write_text(json.dumps(
+        {"name": "mnist_dense", "algorithm": "brainprop", "seed": 1, "best_val_acc": 0.9841, "best_epoch": 230,
+         "epochs_run": 240, "stop_reason": "running", "early_stopping": {"patience": 500}}))
+    with open(long / "history.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "lr", "val_acc"])
+        for e in range(1, 241):
+            w.writerow([e, 0.1 / 2 ** ((e - 1) // 100), 0.9 + e / 10000 - (0.02 if e == 240 else 0)])
+    assert _script().main([str(sweep), "--long-run", str(long)]) == 0
+    out = capsys.readouterr().out
+    assert (f"- dense brainprop, seed 1, patience 500: 240 epochs run (still running), best val_acc 98.41 % at "
+            f"epoch 230; under the protocol the same seed stopped after 125 epochs, best 98.17 % at epoch 80. "
+            f"Best per learning-rate period: epochs 1–100 (lr 0.1) 91.00 %; epochs 101–200 (lr 0.05) 92.00 %; "
+            f"epochs 201–240 (lr 0.025) 92.39 %. (`{long}`)") in out
+    assert f"--long-run {long}" in out
+    with pytest.raises(SystemExit, match="no summary.json"):
+        _script().main([str(sweep), "--long-run", str(tmp_path / "nothing")])
