@@ -141,6 +141,22 @@ def discovery(run, summary):
     return firsts, last, gained, min(curves[-1][1])
 
 
+def class_panels(rows):
+    """{network: run folders}: its BrainProp runs and its first EBP run, those with per_class.csv,
+    for a per-class figure per network (BrainProp's seeds one by one, EBP beside them)."""
+    out = {}
+    for config in NETWORKS:
+        runs = [r for r, _ in rows.get((config, "brainprop"), [])] + [r for r, _ in rows.get((config, "ebp"), [])][:1]
+        runs = [r for r in runs if (Path(r) / "per_class.csv").is_file()]
+        if runs:
+            out[config] = runs
+    return out
+
+
+def class_figure_name(config):
+    return f"results_{config}_classes.png"
+
+
 def discovery_lines(rows):
     """Per BrainProp and EBP row with per-class curves: when each class was found, seed by seed."""
     lines = []
@@ -191,6 +207,9 @@ def section(sweep, rows, nodes, command, long_runs=()):
     if discovery_lines(rows):
         lines += ["", "When each class was found (per_class.csv of each run, validation accuracy of the class):",
                   ""] + discovery_lines(rows)
+        lines += [l for c in class_panels(rows) for l in
+                  ["", f"![{c.removeprefix('mnist_')}: validation accuracy of each class per epoch, run by run, "
+                   f"and how many classes have reached 50 %]({class_figure_name(c)})"]]
     if long_runs:
         lines += ["", "Runs trained past the protocol's early stopping:", ""]
         lines += [f"{long_run_line(run, rows)} (`{run}`)" for run in long_runs]
@@ -245,6 +264,9 @@ def main(argv=None):
     if args.write:
         if rows:
             figure(rows, Path(args.write).parent / FIGURE)
+        from brainprop_np.run.class_plot import plot_classes
+        for config, runs in class_panels(rows).items():
+            plot_classes(runs, Path(args.write).parent / class_figure_name(config), threshold=FOUND)
         write_between_markers(args.write, MARKER, text)
     return 0
 

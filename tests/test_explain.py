@@ -141,6 +141,8 @@ def test_plot_several_runs(tmp_path):
     from brainprop_np.run.plot import read_run
     label, rows, best = read_run(a)
     assert label == "mnist_conv brainprop" and best == 3 and len(rows) == 4
+    (a / "config.yaml").write_text("name: mnist_conv\nalgorithm: brainprop\nseed: 7\n")
+    assert read_run(a)[0] == "mnist_conv brainprop seed 7"
 
 
 def test_plot_rejects_a_folder_without_history(tmp_path):

@@ -139,3 +139,28 @@ def test_a_run_trained_past_early_stopping(sweep, tmp_path, capsys):
     assert f"--long-run {long}" in out
     with pytest.raises(SystemExit, match="no summary.json"):
         _script().main([str(sweep), "--long-run", str(tmp_path / "nothing")])
+
+
+def test_a_per_class_figure_per_network(sweep, tmp_path):
+    """--write draws each network's BrainProp runs and its first EBP run that have per_class.csv
+    (class × epoch heat maps and the staircase) and links the figure from the section."""
+    pytest.importorskip("matplotlib")
+    conv = sweep / "mnist_conv"
+    runs = [conv / "algorithm=brainprop" / "seed1", conv / "algorithm=brainprop" / "seed2", conv / "algorithm=ebp" / "seed1"]
+    for i, run in enumerate(runs):
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps(dict(summary, seed=i + 1)))
+        (run / "config.yaml").write_text(f"name: mnist_conv\nalgorithm: {summary['algorithm']}\nseed: {i + 1}\n")
+        with open(run / "per_class.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["epoch", "acc_0", "acc_1"])
+            for e in range(1, 11):
+                w.writerow([e, 0.9, 0.6 if e > 3 + i else 0.0])
+    assert [p.name for p in _script().class_panels(_script().finished_runs(sweep)[0])["mnist_conv"]] == \
+        ["seed1", "seed2", "seed1"]
+    page = tmp_path / "results.md"
+    page.write_text("<!-- mnist-table:begin -->\n<!-- mnist-table:end -->\n")
+    assert _script().main([str(sweep), "--write", str(page)]) == 0
+    assert "](results_mnist_conv_classes.png)" in page.read_text()
+    assert "results_mnist_dense_classes.png" not in page.read_text()          # no per_class.csv there
+    assert (tmp_path / "results_mnist_conv_classes.png").stat().st_size > 0

@@ -37,8 +37,8 @@ def _summary(run_dir):
 
 
 def run_label(run_dir, summary=None):
-    """A run's label: its config name and algorithm (e.g. "mnist_conv brainprop"), else the
-    folder's name; "[MNIST SAMPLE]" added when it trained on the bundled sample."""
+    """A run's label: its config name, algorithm and seed (e.g. "mnist_conv brainprop seed 2"),
+    else the folder's name; "[MNIST SAMPLE]" added when it trained on the bundled sample."""
     run_dir = Path(run_dir)
     summary = _summary(run_dir) if summary is None else summary
     label = run_dir.name
@@ -47,6 +47,8 @@ def run_label(run_dir, summary=None):
         import yaml
         c = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
         label = f"{c.get('name', run_dir.name)} {c.get('algorithm', '')}".strip()
+        if c.get("seed") is not None:
+            label += f" seed {c['seed']}"
     if (summary.get("dataset") or {}).get("fallback"):
         label += " [MNIST SAMPLE]"
     return label
