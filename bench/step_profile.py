@@ -3,8 +3,8 @@
     BRAINPROP_THREADS=2 python bench/step_profile.py [--nets dense,conv,loccon] [--steps 30]
                                                      [--rounds 3] [--json PATH]
 
-For each network (the paper's dense, conv and loccon for MNIST; the fast kernel set;
-batch 128, 128, 32; random inputs of MNIST's shape) it times a BrainProp step (trial and
+For each network (the paper's dense, conv and loccon for MNIST, batch 128, 128, 32; deep
+for CIFAR-10's 32×32×3, batch 128; the fast kernel set; random inputs) it times a BrainProp step (trial and
 SGD update) over --rounds rounds of --steps steps and, inside it, the forward and the
 feedback of every step of the network's plan (blocks.py: one layer, or a fused block),
 the rest of the trial (the output step: selection, reward, delta) and the update.
@@ -25,9 +25,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import brainprop_np as bp  # noqa: E402  (first: sets the BLAS environment before NumPy loads)
 import numpy as np  # noqa: E402
-from train_step import BATCH, gemm_rate  # noqa: E402
-
-SHAPE = (28, 28, 1)
+from train_step import BATCH, SHAPE, gemm_rate  # noqa: E402
 
 
 def timed(step, clock):
@@ -47,7 +45,7 @@ def gemms(net, batch):
     """[(layer name, [thunk, ...])]: the BLAS products of every weight layer at the step's shapes."""
     rng = np.random.default_rng(0)
     out, first = [], True
-    shape = (batch,) + SHAPE
+    shape = (batch,) + tuple(net.input_shape)
     for layer in net.layers:
         w = layer.params.get("kernel")
         if w is not None and not (isinstance(layer, bp.layers.Conv2D) and shape[-1] == 1):
@@ -79,10 +77,10 @@ def _products(layer, in_shape, w, rng, need_input_fb):
 def profile(model, steps, rounds):
     """{'steps': [(first, describe, fwd ms, fb ms)], 'output_ms', 'update_ms', 'step_ms', 'gemm_ms', ...}."""
     batch = BATCH[model]
-    net = bp.build_network(model, SHAPE, 10, seed=1, device="cpu", kernels="fast")
+    net = bp.build_network(model, SHAPE[model], 10, seed=1, device="cpu", kernels="fast")
     rule, opt = bp.BrainProp(), bp.SGD(lr=0.1)
     rng = np.random.default_rng(0)
-    x, y = rng.random((batch,) + SHAPE, dtype=np.float32), rng.integers(0, 10, batch)
+    x, y = rng.random((batch,) + SHAPE[model], dtype=np.float32), rng.integers(0, 10, batch)
     plan, clock = net.steps(), {}
     for step in plan:
         timed(step, clock)
@@ -148,7 +146,7 @@ def print_profile(p):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nets", default="dense,conv,loccon")
+    ap.add_argument("--nets", default="dense,conv,loccon", help="any of dense, conv, loccon, deep")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", help="write the figures to this file")
