@@ -130,15 +130,17 @@ def class_curves(run):
 
 def discovery(run, summary):
     """(epoch at which each class first reached FOUND, or None; the last of them; val_acc gained
-    from that epoch to the best; the lowest class accuracy at the last epoch) of one run."""
+    from that epoch to the best; the lowest class accuracy and the training accuracy at the
+    last epoch) of one run."""
     curves = class_curves(run)
     if not curves:
         return None
     firsts = [next((e for e, accs in curves if accs[c] >= FOUND), None) for c in range(len(curves[0][1]))]
     last = None if None in firsts else max(firsts)
-    hist = {int(h["epoch"]): h["val_acc"] for h in read_history(run)}
+    history = read_history(run)
+    hist = {int(h["epoch"]): h["val_acc"] for h in history}
     gained = None if last is None else summary["best_val_acc"] - hist[last]
-    return firsts, last, gained, min(curves[-1][1])
+    return firsts, last, gained, min(curves[-1][1]), history[-1].get("train_acc")
 
 
 def class_panels(rows):
@@ -165,13 +167,14 @@ def discovery_lines(rows):
             d = discovery(run, s)
             if d is None:
                 continue
-            firsts, last, gained, low = d
+            firsts, last, gained, low, train = d
             found = ", ".join(f"{c}: {'–' if e is None else e}" for c, e in enumerate(firsts))
             tail = ("" if last is None else f"; all found by epoch {last}, after which val_acc rose "
                     f"{100 * gained:.2f} points to its best at epoch {s['best_epoch']}")
             lines.append(f"- {config.removeprefix('mnist_')} {rule}, seed {s['seed']}: first epoch at "
                          f"≥ {FOUND:.0%} per class ({found}){tail}; lowest class at the last epoch "
-                         f"(epoch {s['epochs_run']}): {100 * low:.1f} %.")
+                         f"(epoch {s['epochs_run']}): {100 * low:.1f} %"
+                         + ("." if train is None else f"; training accuracy then: {100 * train:.2f} %."))
     return lines
 
 
@@ -205,8 +208,9 @@ def section(sweep, rows, nodes, command, long_runs=()):
               "validation set is the test set, so best val_acc is the top-1 test accuracy."]
     lines += [""] + differences(rows) if differences(rows) else []
     if discovery_lines(rows):
-        lines += ["", "When each class was found (per_class.csv of each run, validation accuracy of the class):",
-                  ""] + discovery_lines(rows)
+        lines += ["", "When each class was found (per_class.csv of each run, validation accuracy of the class; "
+                  "BrainProp's training accuracy counts the rewarded actions it chose, its ε = 0.02 "
+                  "exploration included):", ""] + discovery_lines(rows)
         lines += [l for c in class_panels(rows) for l in
                   ["", f"![{c.removeprefix('mnist_')}: validation accuracy of each class per epoch, run by run, "
                    f"and how many classes have reached 50 %]({class_figure_name(c)})"]]

@@ -109,9 +109,16 @@ def test_when_each_class_was_found(sweep, capsys):
     assert _script().main([str(sweep)]) == 0
     out = capsys.readouterr().out
     gained = 100 * (0.9817 - 0.9817 * 50 / 125)        # history's val_acc rises linearly to 0.9817
-    assert (f"- dense brainprop, seed 1: first epoch at ≥ 50% per class (0: 1, 1: 40, 2: 50); all found by "
+    line = (f"- dense brainprop, seed 1: first epoch at ≥ 50% per class (0: 1, 1: 40, 2: 50); all found by "
             f"epoch 50, after which val_acc rose {gained:.2f} points to its best at epoch 80; lowest class "
-            f"at the last epoch (epoch 125): 50.0 %.") in out
+            f"at the last epoch (epoch 125): 50.0 %")
+    assert line + ".\n" in out
+    with open(run / "history.csv", newline="") as f:                     # with a train_acc column
+        rows = list(csv.reader(f))
+    with open(run / "history.csv", "w", newline="") as f:
+        csv.writer(f).writerows([rows[0] + ["train_acc"]] + [r + [str(0.9 + i / 1e4)] for i, r in enumerate(rows[1:])])
+    assert _script().main([str(sweep)]) == 0
+    assert line + "; training accuracy then: 91.24 %.\n" in capsys.readouterr().out
 
 
 def test_a_run_trained_past_early_stopping(sweep, tmp_path, capsys):
