@@ -25,7 +25,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import brainprop_np as bp  # noqa: E402  (first: sets the BLAS environment before NumPy loads)
 import numpy as np  # noqa: E402
-from train_step import BATCH, SHAPE, gemm_rate  # noqa: E402
+from brainprop_np import blocks  # noqa: E402
+from train_step import BATCH, gemm_rate, make_net  # noqa: E402
 
 
 def timed(step, clock):
@@ -42,15 +43,15 @@ def timed(step, clock):
 
 
 def gemms(net, batch):
-    """[(layer name, [thunk, ...])]: the BLAS products of every weight layer at the step's shapes."""
+    """[(layer name, [thunk, ...])]: the BLAS products of every weight layer at the step's shapes
+    (the plan's direct convolutions run none; the first trained layer computes no input feedback)."""
     rng = np.random.default_rng(0)
-    out, first = [], True
-    shape = (batch,) + tuple(net.input_shape)
-    for layer in net.layers:
+    direct = {s.first for s in net.steps() if isinstance(s, blocks.DirectConv)}
+    out, shape = [], (batch,) + tuple(net.input_shape)
+    for i, layer in enumerate(net.layers):
         w = layer.params.get("kernel")
-        if w is not None and not (isinstance(layer, bp.layers.Conv2D) and shape[-1] == 1):
-            out.append((layer.name, _products(layer, shape, w, rng, need_input_fb=not first)))
-        first = first and w is None
+        if w is not None and i not in direct:
+            out.append((layer.name, _products(layer, shape, w, rng, need_input_fb=i > net.first_trained())))
         shape = (batch,) + tuple(layer.output_shape)
     return out
 
@@ -77,10 +78,7 @@ def _products(layer, in_shape, w, rng, need_input_fb):
 def profile(model, steps, rounds):
     """{'steps': [(first, describe, fwd ms, fb ms)], 'output_ms', 'update_ms', 'step_ms', 'gemm_ms', ...}."""
     batch = BATCH[model]
-    net = bp.build_network(model, SHAPE[model], 10, seed=1, device="cpu", kernels="fast")
-    rule, opt = bp.BrainProp(), bp.SGD(lr=0.1)
-    rng = np.random.default_rng(0)
-    x, y = rng.random((batch,) + SHAPE[model], dtype=np.float32), rng.integers(0, 10, batch)
+    net, rule, opt, x, y = make_net(model, bp.get_backend("cpu", "fast"), "fast")
     plan, clock = net.steps(), {}
     for step in plan:
         timed(step, clock)
@@ -89,10 +87,7 @@ def profile(model, steps, rounds):
     for _ in range(rounds):
         clock.clear()
         t_trial = t_update = 0.0
-        for i in range(steps + 3):
-            if i == 3:                                        # 3 warm-up steps
-                clock.clear()
-                t_trial = t_update = 0.0
+        for _ in range(steps):
             t0 = time.perf_counter()
             rule.trial(net, x, y, train=True, batch_size=batch)
             t1 = time.perf_counter()
@@ -130,7 +125,7 @@ def _medians(model, batch, plan, rounds):
     return {"net": model, "batch": batch, "steps": rows, "output_ms": med(lambda r: r["output_ms"]),
             "update_ms": med(lambda r: r["update_ms"]), "step_ms": med(lambda r: r["step_ms"]),
             "step_ms_rounds": [r["step_ms"] for r in rounds], "gemm_ms": gemm,
-            "gemm_floor_ms": float(sum(gemm.values()))}
+            "gemm_floor_ms": med(lambda r: sum(r["gemm"].values()))}
 
 
 def print_profile(p):
@@ -151,6 +146,11 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", help="write the figures to this file")
     a = ap.parse_args(argv)
+    nets = a.nets.split(",")
+    unknown = [n for n in nets if n not in BATCH]
+    if unknown or a.steps < 1 or a.rounds < 1:
+        ap.error(f"--nets {','.join(unknown)} is not allowed; use any of {', '.join(BATCH)}" if unknown
+                 else "--steps and --rounds must be at least 1")
     from brainprop_np.kernels import threads
     n = threads.configure()
     be = bp.get_backend("cpu", "fast")
@@ -158,7 +158,7 @@ def main(argv=None):
     print(f"{n} threads; float32 GEMM (2048^3) {rate:.0f} GFLOP/s")
     out = {"threads": n, "gemm_gflops": rate, "started": time.strftime("%Y-%m-%d %H:%M"),
            "numpy": np.__version__, "profiles": []}
-    for model in a.nets.split(","):
+    for model in nets:
         p = profile(model, a.steps, a.rounds)
         print_profile(p)
         out["profiles"].append(p)

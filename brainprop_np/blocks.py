@@ -12,12 +12,10 @@ passes over memory. `plan` walks the layer list once and decides where they appl
                                  the layers themselves (symmetric or per-layer feedback
                                  weights; an untied network's wiring calls layer.feedback)
 
-Everything else is a `Single` step: one layer, its own methods. Measured and not kept: a
-block that ran a Conv2D's im2col, GEMMs and col2im a tile of images at a time, so that
-the stride-2 conv's 29 MB im2col matrix stays in the cache. Alone it took the layer from
-about 27 to 24 ms per step, but in the whole conv step (one process, the two plans
-interleaved over 10 rounds of 10 steps, 2 threads) it gave 1.02× the time: the layers
-after it paid the cache misses instead. A block leaves on its
+Everything else is a `Single` step: one layer, its own methods. Not a block: running a
+Conv2D's im2col, GEMMs and col2im a tile of images at a time keeps the stride-2 conv's
+29 MB im2col matrix in the cache and shortens that layer, but not the whole step on
+these CPUs: the layers after it pay the cache misses instead. A block leaves on its
 layers exactly the state their own forward would (post, xhat, inv_std, mask; the
 running statistics; grads after feedback), so a step may be fused forward and run layer
 by layer in feedback, and the rest of the engine never knows. tests/test_blocks.py proves

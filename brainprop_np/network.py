@@ -91,12 +91,17 @@ class Network:
             return self.untied.feedback(self, fb, input_feedback)
         # below the first layer with weights no layer needs feedback (there are no tags to set):
         # that layer skips computing it (e.g. the dense preset's first fb·Wᵀ GEMM, under a flatten)
-        first = 0 if input_feedback else next((i for i, l in enumerate(self.layers) if l.params), 0)
+        first = 0 if input_feedback else self.first_trained()
         for step in reversed(self.steps()):
             if step.last < first:
                 break
             fb = step.feedback(fb, need_input_fb=(step.first > first or input_feedback))
         return fb if input_feedback else None
+
+    def first_trained(self):
+        """Index of the first layer with parameters: no layer below it needs feedback, and it
+        computes none for its input (unless the input's own feedback is asked for)."""
+        return next((i for i, l in enumerate(self.layers) if l.params), 0)
 
     def trainable(self):
         """(layer, param name, array) for every trained array, in layer order."""

@@ -148,11 +148,15 @@ def class_panels(rows):
     for a per-class figure per network (BrainProp's seeds one by one, EBP beside them)."""
     out = {}
     for config in NETWORKS:
-        runs = [r for r, _ in rows.get((config, "brainprop"), [])] + [r for r, _ in rows.get((config, "ebp"), [])][:1]
-        runs = [r for r in runs if (Path(r) / "per_class.csv").is_file()]
+        runs = _with_classes(rows, config, "brainprop") + _with_classes(rows, config, "ebp")[:1]
         if runs:
             out[config] = runs
     return out
+
+
+def _with_classes(rows, config, rule):
+    """The run folders of a row whose per_class.csv has at least one epoch."""
+    return [r for r, _ in rows.get((config, rule), []) if class_curves(r)]
 
 
 def class_figure_name(config):
@@ -178,23 +182,44 @@ def discovery_lines(rows):
     return lines
 
 
+def lr_periods(history):
+    """[(lr, [rows])]: the history split where the learning rate changes."""
+    import itertools
+    if any("lr" not in h for h in history):
+        raise ValueError("history.csv has no lr for some epoch")
+    return [(lr, list(g)) for lr, g in itertools.groupby(history, key=lambda h: h["lr"])]
+
+
 def long_run_line(run, rows):
     """One run trained past the protocol's early stopping: its best so far, the protocol's run of
     the same config, rule and seed beside it, and its best val_acc per learning-rate period."""
     s = json.loads((Path(run) / "summary.json").read_text(encoding="utf-8"))
-    periods = {}
-    for h in read_history(run):
-        periods.setdefault(h["lr"], []).append(h)
-    best = "; ".join(f"epochs {int(p[0]['epoch'])}–{int(p[-1]['epoch'])} (lr {lr:g}) {100 * max(h['val_acc'] for h in p):.2f} %"
-                     for lr, p in periods.items())
+    history = read_history(run)
+    if not history:
+        raise ValueError("no epoch finished yet")
+    best = "; ".join(f"epochs {int(p[0]['epoch'])}–{int(p[-1]['epoch'])} (lr {lr:g}) "
+                     f"{100 * max(h['val_acc'] for h in p):.2f} %" for lr, p in lr_periods(history))
     state = "still running" if s["stop_reason"] == "running" else f"stopped: {s['stop_reason']}"
     same = next((x for _, x in rows.get((s["name"], s["algorithm"]), []) if x["seed"] == s["seed"]), None)
     protocol = "" if same is None else (f"; under the protocol the same seed stopped after {same['epochs_run']} "
                                         f"epochs, best {100 * same['best_val_acc']:.2f} % at epoch {same['best_epoch']}")
-    return (f"- {s['name'].removeprefix('mnist_')} {s['algorithm']}, seed {s['seed']}, patience "
-            f"{s['early_stopping']['patience']}: {s['epochs_run']} epochs run ({state}), best val_acc "
-            f"{100 * s['best_val_acc']:.2f} % at epoch {s['best_epoch']}{protocol}. Best per learning-rate "
-            f"period: {best}.")
+    patience = s["early_stopping"]["patience"]
+    return (f"- {s['name'].removeprefix('mnist_')} {s['algorithm']}, seed {s['seed']}, "
+            f"{'no early stopping' if patience is None else f'patience {patience}'}: {s['epochs_run']} epochs "
+            f"run ({state}), best val_acc {100 * s['best_val_acc']:.2f} % at epoch {s['best_epoch']}{protocol}. "
+            f"Best per learning-rate period: {best}.")
+
+
+def check_long_run(run):
+    """None when RUN_DIR can be read as a --long-run, else the one-line reason it cannot."""
+    for name in ("summary.json", "history.csv"):
+        if not (Path(run) / name).is_file():
+            return f"no {name} here; give a run folder"
+    try:
+        long_run_line(run, {})
+    except (ValueError, KeyError) as e:
+        return f"cannot be read: {e}"
+    return None
 
 
 def section(sweep, rows, nodes, command, long_runs=()):
@@ -209,11 +234,11 @@ def section(sweep, rows, nodes, command, long_runs=()):
     lines += [""] + differences(rows) if differences(rows) else []
     if discovery_lines(rows):
         lines += ["", "When each class was found (per_class.csv of each run, validation accuracy of the class; "
-                  "BrainProp's training accuracy counts the rewarded actions it chose, its ε = 0.02 "
-                  "exploration included):", ""] + discovery_lines(rows)
+                  "BrainProp's training accuracy counts the rewarded actions it chose, its exploration "
+                  "included):", ""] + discovery_lines(rows)
         lines += [l for c in class_panels(rows) for l in
                   ["", f"![{c.removeprefix('mnist_')}: validation accuracy of each class per epoch, run by run, "
-                   f"and how many classes have reached 50 %]({class_figure_name(c)})"]]
+                   f"and how many classes have reached {FOUND:.0%}]({class_figure_name(c)})"]]
     if long_runs:
         lines += ["", "Runs trained past the protocol's early stopping:", ""]
         lines += [f"{long_run_line(run, rows)} (`{run}`)" for run in long_runs]
@@ -256,8 +281,9 @@ def main(argv=None):
     p.add_argument("--write", metavar="FILE", help="replace the section between the marker lines of FILE")
     args = p.parse_args(argv)
     for run in args.long_run:
-        if not (Path(run) / "summary.json").is_file():
-            sys.exit(f"error: --long-run {run}: no summary.json here; give a run folder")
+        why = check_long_run(run)
+        if why:
+            sys.exit(f"error: --long-run {run}: {why}")
     if not (Path(args.sweep) / "results.csv").is_file():
         sys.exit(f"error: {args.sweep}: no results.csv here; give the --out folder of a finished sweep")
     rows, nodes = finished_runs(args.sweep)

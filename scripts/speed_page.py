@@ -89,6 +89,8 @@ def main(argv=None):
     ap.add_argument("--profile", help="bench/step_profile.py's JSON: write the step-profile section")
     ap.add_argument("--write", help="the page whose section to replace")
     a = ap.parse_args(argv)
+    if a.profile and a.steps_json:
+        ap.error("give either vs_pytorch.py's JSON or --profile, not both")
     if a.profile:
         rows, marker = _profile_tables(json.loads(Path(a.profile).read_text())), PROFILE_MARKER
     elif a.steps_json:

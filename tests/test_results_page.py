@@ -148,6 +148,30 @@ def test_a_run_trained_past_early_stopping(sweep, tmp_path, capsys):
         _script().main([str(sweep), "--long-run", str(tmp_path / "nothing")])
 
 
+def test_long_run_periods_and_what_cannot_be_read(tmp_path):
+    """Learning-rate periods are runs of equal lr in epoch order; a run without lr, without
+    epochs or without history.csv is refused in one line; patience null reads as such."""
+    script = _script()
+    rows = [{"epoch": e, "lr": lr, "val_acc": 0.5} for e, lr in enumerate([0.1, 0.1, 0.05, 0.1], 1)]
+    assert [(lr, [r["epoch"] for r in p]) for lr, p in script.lr_periods(rows)] == \
+        [(0.1, [1, 2]), (0.05, [3]), (0.1, [4])]
+    run = tmp_path / "run"
+    run.mkdir()
+    summary = {"name": "mnist_conv", "algorithm": "ebp", "seed": 2, "best_val_acc": 0.99, "best_epoch": 1,
+               "epochs_run": 1, "stop_reason": "max_epochs", "early_stopping": {"patience": None}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert script.check_long_run(run) == "no history.csv here; give a run folder"
+    (run / "history.csv").write_text("epoch,val_acc\n")
+    assert script.check_long_run(run) == "cannot be read: no epoch finished yet"
+    (run / "history.csv").write_text("epoch,val_acc\n1,0.99\n")
+    assert script.check_long_run(run) == "cannot be read: history.csv has no lr for some epoch"
+    (run / "history.csv").write_text("epoch,lr,val_acc\n1,0.1,0.99\n")
+    assert script.check_long_run(run) is None
+    assert script.long_run_line(run, {}) == ("- conv ebp, seed 2, no early stopping: 1 epochs run (stopped: "
+                                             "max_epochs), best val_acc 99.00 % at epoch 1. Best per learning-rate "
+                                             "period: epochs 1–1 (lr 0.1) 99.00 %.")
+
+
 def test_a_per_class_figure_per_network(sweep, tmp_path):
     """--write draws each network's BrainProp runs and its first EBP run that have per_class.csv
     (class × epoch heat maps and the staircase) and links the figure from the section."""
@@ -163,8 +187,12 @@ def test_a_per_class_figure_per_network(sweep, tmp_path):
             w.writerow(["epoch", "acc_0", "acc_1"])
             for e in range(1, 11):
                 w.writerow([e, 0.9, 0.6 if e > 3 + i else 0.0])
-    assert [p.name for p in _script().class_panels(_script().finished_runs(sweep)[0])["mnist_conv"]] == \
-        ["seed1", "seed2", "seed1"]
+    panels = _script().class_panels(_script().finished_runs(sweep)[0])["mnist_conv"]
+    assert [(p.parent.name, p.name) for p in panels] == \
+        [("algorithm=brainprop", "seed1"), ("algorithm=brainprop", "seed2"), ("algorithm=ebp", "seed1")]
+    (runs[0] / "per_class.csv").write_text("epoch,acc_0,acc_1\n")           # no epoch yet: not drawn
+    panels = _script().class_panels(_script().finished_runs(sweep)[0])["mnist_conv"]
+    assert [(p.parent.name, p.name) for p in panels] == [("algorithm=brainprop", "seed2"), ("algorithm=ebp", "seed1")]
     page = tmp_path / "results.md"
     page.write_text("<!-- mnist-table:begin -->\n<!-- mnist-table:end -->\n")
     assert _script().main([str(sweep), "--write", str(page)]) == 0

@@ -2,6 +2,7 @@
 scripts/speed_page.py writes from its JSON. Structure only: no timing is asserted."""
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -38,8 +39,7 @@ def test_profile_covers_every_step_of_the_plan(profile_json):
         net = bp.build_network(p["net"], (28, 28, 1), 10, device="cpu", kernels="fast")
         assert [r["step"] for r in p["steps"]] == [s.describe() for s in net.steps()]
         assert len(p["step_ms_rounds"]) == 2
-        assert all(r["forward_ms"] > 0 for r in p["steps"])
-        assert p["gemm_floor_ms"] == pytest.approx(sum(p["gemm_ms"].values()))
+        assert all(math.isfinite(r["forward_ms"]) and math.isfinite(r["feedback_ms"]) for r in p["steps"])
         weight_layers = [l.name for l in net.layers if "kernel" in l.params]
         assert list(p["gemm_ms"]) == weight_layers
 
@@ -54,6 +54,11 @@ def test_profile_leaves_the_direct_conv_out_of_the_gemms():
     assert first_conv not in names and "conv2d_1" in names and len(names) == 3
     thunks = dict(bench.gemms(net, 4))
     assert len(thunks["conv2d_1"]) == 3          # forward, tags, input feedback
+    dense = bp.build_network("dense", (28, 28, 1), 10, device="cpu", kernels="fast")
+    counts = [len(t) for _, t in bench.gemms(dense, 4)]
+    assert counts == [2, 3, 3, 3]                # the first trained layer has no input feedback
+    x = [t() for t in dict(bench.gemms(dense, 4))["dense_1"]]
+    assert [a.shape for a in x] == [(4, 1000), (1500, 1000), (4, 1500)]
 
 
 def test_speed_page_writes_the_profile_section(profile_json, tmp_path):

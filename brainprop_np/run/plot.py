@@ -5,7 +5,7 @@
     brainprop plot RUN_DIR [RUN_DIR ...] --classes [--threshold 0.5] [--out classes.png]
 
 Each RUN_DIR is a run folder written by run.py (history.csv, summary.json, config.yaml);
-a run is labelled by its config name and algorithm (e.g. "mnist_conv brainprop"), so
+a run is labelled by its config name, algorithm and seed (e.g. "mnist_conv brainprop seed 1"), so
 BrainProp and EBP runs of the same network can be compared at a glance. --classes draws
 their per_class.csv (class_plot.py).
 """
