@@ -12,8 +12,8 @@ dispatch to the three rooms (run/ trains, evaluates, plots and sweeps; teach/ ex
 `python run.py ARGS` is `brainprop train ARGS`, with --load and --explain as options.
 Exit status: 0 done; 1 runtime failure (missing data, no GPU, non-finite loss, unreadable
 weights, out of memory, an error inside training or evaluation); 2 bad config, key, value
-or command line, a run folder another process trains in; 130 interrupted (Ctrl-C: a
-checkpoint is written; the message says how to resume). Every failure prints one line, `error: ...`, on stderr.
+or command line, a run folder another process trains in; 130 interrupted (Ctrl-C or
+SIGTERM: a checkpoint is written; the message says how to resume). Every failure prints one line, `error: ...`, on stderr.
 """
 import sys
 from pathlib import Path
@@ -212,7 +212,7 @@ def _evaluate(ns, prog, config, overrides, load, progress):
 
 
 def _trained(result, mode, quiet):
-    """The exit status of a training run: 130 after Ctrl-C (saying how to resume), else 0."""
+    """The exit status of a training run: 130 after Ctrl-C or SIGTERM (saying how to resume), else 0."""
     if result.interrupted:
         print(f"{result.summary.get('message', 'interrupted')}; checkpoint written. Resume with:\n"
               f"    {'python run.py' if mode == 'run' else 'brainprop train'} --resume {result.out_dir}",

@@ -193,7 +193,9 @@ def test_end_to_end_run_writes_a_consistent_run_folder_and_load_reproduces_it(tm
     assert "nope.npz" in _one_line_error(proc, 1)
 
 
-def test_sigint_writes_a_resumable_checkpoint(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_writes_a_resumable_checkpoint(tmp_path, signum):
+    """Ctrl-C, or a batch scheduler's SIGTERM: exit 130 with the resume command, then --resume."""
     cfg = _write_config(tmp_path, epochs=200, limit_train=256)
     out = tmp_path / "sig"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -204,7 +206,7 @@ def test_sigint_writes_a_resumable_checkpoint(tmp_path):
         for line in proc.stdout:
             if line.startswith("epoch ") or time.time() > deadline:
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
@@ -212,6 +214,7 @@ def test_sigint_writes_a_resumable_checkpoint(tmp_path):
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert f"python run.py --resume {out}" in stderr
+    assert ("Ctrl-C: finishing" if signum == signal.SIGINT else "SIGTERM: finishing") in stderr
     s = json.loads((out / "summary.json").read_text())
     assert s["stop_reason"] == "interrupted"
     done = s["epochs_run"]

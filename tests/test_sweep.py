@@ -2,6 +2,7 @@
 table's arithmetic, and scripts/seeds.py forwarding to the sweep. The sweep on a real Ray
 instance is tests/test_sweep_ray.py."""
 import csv
+import time
 import json
 import subprocess
 import sys
@@ -178,3 +179,22 @@ def test_seeds_script_is_a_thin_wrapper_of_the_sweep():
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: --seeds '2-1'")
+
+
+def test_sigterm_stops_the_driver_as_ctrl_c_does(monkeypatch):
+    """A batch scheduler's SIGTERM to the driver takes Ctrl-C's path (runs stopped, tables
+    written, exit 130): _train reports it interrupted, and SIGTERM's handler is restored."""
+    import os
+    import signal
+    import types
+    from brainprop_np.run.sweep import cli
+
+    def execute(*args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)                                  # the signal interrupts this
+        raise AssertionError("SIGTERM did not interrupt the driver")
+    monkeypatch.setattr(cli, "execute", execute)
+    before = signal.getsignal(signal.SIGTERM)
+    sw = types.SimpleNamespace(todo=["a run"], ray=None, runs=[], ns=None, t0=0.0, started=False)
+    assert cli._train(sw) is True
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -114,23 +114,26 @@ def test_resume_at_epoch_boundary_equals_uninterrupted(tmp_path, reference):
 
 
 class _KillAfter:
-    """A rule that sends this process SIGINT after its n-th trial (the loop then stops)."""
+    """A rule that sends this process SIGINT (or `signum`) after its n-th trial (the loop then stops)."""
 
-    def __init__(self, rule, n):
-        self.rule, self.n, self.calls = rule, n, 0
+    def __init__(self, rule, n, signum=signal.SIGINT):
+        self.rule, self.n, self.calls, self.signum = rule, n, 0, signum
 
     def trial(self, *a, **kw):
         out = self.rule.trial(*a, **kw)
         self.calls += 1
         if self.calls == self.n:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.signum)
         return out
 
 
-@pytest.mark.parametrize("after", [3, 5])   # inside epoch 1 (5 batches per epoch), and at its end
-def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeypatch, after):
+@pytest.mark.parametrize("after, signum", [(3, signal.SIGINT), (5, signal.SIGINT), (3, signal.SIGTERM)])
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeypatch, after, signum):
+    """Ctrl-C or SIGTERM inside epoch 1 (5 batches per epoch) or at its end: the checkpoint,
+    then a resume that ends as the uninterrupted run; the handlers are restored after."""
     real = T.make_rule
-    monkeypatch.setattr(T, "make_rule", lambda *a, **k: _KillAfter(real(*a, **k), after))
+    monkeypatch.setattr(T, "make_rule", lambda *a, **k: _KillAfter(real(*a, **k), after, signum))
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     res = _run(tmp_path, "b")
     assert res.interrupted
     _, meta, arrays = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
@@ -141,10 +144,27 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeyp
     else:
         assert (meta["epoch"], meta["batch"]) == (1, 0)
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["stop_reason"] == "interrupted"
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     monkeypatch.setattr(T, "make_rule", real)
     res = T.train(resume=tmp_path / "b", verbose=False, progress=False)
     assert res.stop_reason == "max_epochs"
     _same_run(reference, tmp_path / "b")
+
+
+def test_an_ignored_sigint_stays_ignored():
+    """A background job of a script ignores SIGINT: the stop flag leaves it so, and takes SIGTERM."""
+    from brainprop_np.run.console import StopFlag
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopFlag() as flag:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert flag.set
+            with pytest.raises(KeyboardInterrupt):          # a second signal aborts
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def test_resume_keeps_the_thread_count_of_the_run(tmp_path, reference, monkeypatch):

@@ -1,5 +1,6 @@
 """What a run says on the console, and about the machine it runs on: `Say` (epoch lines
-on stdout, notices on stderr), the Ctrl-C flag, the thread count and the versions."""
+on stdout, notices on stderr), the stop flag (Ctrl-C, SIGTERM), the thread count and the versions."""
+import contextlib
 import os
 import platform
 import signal
@@ -27,30 +28,57 @@ class Say:
             print(text, file=sys.stderr, flush=True)
 
 
-class SigintFlag:
-    """While active (main thread only), the first SIGINT sets `.set`; a second one aborts."""
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+class StopFlag:
+    """While active (main thread only), the first Ctrl-C (SIGINT) or SIGTERM (what a batch
+    scheduler sends before it kills a job) sets `.set`: the run finishes its batch, writes
+    its checkpoint and stops; a second one aborts at once. A SIGINT that the process ignores
+    (a background job of a script) stays ignored."""
 
     def __init__(self):
         self.set = False
-        self._old = None
+        self._old = {}
 
     def _handler(self, signum, frame):
         if self.set:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._restore()
             raise KeyboardInterrupt
         self.set = True
-        print("\nCtrl-C: finishing the current batch, then writing the checkpoint "
-              "(press Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+        print(f"\n{STOP_SIGNALS[signum]}: finishing the current batch, then writing the checkpoint "
+              "(a second Ctrl-C or SIGTERM aborts at once)", file=sys.stderr, flush=True)
+
+    def _restore(self):
+        for signum, old in self._old.items():
+            signal.signal(signum, old)
+        self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+            for signum in STOP_SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._old[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        self._restore()
         return False
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """Within (main thread only): SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so that a
+    driver a batch scheduler stops takes the same path as one stopped by hand."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, interrupt) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old)
 
 
 def bars(progress):

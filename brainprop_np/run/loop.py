@@ -15,9 +15,9 @@ and counts (rules.base.METRICS) are added by the trials themselves — BrainProp
 output-step kernel — into one float64 accumulator on the device, allocated once per run
 and read once per epoch; the L2 term of the loss (from the SGD step) is added beside them.
 
-Ctrl-C (SIGINT) inside an epoch: the current batch finishes, then the checkpoint is written
+Ctrl-C (SIGINT) or SIGTERM inside an epoch: the current batch finishes, then the checkpoint is written
 *mid-epoch* with the epoch's permutation, the index of the next batch, the partial sums and
-the seconds spent (resume.py continues from there). A second Ctrl-C aborts at once.
+the seconds spent (resume.py continues from there). A second signal aborts at once.
 """
 import math
 import time
@@ -48,10 +48,10 @@ def step(rule, opt, net, x, y, lr, batch_size, metrics=None):
     return trial, reg
 
 
-def run_epoch(run, sigint):
+def run_epoch(run, stop_flag):
     """The training pass of epoch run.epoch (from batch run.batch): a trial and an SGD step
     per batch. Returns the epoch's history row (val_acc still None), or None when the epoch
-    stopped: Ctrl-C inside it (mid-epoch checkpoint) or a non-finite loss (run.stop_reason says)."""
+    stopped: Ctrl-C or SIGTERM inside it (mid-epoch checkpoint) or a non-finite loss (run.stop_reason says)."""
     bs = run.cfg["train"]["batch_size"]
     nb = run.train_it.n_batches(bs)
     perm, sums, seconds = _shuffle_or_continue(run)
@@ -70,7 +70,7 @@ def run_epoch(run, sigint):
             b += 1
             seen[0] += len(y)
             bar.update(images=len(y))
-            if sigint.set and b < nb:
+            if stop_flag.set and b < nb:
                 break
     finally:
         batches.close()
@@ -108,7 +108,7 @@ def _bar(run, n_batches, sums, seen):
 
 
 def _interrupted(run, b, nb, perm, sums, seconds):
-    """Ctrl-C inside the epoch: the mid-epoch checkpoint (permutation, next batch, partial sums)."""
+    """Ctrl-C or SIGTERM inside the epoch: the mid-epoch checkpoint (permutation, next batch, partial sums)."""
     run.batch = b
     arrays = dict(zip(METRICS, to_host(sums)))
     arrays.update(perm=np.asarray(perm, dtype=np.int64), seconds=np.float64(seconds))

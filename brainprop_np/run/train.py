@@ -11,7 +11,7 @@ run folder and its lock (runfolder.py), failures (failures.py), the console (con
 After every epoch the checkpoint, history and summary are rewritten; accuracy.png every
 PLOT_EVERY (10) epochs and whenever the run stops. Before the first epoch every kernel is
 compiled and run once on a throw-away network (warmup.py), outside the epoch timer. Ctrl-C
-writes a checkpoint (mid-epoch when inside one) that `--resume` continues bit for bit on
+or SIGTERM writes a checkpoint (mid-epoch when inside one) that `--resume` continues bit for bit on
 the CPU. A CUDA error writes no checkpoint (the device's state is lost): one line
 (failures.DeviceFault), and the last good checkpoint is kept.
 """
@@ -20,7 +20,7 @@ import contextlib
 import numpy as np
 
 from ..rules import make_rule
-from .console import Say, SigintFlag, bars
+from .console import Say, StopFlag, bars
 from .early_stopping import stop_reason
 from .failures import OutOfMemory, TrainingError, guarded  # noqa: F401  (TrainingError, OutOfMemory: re-exported)
 from .loop import evaluate_best, run_epoch, validate
@@ -49,7 +49,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     folder that is not a run), FolderInUse (another process trains in the run folder),
     TrainingError (runtime failure, e.g. missing data, no GPU, a non-finite loss: then the
     files are written first), OutOfMemory (naming the phase).
-    On Ctrl-C the result has stop_reason 'interrupted' and the checkpoint can be resumed.
+    On Ctrl-C or SIGTERM the result has stop_reason 'interrupted' and the checkpoint can be resumed.
     """
     say = Say(verbose)
     cfg = resolve_config(config, overrides, resume)
@@ -101,34 +101,34 @@ def _set_up(cfg, ckpt):
     return split, net, data_info
 
 
-def _epochs(run, sigint):
-    """Epoch after epoch until early stopping, train.epochs, Ctrl-C or a non-finite loss."""
+def _epochs(run, stop_flag):
+    """Epoch after epoch until early stopping, train.epochs, Ctrl-C / SIGTERM or a non-finite loss."""
     epochs = run.cfg["train"]["epochs"]
     while True:
         if run.batch == 0:                               # not inside an interrupted epoch
             run.stop_reason = stop_reason(run.stop, run.epoch, epochs)
             if run.stop_reason:
                 return
-        row = run_epoch(run, sigint)                     # a learning trial and an SGD step per batch
+        row = run_epoch(run, stop_flag)                  # a learning trial and an SGD step per batch
         if row is None:                                  # Ctrl-C inside the epoch, or a non-finite loss
             return
         row["val_acc"], classes = validate(run)          # inference mode: argmax q, and per class
         record_epoch(run, row, classes)                  # best weights, early stopping, files, epoch line
-        if sigint.set and stop_reason(run.stop, run.epoch, epochs) is None:
+        if stop_flag.set and stop_reason(run.stop, run.epoch, epochs) is None:
             run.stop_reason, run.message = R.INTERRUPTED, f"interrupted after epoch {run.epoch}"
             return
 
 
 def _protocol(run, fresh):
-    """_epochs with Ctrl-C caught, NumPy's warnings silenced and failures named; a run that
+    """_epochs with Ctrl-C and SIGTERM caught, NumPy's warnings silenced and failures named; a run that
     fails still draws the epochs it finished, and its loggers close."""
     status = "FAILED"
     try:
-        with SigintFlag() as sigint, guarded(lambda: f"training stopped in epoch {run.epoch + 1}",
+        with StopFlag() as stop_flag, guarded(lambda: f"training stopped in epoch {run.epoch + 1}",
                                              lambda: run.phase, run.cfg, lambda: _kept(run)):
             if fresh:
                 record_alignment(run)                    # epoch 0: the initial network
-            _epochs(run, sigint)
+            _epochs(run, stop_flag)
     except KeyboardInterrupt:
         status = "KILLED"
         if run.path("checkpoint.npz").is_file():

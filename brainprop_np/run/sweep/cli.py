@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError
+from ..console import sigterm_as_ctrl_c
 from ...errors import fail
 from ...files import write_json
 from . import auth, classes, placement, plan, report
@@ -396,10 +397,11 @@ def _announce(sw, n_read, n_resume):
 
 
 def _train(sw):
-    """Run what is left on Ray; True when Ctrl-C stopped it. A Ray started here is shut down."""
+    """Run what is left on Ray; True when Ctrl-C or SIGTERM stopped it. A Ray started here is shut down."""
     try:
         if sw.todo:
-            sw.progress = execute(sw.ray, sw.runs, sw.todo, sw.ns, sw.t0)
+            with sigterm_as_ctrl_c():
+                sw.progress = execute(sw.ray, sw.runs, sw.todo, sw.ns, sw.t0)
     except KeyboardInterrupt:
         return True
     finally:
