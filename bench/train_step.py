@@ -27,9 +27,10 @@ EPOCH = 60_000
 
 
 def step_flops(net, batch):
-    """2·(multiply-adds) of the three GEMMs (forward, input feedback, tags) of every weight layer."""
+    """2·(multiply-adds) of the GEMMs of every weight layer: forward, tags and input feedback,
+    which the first trained layer does not compute (nor does PyTorch for its input)."""
     total = 0
-    for layer in net.layers:
+    for i, layer in enumerate(net.layers):
         if "kernel" not in layer.params:
             continue
         w = layer.params["kernel"]
@@ -39,7 +40,7 @@ def step_flops(net, batch):
             macs = w.size * batch * layer.out_hw[0] * layer.out_hw[1]
         else:
             macs = w.size * batch
-        total += 3 * 2 * macs
+        total += (3 if i > net.first_trained() else 2) * 2 * macs
     return total
 
 

@@ -42,8 +42,8 @@ builds its network, runs 3 warm-up steps, then times --steps steps (seconds per 
    in an order rotated by one every round, so that all see the same machine load.
 3. The table: median ms/step over the rounds, seconds per 60,000-image epoch,
    ours ÷ torch eager, ours ÷ torch.compile, the share of the GEMM rate (the step's
-   floating-point operations — train_step.step_flops: the three GEMMs, forward, input
-   gradient and weight gradient, of every weight layer — per second, over the median of
+   floating-point operations — train_step.step_flops: the GEMMs, forward, input gradient
+   and weight gradient, of every weight layer, the first without its input gradient — per second, over the median of
    the rounds' GEMM rates), and the process's peak RSS (the largest over the rounds;
    torch.compile's includes the compiler's).
 
