@@ -26,7 +26,6 @@ must be short) that it removes, with the namespaces, even when it fails. Run it 
 """
 import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
