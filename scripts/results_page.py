@@ -3,7 +3,7 @@ rule the mean (std) over seeds of the best val_acc, its epoch and the epochs run
 seconds per epoch and the machine, beside the paper's figure; the learning curves; the rows that
 are not measured yet.
 
-    python scripts/results_page.py runs/mnist_sweep [--long-run RUN_DIR ...] [--write docs/results.md]
+    python scripts/results_page.py runs/mnist_sweep [--variant RUN_DIR ...] [--write docs/results.md]
 
 DIR is the folder of `python -m brainprop_np.sweep configs/mnist_dense.yaml
 configs/mnist_conv.yaml configs/mnist_loccon.yaml --grid algorithm=brainprop,ebp ...
@@ -12,10 +12,11 @@ holds summary.json and history.csv. Only runs that stopped for good (early stopp
 train.epochs) count. The paper's BrainProp figures are the sweep report's (PAPER). With
 --write FILE the section replaces the text between `<!-- mnist-table:begin -->` and
 `:end -->` in FILE and the curves go beside it (results_mnist_curves.png); the section is
-printed in any case. Each --long-run folder is a run of the same configs trained past the
-protocol's early stopping (e.g. train.patience=500), finished or still running: a line gives
-its best, where the protocol's run of the same seed stopped, and its best per learning-rate
-period.
+printed in any case. Each --variant folder is a run of one of the sweep's configs with some
+settings changed (train.patience=500 to train past early stopping, another model, ...),
+finished or still running: a line names the changes (its config.yaml against that of the
+sweep's run of the same config, rule and seed), gives its best beside that run's, and its
+best per learning-rate period.
 """
 import argparse
 import csv
@@ -190,39 +191,75 @@ def lr_periods(history):
     return [(lr, list(g)) for lr, g in itertools.groupby(history, key=lambda h: h["lr"])]
 
 
-def long_run_line(run, rows):
-    """One run trained past the protocol's early stopping: its best so far, the protocol's run of
-    the same config, rule and seed beside it, and its best val_acc per learning-rate period."""
+IGNORED = ("data.root", "data.download", "data.fallback", "log.")   # where data and logs live, not what is trained
+
+
+def flat_config(path):
+    """config.yaml as {dotted key: value}."""
+    import yaml
+    out, todo = {}, [("", yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})]
+    while todo:
+        prefix, d = todo.pop()
+        for k, v in d.items():
+            if isinstance(v, dict):
+                todo.append((f"{prefix}{k}.", v))
+            else:
+                out[prefix + k] = v
+    return out
+
+
+def value_text(v):
+    """A config value in a line: a layer list as `dense(units=1500), relu, …`."""
+    if isinstance(v, list) and all(isinstance(x, dict) and "type" in x for x in v):
+        return ", ".join(x["type"] + (f"({', '.join(f'{k}={a}' for k, a in x.items() if k != 'type')})"
+                                      if len(x) > 1 else "") for x in v)
+    return "null" if v is None else str(v)
+
+
+def changes(run, same):
+    """The settings in which RUN's config.yaml differs from SAME's (seed and IGNORED aside)."""
+    a, b = flat_config(Path(same) / "config.yaml"), flat_config(Path(run) / "config.yaml")
+    keys = [k for k in sorted(set(a) | set(b)) if k != "seed" and not k.startswith(IGNORED)]
+    return [f"{k} {value_text(a.get(k))} → {value_text(b.get(k))}" for k in keys if a.get(k) != b.get(k)]
+
+
+def variant_line(run, rows):
+    """A run of one of the sweep's configs with settings changed: what changed against the sweep's
+    run of the same config, rule and seed, its best, that run's beside it, its best val_acc per
+    learning-rate period."""
     s = json.loads((Path(run) / "summary.json").read_text(encoding="utf-8"))
     history = read_history(run)
     if not history:
         raise ValueError("no epoch finished yet")
     best = "; ".join(f"epochs {int(p[0]['epoch'])}–{int(p[-1]['epoch'])} (lr {lr:g}) "
                      f"{100 * max(h['val_acc'] for h in p):.2f} %" for lr, p in lr_periods(history))
-    state = "still running" if s["stop_reason"] == "running" else f"stopped: {s['stop_reason']}"
-    same = next((x for _, x in rows.get((s["name"], s["algorithm"]), []) if x["seed"] == s["seed"]), None)
-    protocol = "" if same is None else (f"; under the protocol the same seed stopped after {same['epochs_run']} "
-                                        f"epochs, best {100 * same['best_val_acc']:.2f} % at epoch {same['best_epoch']}")
-    patience = s["early_stopping"]["patience"]
-    return (f"- {s['name'].removeprefix('mnist_')} {s['algorithm']}, seed {s['seed']}, "
-            f"{'no early stopping' if patience is None else f'patience {patience}'}: {s['epochs_run']} epochs "
-            f"run ({state}), best val_acc {100 * s['best_val_acc']:.2f} % at epoch {s['best_epoch']}{protocol}. "
-            f"Best per learning-rate period: {best}.")
+    state = {"running": "still running", "interrupted": "interrupted; `--resume` continues it"}.get(
+        s["stop_reason"], f"stopped: {s['stop_reason']}")
+    same = next(((r, x) for r, x in rows.get((s["name"], s["algorithm"]), []) if x["seed"] == s["seed"]), None)
+    if same is None:
+        what, beside = "no finished run of this config, rule and seed in the sweep to compare with", ""
+    else:
+        what = "; ".join(changes(run, same[0])) or "no setting changed"
+        beside = (f"; the sweep's run stopped after {same[1]['epochs_run']} epochs, "
+                  f"best {100 * same[1]['best_val_acc']:.2f} % at epoch {same[1]['best_epoch']}")
+    return (f"- {s['name'].removeprefix('mnist_')} {s['algorithm']}, seed {s['seed']} ({what}): "
+            f"{s['epochs_run']} epochs run ({state}), best val_acc {100 * s['best_val_acc']:.2f} % at epoch "
+            f"{s['best_epoch']}{beside}. Best per learning-rate period: {best}.")
 
 
-def check_long_run(run):
-    """None when RUN_DIR can be read as a --long-run, else the one-line reason it cannot."""
-    for name in ("summary.json", "history.csv"):
+def check_variant(run):
+    """None when RUN_DIR can be read as a --variant, else the one-line reason it cannot."""
+    for name in ("summary.json", "history.csv", "config.yaml"):
         if not (Path(run) / name).is_file():
             return f"no {name} here; give a run folder"
     try:
-        long_run_line(run, {})
+        variant_line(run, {})
     except (ValueError, KeyError) as e:
         return f"cannot be read: {e}"
     return None
 
 
-def section(sweep, rows, nodes, command, long_runs=()):
+def section(sweep, rows, nodes, command, variants=()):
     n = sum(len(v) for v in rows.values())
     lines = [f"Generated by `{command}` ({datetime.date.today().isoformat()}, "
              f"{plural(n, 'finished run')} in `{sweep}`).", "",
@@ -239,9 +276,10 @@ def section(sweep, rows, nodes, command, long_runs=()):
         lines += [l for c in class_panels(rows) for l in
                   ["", f"![{c.removeprefix('mnist_')}: validation accuracy of each class per epoch, run by run, "
                    f"and how many classes have reached {FOUND:.0%}]({class_figure_name(c)})"]]
-    if long_runs:
-        lines += ["", "Runs trained past the protocol's early stopping:", ""]
-        lines += [f"{long_run_line(run, rows)} (`{run}`)" for run in long_runs]
+    if variants:
+        lines += ["", "Runs of the sweep's configs with settings changed (in brackets: the change, against the "
+                  "sweep's run of the same config, rule and seed):", ""]
+        lines += [f"{variant_line(run, rows)} (`{run}`)" for run in variants]
     lines += ["", missing(rows), "The paper's CIFAR-10, CIFAR-100 and Tiny ImageNet rows are not on this "
               "page: they need a GPU.", "", f"![mean ± std of val_acc per network and rule]({FIGURE})"]
     return "\n".join(lines)
@@ -276,20 +314,21 @@ def figure(rows, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sweep", help="the sweep's folder (--out of the sweep)")
-    p.add_argument("--long-run", action="append", default=[], metavar="RUN_DIR",
-                   help="a run of the same configs trained past early stopping (repeatable)")
+    p.add_argument("--variant", action="append", default=[], metavar="RUN_DIR",
+                   help="a run of one of the sweep's configs with settings changed, e.g. trained past early "
+                        "stopping (repeatable)")
     p.add_argument("--write", metavar="FILE", help="replace the section between the marker lines of FILE")
     args = p.parse_args(argv)
-    for run in args.long_run:
-        why = check_long_run(run)
+    for run in args.variant:
+        why = check_variant(run)
         if why:
-            sys.exit(f"error: --long-run {run}: {why}")
+            sys.exit(f"error: --variant {run}: {why}")
     if not (Path(args.sweep) / "results.csv").is_file():
         sys.exit(f"error: {args.sweep}: no results.csv here; give the --out folder of a finished sweep")
     rows, nodes = finished_runs(args.sweep)
-    command = " ".join([f"python scripts/results_page.py {args.sweep}"] + [f"--long-run {r}" for r in args.long_run]
+    command = " ".join([f"python scripts/results_page.py {args.sweep}"] + [f"--variant {r}" for r in args.variant]
                        + ([f"--write {args.write}"] if args.write else []))
-    text = section(args.sweep, rows, nodes, command, args.long_run)
+    text = section(args.sweep, rows, nodes, command, args.variant)
     print(text)
     if args.write:
         if rows:

@@ -121,14 +121,24 @@ def test_when_each_class_was_found(sweep, capsys):
     assert line + "; training accuracy then: 91.24 %.\n" in capsys.readouterr().out
 
 
+def _config(folder, patience, model="dense", root="/data"):
+    (folder / "config.yaml").write_text(
+        f"# The resolved config of this run\nname: mnist_dense\nseed: 1\nmodel: {model}\n"
+        f"data:\n  name: mnist\n  root: {root}\ntrain:\n  lr: 0.1\n  patience: {patience}\n"
+        "log:\n  tensorboard: false\n")
+
+
 def test_a_run_trained_past_early_stopping(sweep, tmp_path, capsys):
-    """--long-run: the run's best so far, the protocol's run of the same seed, and the best
-    val_acc of each learning-rate period; a folder without summary.json is refused."""
+    """--variant: what changed against the sweep's run of the same seed (where the data lie
+    aside), the run's best so far beside that run's, and the best val_acc of each
+    learning-rate period; a folder without summary.json is refused."""
     protocol = sweep / "mnist_dense" / "algorithm=brainprop" / "seed1"       # 125 epochs, best 0.9817 at 80
     summary = json.loads((protocol / "summary.json").read_text())
     (protocol / "summary.json").write_text(json.dumps(dict(summary, seed=1)))
+    _config(protocol, 45)
     long = tmp_path / "dense_long"
     long.mkdir()
+    _config(long, 500, root="/elsewhere")
     (long / "summary.json").write_text(json.dumps(
         {"name": "mnist_dense", "algorithm": "brainprop", "seed": 1, "best_val_acc": 0.9841, "best_epoch": 230,
          "epochs_run": 240, "stop_reason": "running", "early_stopping": {"patience": 500}}))
@@ -137,20 +147,29 @@ def test_a_run_trained_past_early_stopping(sweep, tmp_path, capsys):
         w.writerow(["epoch", "lr", "val_acc"])
         for e in range(1, 241):
             w.writerow([e, 0.1 / 2 ** ((e - 1) // 100), 0.9 + e / 10000 - (0.02 if e == 240 else 0)])
-    assert _script().main([str(sweep), "--long-run", str(long)]) == 0
+    assert _script().main([str(sweep), "--variant", str(long)]) == 0
     out = capsys.readouterr().out
-    assert (f"- dense brainprop, seed 1, patience 500: 240 epochs run (still running), best val_acc 98.41 % at "
-            f"epoch 230; under the protocol the same seed stopped after 125 epochs, best 98.17 % at epoch 80. "
+    assert (f"- dense brainprop, seed 1 (train.patience 45 → 500): 240 epochs run (still running), best val_acc "
+            f"98.41 % at epoch 230; the sweep's run stopped after 125 epochs, best 98.17 % at epoch 80. "
             f"Best per learning-rate period: epochs 1–100 (lr 0.1) 91.00 %; epochs 101–200 (lr 0.05) 92.00 %; "
             f"epochs 201–240 (lr 0.025) 92.39 %. (`{long}`)") in out
-    assert f"--long-run {long}" in out
+    assert f"--variant {long}" in out
+    _config(long, 45, model="[{type: flatten}, {type: dense, units: 1500}, {type: relu}, "
+                            "{type: dropout, rate: 0.3}]")
+    assert _script().main([str(sweep), "--variant", str(long)]) == 0
+    assert ("- dense brainprop, seed 1 (model dense → flatten, dense(units=1500), relu, dropout(rate=0.3)): "
+            "240 epochs run") in capsys.readouterr().out
+    _config(long, 45)
+    assert _script().main([str(sweep), "--variant", str(long)]) == 0
+    assert "- dense brainprop, seed 1 (no setting changed): 240 epochs run" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no summary.json"):
-        _script().main([str(sweep), "--long-run", str(tmp_path / "nothing")])
+        _script().main([str(sweep), "--variant", str(tmp_path / "nothing")])
 
 
-def test_long_run_periods_and_what_cannot_be_read(tmp_path):
+def test_variant_periods_and_what_cannot_be_read(tmp_path):
     """Learning-rate periods are runs of equal lr in epoch order; a run without lr, without
-    epochs or without history.csv is refused in one line; patience null reads as such."""
+    epochs, without history.csv or config.yaml is refused in one line; a run the sweep has no
+    counterpart of says so."""
     script = _script()
     rows = [{"epoch": e, "lr": lr, "val_acc": 0.5} for e, lr in enumerate([0.1, 0.1, 0.05, 0.1], 1)]
     assert [(lr, [r["epoch"] for r in p]) for lr, p in script.lr_periods(rows)] == \
@@ -160,16 +179,21 @@ def test_long_run_periods_and_what_cannot_be_read(tmp_path):
     summary = {"name": "mnist_conv", "algorithm": "ebp", "seed": 2, "best_val_acc": 0.99, "best_epoch": 1,
                "epochs_run": 1, "stop_reason": "max_epochs", "early_stopping": {"patience": None}}
     (run / "summary.json").write_text(json.dumps(summary))
-    assert script.check_long_run(run) == "no history.csv here; give a run folder"
+    assert script.check_variant(run) == "no history.csv here; give a run folder"
     (run / "history.csv").write_text("epoch,val_acc\n")
-    assert script.check_long_run(run) == "cannot be read: no epoch finished yet"
+    assert script.check_variant(run) == "no config.yaml here; give a run folder"
+    _config(run, 45)
+    assert script.check_variant(run) == "cannot be read: no epoch finished yet"
     (run / "history.csv").write_text("epoch,val_acc\n1,0.99\n")
-    assert script.check_long_run(run) == "cannot be read: history.csv has no lr for some epoch"
+    assert script.check_variant(run) == "cannot be read: history.csv has no lr for some epoch"
     (run / "history.csv").write_text("epoch,lr,val_acc\n1,0.1,0.99\n")
-    assert script.check_long_run(run) is None
-    assert script.long_run_line(run, {}) == ("- conv ebp, seed 2, no early stopping: 1 epochs run (stopped: "
-                                             "max_epochs), best val_acc 99.00 % at epoch 1. Best per learning-rate "
-                                             "period: epochs 1–1 (lr 0.1) 99.00 %.")
+    assert script.check_variant(run) is None
+    assert script.variant_line(run, {}) == (
+        "- conv ebp, seed 2 (no finished run of this config, rule and seed in the sweep to compare with): "
+        "1 epochs run (stopped: max_epochs), best val_acc 99.00 % at epoch 1. Best per learning-rate period: "
+        "epochs 1–1 (lr 0.1) 99.00 %.")
+    (run / "summary.json").write_text(json.dumps(dict(summary, stop_reason="interrupted")))
+    assert "1 epochs run (interrupted; `--resume` continues it)" in script.variant_line(run, {})
 
 
 def test_a_per_class_figure_per_network(sweep, tmp_path):
