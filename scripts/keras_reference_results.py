@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import brainprop_np as bp  # noqa: E402
-from pages import write_between_markers  # noqa: E402
+from pages import train_or_read, write_between_markers  # noqa: E402
 
 ARCHS = ("dense", "conv", "loccon")
 KERNEL_SETS = ("numpy", "fast")
@@ -97,16 +97,10 @@ def table(rows, command):
 
 
 def one_epoch(arch, data_root, runs):
-    """Train configs/mnist_<arch>.yaml for one epoch on full MNIST; its summary.json."""
-    out = runs / arch
-    summary = out / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("stop_reason") == "max_epochs":
-        return json.loads(summary.read_text())
+    """Train configs/mnist_<arch>.yaml for one epoch on full MNIST, or read it back; its summary.json."""
     overrides = ["train.epochs=1", "device=cpu", f"data.root={data_root}", "data.download=false",
                  "data.fallback=none", "seed=1", "algorithm=brainprop"]
-    result = bp.train(str(ROOT / "configs" / f"mnist_{arch}.yaml"), out=out, overrides=overrides,
-                      verbose=True, progress=False)
-    return result.summary
+    return train_or_read(ROOT / "configs" / f"mnist_{arch}.yaml", runs / arch, overrides, verbose=True)
 
 
 def epoch_table(summaries, weights, command):

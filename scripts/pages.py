@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from brainprop_np.files import write_text  # noqa: E402
-from brainprop_np.run.stop_reasons import FINAL  # noqa: E402
+from brainprop_np.run.stop_reasons import FINAL, INTERRUPTED  # noqa: E402
 
 
 def markers(name):
@@ -42,10 +42,11 @@ def mean_std(xs, digits, scale=1.0):
     return f"{statistics.mean(xs):.{digits}f} ({sd})"
 
 
-def train_or_read(config, out, overrides):
+def train_or_read(config, out, overrides, verbose=False):
     """summary.json of the run in `out`: read when it stopped for good, resumed when it
     was interrupted, trained when it is missing. A folder made with other overrides
-    (`overrides.json` beside its files) is refused: SystemExit naming it."""
+    (`overrides.json` beside its files) is refused, and a run that does not stop for good
+    (Ctrl-C or SIGTERM, a non-finite loss) ends the script: SystemExit naming it."""
     import brainprop_np as bp
     out = Path(out)
     mine = out / "overrides.json"
@@ -55,7 +56,21 @@ def train_or_read(config, out, overrides):
     if summary.is_file() and json.loads(summary.read_text()).get("stop_reason") in FINAL:
         return json.loads(summary.read_text())
     if (out / "checkpoint.npz").is_file():
-        return bp.train(resume=out, verbose=False, progress=False).summary
+        return stopped_for_good(out, bp.train(resume=out, verbose=verbose, progress=False).summary)
     out.mkdir(parents=True, exist_ok=True)
     write_text(mine, json.dumps(list(overrides)))
-    return bp.train(config, out=out, overrides=list(overrides), verbose=False, progress=False).summary
+    return stopped_for_good(out, bp.train(config, out=out, overrides=list(overrides), verbose=verbose,
+                                          progress=False).summary)
+
+
+def stopped_for_good(out, s):
+    """s, the summary of the run in `out`, when it stopped for good; else SystemExit: 130 with
+    the command to continue when it was interrupted, 1 when its loss became non-finite."""
+    if s["stop_reason"] in FINAL:
+        return s
+    if s["stop_reason"] == INTERRUPTED:
+        print(f"interrupted: {out} has {s['epochs_run']} finished epochs and a checkpoint; run the same "
+              f"command again to continue", file=sys.stderr, flush=True)
+        raise SystemExit(130)
+    sys.exit(f"error: {out} stopped: {s['stop_reason']} after epoch {s['epochs_run']}; its settings need "
+             f"changing (the run folder keeps what it did)")

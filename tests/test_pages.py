@@ -1,0 +1,62 @@
+"""scripts/pages.py: runs the generated sections train or read back. A finished run is read,
+a folder made with other settings is refused, and a run that did not stop for good ends the
+script instead of entering a table."""
+import importlib.util
+import json
+import types
+from pathlib import Path
+
+import pytest
+
+import brainprop_np as bp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pages():
+    spec = importlib.util.spec_from_file_location("pages", ROOT / "scripts" / "pages.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _summary(stop_reason, epochs=3):
+    return {"stop_reason": stop_reason, "epochs_run": epochs, "best_val_acc": 0.9}
+
+
+def test_a_finished_run_is_read_not_trained(tmp_path, monkeypatch):
+    pages = _pages()
+    monkeypatch.setattr(bp, "train", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    (tmp_path / "overrides.json").write_text(json.dumps(["seed=1"]))
+    (tmp_path / "summary.json").write_text(json.dumps(_summary("max_epochs")))
+    assert pages.train_or_read("c.yaml", tmp_path, ["seed=1"])["epochs_run"] == 3
+    with pytest.raises(SystemExit, match="was made with other settings"):
+        pages.train_or_read("c.yaml", tmp_path, ["seed=2"])
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_interrupted_run_ends_the_script(tmp_path, monkeypatch, capsys, resume):
+    """Ctrl-C or SIGTERM inside bp.train: exit 130 with the way on, whether the run was new or
+    resumed from its checkpoint; the next call resumes it."""
+    pages = _pages()
+    calls = []
+
+    def train(config=None, **kw):
+        calls.append(kw.get("resume"))
+        return types.SimpleNamespace(summary=_summary("interrupted", 2))
+    monkeypatch.setattr(bp, "train", train)
+    if resume:
+        (tmp_path / "checkpoint.npz").write_bytes(b"")
+        (tmp_path / "summary.json").write_text(json.dumps(_summary("interrupted", 1)))
+    with pytest.raises(SystemExit) as stop:
+        pages.train_or_read("c.yaml", tmp_path, ["seed=1"])
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == (f"interrupted: {tmp_path} has 2 finished epochs and a checkpoint; "
+                                       "run the same command again to continue\n")
+    assert calls == [tmp_path if resume else None]
+
+
+def test_a_run_with_a_non_finite_loss_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match=r"stopped: non_finite_loss after epoch 4; its settings need changing"):
+        _pages().stopped_for_good(tmp_path, _summary("non_finite_loss", 4))
+    assert _pages().stopped_for_good(tmp_path, _summary("early_stopping"))["epochs_run"] == 3
