@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import brainprop_np as bp  # noqa: E402  (first: sets the BLAS environment before NumPy loads)
 import numpy as np  # noqa: E402
 from brainprop_np import blocks  # noqa: E402
-from train_step import BATCH, gemm_rate, make_net  # noqa: E402
+from train_step import BATCH, gemm_rate, make_net, step_flops  # noqa: E402
 
 
 def timed(step, clock):
@@ -95,7 +95,7 @@ def profile(model, steps, rounds):
             t_trial, t_update = t_trial + t1 - t0, t_update + time.perf_counter() - t1
         gemm = {name: _time(thunks, steps) for name, thunks in products}
         per_round.append(_round(plan, clock, t_trial, t_update, gemm, steps))
-    return _medians(model, batch, plan, per_round)
+    return dict(_medians(model, batch, plan, per_round), gflop=step_flops(net, batch) / 1e9)
 
 
 def _time(thunks, steps):
@@ -130,7 +130,7 @@ def _medians(model, batch, plan, rounds):
 
 def print_profile(p):
     print(f"\n{p['net']} (batch {p['batch']}): {p['step_ms']:.1f} ms/step; GEMM floor {p['gemm_floor_ms']:.1f} ms "
-          f"({p['gemm_floor_ms'] / p['step_ms']:.0%} of the step)")
+          f"({p['gemm_floor_ms'] / p['step_ms']:.0%} of the step); {p['gflop']:.2f} GFLOP of GEMM work")
     print(f"  {'step of the plan':<48}{'forward':>9}{'feedback':>10}")
     for r in p["steps"]:
         print(f"  {r['step']:<48}{r['forward_ms']:>9.2f}{r['feedback_ms']:>10.2f}")

@@ -14,7 +14,8 @@ the rounds' own figures show the machine's noise; the second, images per second 
 one-thread processes at once. With --write the tables replace the text between the
 `cpu-speed` marker lines of the page; they are printed in any case. --profile writes the
 `step-profile` section instead: per network the step's time, its GEMMs alone (the floor
-they set) and the rest, and the time of every step of the plan, forward and feedback.
+they set) and the rest, the step's GEMM work and the time it would take at the GEMM rate,
+and the time of every step of the plan, forward and feedback.
 """
 import argparse
 import json
@@ -67,12 +68,13 @@ def _profile_tables(data):
     rows = [f"Measured {data['started'][:10]} by `bench/step_profile.py` with the fast kernel set on "
             f"{data['threads']} threads, NumPy {data['numpy']}; float32 GEMM rate {data['gemm_gflops']:.0f} "
             "GFLOP/s (2048³, same run); medians over the rounds.", "",
-            "| network | batch | ms/step | its GEMMs alone, ms | share of the step | everything else, ms |",
-            "|---|---|---|---|---|---|"]
+            "| network | batch | ms/step | its GEMMs alone, ms | share of the step | everything else, ms | "
+            "GEMM work, GFLOP | that work at the GEMM rate, ms |", "|---|---|---|---|---|---|---|---|"]
     for p in data["profiles"]:
         rest = p["step_ms"] - p["gemm_floor_ms"]
         rows.append(f"| {p['net']} | {p['batch']} | {p['step_ms']:.1f} | {p['gemm_floor_ms']:.1f} | "
-                    f"{p['gemm_floor_ms'] / p['step_ms']:.0%} | {rest:.1f} |")
+                    f"{p['gemm_floor_ms'] / p['step_ms']:.0%} | {rest:.1f} | {p['gflop']:.2f} | "
+                    f"{1e3 * p['gflop'] / data['gemm_gflops']:.1f} |")
     for p in data["profiles"]:
         rows += ["", f"{p['net']}: ms per step of the plan (blocks.py).", "",
                  "| step of the plan | forward | feedback |", "|---|---|---|"]

@@ -42,6 +42,8 @@ def test_profile_covers_every_step_of_the_plan(profile_json):
         assert all(math.isfinite(r["forward_ms"]) and math.isfinite(r["feedback_ms"]) for r in p["steps"])
         weight_layers = [l.name for l in net.layers if "kernel" in l.params]
         assert list(p["gemm_ms"]) == weight_layers
+        first = 2 * 784 * 1500 * 128 if p["net"] == "dense" else 2 * 9 * 32 * 26 * 26 * 32
+        assert p["gflop"] * 1e9 > first
 
 
 def test_profile_leaves_the_direct_conv_out_of_the_gemms():
@@ -69,3 +71,6 @@ def test_speed_page_writes_the_profile_section(profile_json, tmp_path):
     text = page.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("after\n")
     assert "| dense | 128 |" in text and "| loccon | 32 |" in text and "update (SGD)" in text
+    data = json.loads(profile_json.read_text())
+    dense = data["profiles"][0]
+    assert f"| {dense['gflop']:.2f} | {1e3 * dense['gflop'] / data['gemm_gflops']:.1f} |" in text
