@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from brainprop_np.files import write_text  # noqa: E402
-from brainprop_np.run.stop_reasons import FINAL, INTERRUPTED  # noqa: E402
+from brainprop_np.run.stop_reasons import FINAL, INTERRUPTED, NON_FINITE_LOSS  # noqa: E402
 
 
 def markers(name):
@@ -42,31 +42,39 @@ def mean_std(xs, digits, scale=1.0):
     return f"{statistics.mean(xs):.{digits}f} ({sd})"
 
 
-def train_or_read(config, out, overrides, verbose=False):
-    """summary.json of the run in `out`: read when it stopped for good, resumed when it
-    was interrupted, trained when it is missing. A folder made with other overrides
-    (`overrides.json` beside its files) is refused, and a run that does not stop for good
-    (Ctrl-C or SIGTERM, a non-finite loss) ends the script: SystemExit naming it."""
+def train_or_read(config, out, overrides, verbose=False, accept=FINAL):
+    """summary.json of the run in `out`: read when its stop_reason is one of `accept` (by
+    default: it stopped for good), resumed when it was interrupted, trained when it is
+    missing. A folder made with other overrides (`overrides.json` beside its files) is
+    refused; a run that ends for another reason ends the script (stopped_for_good). Pass
+    accept=FINAL + (NON_FINITE_LOSS,) where a diverging run is a result too."""
     import brainprop_np as bp
+    from brainprop_np.run.failures import TrainingError
     out = Path(out)
-    mine = out / "overrides.json"
+    mine, summary = out / "overrides.json", out / "summary.json"
     if mine.is_file() and json.loads(mine.read_text()) != list(overrides):
         sys.exit(f"error: {out} was made with other settings; choose another --runs")
-    summary = out / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("stop_reason") in FINAL:
+    if summary.is_file() and json.loads(summary.read_text()).get("stop_reason") in accept:
         return json.loads(summary.read_text())
-    if (out / "checkpoint.npz").is_file():
-        return stopped_for_good(out, bp.train(resume=out, verbose=verbose, progress=False).summary)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(mine, json.dumps(list(overrides)))
-    return stopped_for_good(out, bp.train(config, out=out, overrides=list(overrides), verbose=verbose,
-                                          progress=False).summary)
+    try:
+        if (out / "checkpoint.npz").is_file():
+            return stopped_for_good(out, bp.train(resume=out, verbose=verbose, progress=False).summary, accept)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(mine, json.dumps(list(overrides)))
+        result = bp.train(config, out=out, overrides=list(overrides), verbose=verbose, progress=False)
+        return stopped_for_good(out, result.summary, accept)
+    except TrainingError as e:            # a non-finite loss (its files are written first), missing data, ...
+        s = json.loads(summary.read_text()) if summary.is_file() else {}
+        if s.get("stop_reason") != NON_FINITE_LOSS or NON_FINITE_LOSS not in accept:
+            sys.exit(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return s
 
 
-def stopped_for_good(out, s):
-    """s, the summary of the run in `out`, when it stopped for good; else SystemExit: 130 with
-    the command to continue when it was interrupted, 1 when its loss became non-finite."""
-    if s["stop_reason"] in FINAL:
+def stopped_for_good(out, s, accept=FINAL):
+    """s, the summary of the run in `out`, when its stop_reason is one of `accept`; else
+    SystemExit: 130 with the command to continue when it was interrupted, 1 otherwise."""
+    if s["stop_reason"] in accept:
         return s
     if s["stop_reason"] == INTERRUPTED:
         print(f"interrupted: {out} has {s['epochs_run']} finished epochs and a checkpoint; run the same "

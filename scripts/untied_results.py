@@ -14,47 +14,29 @@ made with; key=value overrides (e.g. device=gpu, data.root=...) go to every run.
 """
 import argparse
 import csv
-import json
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 from brainprop_np.feedback import MODES  # noqa: E402
-from brainprop_np.run.stop_reasons import FINAL  # noqa: E402
+from brainprop_np.run.stop_reasons import FINAL, NON_FINITE_LOSS  # noqa: E402
+from pages import train_or_read  # noqa: E402
 
 # biotorch (Sanfiz & Akrout 2021), LeNet on MNIST, top-1 test error % (supervised backprop family)
 BIOTORCH = {"symmetric": ("BP", 0.91), "random": ("FA", 1.7), "dfa": ("DFA", 1.61), "sign": ("uSF", 0.94)}
 
 
 def run_one(net, algorithm, mode, args, overrides):
-    from brainprop_np.run.train import TrainingError, train
+    """(run folder, summary.json) of one run, trained or read back; a diverging run is a result
+    too (the page says so)."""
     out = Path(args.runs) / f"{net}_{algorithm}_{mode}"
     ov = [f"algorithm={algorithm}", f"train.epochs={args.epochs}", f"data.limit_train={args.limit_train}",
           f"data.limit_test={args.limit_test}", "train.patience=null"] + list(overrides)
-    summary = out / "summary.json"
-    mine = out / "overrides.json"
-    if summary.is_file() and mine.is_file() and json.loads(mine.read_text()) == ov:
-        s = json.loads(summary.read_text())
-        if s.get("stop_reason") == "non_finite_loss":       # diverged: rerunning would diverge again
-            return out, s
-    if (out / "checkpoint.npz").is_file():
-        if not mine.is_file() or json.loads(mine.read_text()) != ov:
-            raise SystemExit(f"error: {out} was made with other settings; choose another --runs")
-        s = json.loads(summary.read_text()) if summary.is_file() else {}
-        if s.get("stop_reason") in FINAL:
-            return out, s
-        return out, train(resume=out, verbose=True, progress=False).summary
-    out.mkdir(parents=True, exist_ok=True)
-    mine.write_text(json.dumps(ov))
-    try:
-        res = train(str(ROOT / "configs" / "untied" / f"mnist_{net}_{mode}.yaml"), out=out, overrides=ov,
-                    verbose=True, progress=False)
-    except TrainingError as e:          # a diverging run is a result too: the page says so
-        print(f"error: {e}", flush=True)
-        return out, json.loads(summary.read_text())
-    return out, res.summary
+    config = ROOT / "configs" / "untied" / f"mnist_{net}_{mode}.yaml"
+    return out, train_or_read(config, out, ov, verbose=True, accept=FINAL + (NON_FINITE_LOSS,))
 
 
 def last_alignment(run_dir):

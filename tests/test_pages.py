@@ -60,3 +60,31 @@ def test_a_run_with_a_non_finite_loss_is_refused(tmp_path):
     with pytest.raises(SystemExit, match=r"stopped: non_finite_loss after epoch 4; its settings need changing"):
         _pages().stopped_for_good(tmp_path, _summary("non_finite_loss", 4))
     assert _pages().stopped_for_good(tmp_path, _summary("early_stopping"))["epochs_run"] == 3
+
+
+def test_a_diverging_run_is_a_result_only_where_accepted(tmp_path, monkeypatch, capsys):
+    """bp.train writes the run's files, then raises TrainingError on a non-finite loss: with
+    accept including non_finite_loss the summary is returned (and read back next time without
+    training); by default the error goes on."""
+    from brainprop_np.run.failures import TrainingError
+    from brainprop_np.run.stop_reasons import FINAL, NON_FINITE_LOSS
+    pages = _pages()
+
+    def train(config=None, out=None, **kw):
+        (Path(out) / "summary.json").write_text(json.dumps(_summary(NON_FINITE_LOSS, 1)))
+        raise TrainingError("the loss became nan in epoch 2")
+    monkeypatch.setattr(bp, "train", train)
+    accept = FINAL + (NON_FINITE_LOSS,)
+    assert pages.train_or_read("c.yaml", tmp_path / "a", ["seed=1"], accept=accept)["epochs_run"] == 1
+    assert capsys.readouterr().err == "error: the loss became nan in epoch 2\n"
+    monkeypatch.setattr(bp, "train", lambda *a, **k: pytest.fail("a diverged run was trained again"))
+    assert pages.train_or_read("c.yaml", tmp_path / "a", ["seed=1"], accept=accept)["epochs_run"] == 1
+    monkeypatch.setattr(bp, "train", train)
+    with pytest.raises(SystemExit, match="^error: the loss became nan in epoch 2$"):
+        pages.train_or_read("c.yaml", tmp_path / "b", ["seed=1"])
+
+    def no_data(config=None, out=None, **kw):
+        raise TrainingError("mnist: no train-images-idx3-ubyte under /nowhere")
+    monkeypatch.setattr(bp, "train", no_data)
+    with pytest.raises(SystemExit, match="^error: mnist: no train-images"):
+        pages.train_or_read("c.yaml", tmp_path / "c", ["seed=1"], accept=accept)
