@@ -11,14 +11,19 @@ passes over memory. `plan` walks the layer list once and decides where they appl
                                  conv1_input_feedback); only where feedback runs through
                                  the layers themselves (symmetric or per-layer feedback
                                  weights; an untied network's wiring calls layer.feedback)
+  Conv2D with C > 1 channels     TiledConv: im2col, GEMMs and col2im a tile of images at a
+                                 time (kernels.conv_tiled_forward / _feedback) when the
+                                 whole im2col matrix would pass kernels.conv_tile_images's
+                                 bound (the CIFAR deep network's 38–302 MB); below it, the
+                                 layer's own methods. Same condition on the feedback as DirectConv
 
-Everything else is a `Single` step: one layer, its own methods. Not a block: running a
-Conv2D's im2col, GEMMs and col2im a tile of images at a time keeps the stride-2 conv's
-29 MB im2col matrix in the cache and shortens that layer, but not the whole step on
-these CPUs: the layers after it pay the cache misses instead. A block leaves on its
-layers exactly the state their own forward would (post, xhat, inv_std, mask; the
-running statistics; grads after feedback), so a step may be fused forward and run layer
-by layer in feedback, and the rest of the engine never knows. tests/test_blocks.py proves
+Everything else is a `Single` step: one layer, its own methods. Tiling MNIST conv's
+stride-2 layer (a 29 MB im2col matrix) shortens that layer but not the whole step on
+these CPUs (the layers after it pay the cache misses instead), hence TiledConv's bound.
+ReluBatchNorm leaves on its layers exactly the state their own forward would (post,
+xhat, inv_std, mask; the running statistics; grads after feedback), so a step may be
+fused forward and run layer by layer in feedback; DirectConv and TiledConv keep the
+input instead of cols, which only their own feedback reads. tests/test_blocks.py proves
 every block equal to the layer-by-layer path for every preset, rule and feedback mode.
 """
 from . import layers as L
@@ -86,6 +91,30 @@ class DirectConv(Single):
         return conv.k.conv1_input_feedback(conv.x_shape, fb, conv.feedback_weights(), conv.stride, conv.pads)
 
 
+class TiledConv(Single):
+    """A Conv2D (C > 1) whose im2col matrix is large, run a tile of images at a time; the layer
+    keeps x instead of cols. A batch that is one tile runs the layer's own methods."""
+
+    def forward(self, x, train):
+        conv = self.layers[0]
+        w = conv.params["kernel"]
+        tile = conv.k.conv_tile_images(x.shape, w.shape, conv.out_hw, x.dtype.itemsize)
+        if tile >= x.shape[0]:
+            return conv.forward(x, train)
+        conv.x_shape, conv.x, conv.cols, self.tile = x.shape, x, None, tile
+        y = conv.k.conv_tiled_forward(x, w, conv.stride, conv.pads, conv.out_hw, tile)
+        return y.reshape((x.shape[0],) + conv.output_shape)
+
+    def feedback(self, fb, need_input_fb):
+        conv = self.layers[0]
+        if conv.cols is not None:                       # the forward ran the layer's own method
+            return conv.feedback(fb, need_input_fb)
+        conv.grads["kernel"], fb_in = conv.k.conv_tiled_feedback(
+            conv.x, fb.reshape(-1, conv.filters), conv.params["kernel"].shape,
+            conv.feedback_weights() if need_input_fb else None, conv.stride, conv.pads, conv.out_hw, self.tile)
+        return fb_in
+
+
 def _relu_batchnorm_at(layers, i):
     """How many layers a ReluBatchNorm block starting at i covers (0: none)."""
     if not (isinstance(layers[i], L.ReLU) and i + 1 < len(layers) and isinstance(layers[i + 1], L.BatchNorm)):
@@ -93,25 +122,28 @@ def _relu_batchnorm_at(layers, i):
     return 3 if i + 2 < len(layers) and isinstance(layers[i + 2], L.Dropout) else 2
 
 
-def _direct_conv_at(layers, i, layer_feedback):
+def _conv_block_at(layers, i, layer_feedback):
+    """DirectConv or TiledConv for a Conv2D at i whose feedback runs through the layer, else None."""
     layer = layers[i]
-    return int(layer_feedback and type(layer) is L.Conv2D and layer.input_shape[-1] == 1)
+    if not (layer_feedback and type(layer) is L.Conv2D):
+        return None
+    return DirectConv if layer.input_shape[-1] == 1 else TiledConv
 
 
 def plan(layers, kernels, layer_feedback=True):
-    """The steps that run `layers` (a list of Single, ReluBatchNorm and DirectConv).
+    """The steps that run `layers` (a list of Single, ReluBatchNorm, DirectConv and TiledConv).
 
     kernels: the kernel set (a block applies only where the set has its kernels);
     layer_feedback: False when an untied network's wiring drives the feedback.
     """
     fused = hasattr(kernels, "relu_batchnorm_forward")
-    direct = hasattr(kernels, "conv1_forward")
+    direct = hasattr(kernels, "conv1_forward") and hasattr(kernels, "conv_tiled_forward")
     steps, i = [], 0
     while i < len(layers):
         n = _relu_batchnorm_at(layers, i) if fused else 0
         kind = ReluBatchNorm
-        if n == 0 and direct and _direct_conv_at(layers, i, layer_feedback):
-            n, kind = 1, DirectConv
+        if n == 0 and direct and _conv_block_at(layers, i, layer_feedback):
+            n, kind = 1, _conv_block_at(layers, i, layer_feedback)
         if n == 0:
             n, kind = 1, Single
         steps.append(kind(layers[i:i + n], i))

@@ -7,6 +7,9 @@ path of the same set, for every preset, both rules, every feedback mode, train a
       GEMMs — against the reference kernels in float64 at rtol 1e-12 (the products' own
       rounding: |Δ| ≤ K·eps·Σ|a·b|, K ≤ 25 terms here); whole networks with it at rtol 1e-4
       in float32 after three training steps (those roundings carried through every layer).
+  TiledConv (a Conv2D's GEMMs a tile of images at a time): the tags sum the tiles in
+      another order than one GEMM — the same bounds as DirectConv, with the bound that
+      keeps a batch whole lowered so that the tests' small batches are tiled.
 """
 import numpy as np
 import pytest
@@ -76,10 +79,11 @@ def assert_same(a, b, rtol=0.0):
 
 def test_plan_of_each_preset():
     conv, _ = pair("conv", SHAPES["conv"])
-    assert kinds(conv)[:4] == ["DirectConv", "ReluBatchNorm", "Single", "ReluBatchNorm"]
+    assert kinds(conv)[:4] == ["DirectConv", "ReluBatchNorm", "TiledConv", "ReluBatchNorm"]
     assert [len(s.layers) for s in conv.steps()][1:4] == [2, 1, 3]        # relu+bn, conv, relu+bn+dropout
     deep, _ = pair("deep", SHAPES["deep"])
     assert kinds(deep).count("ReluBatchNorm") == 7 and "DirectConv" not in kinds(deep)   # 3 input channels
+    assert kinds(deep).count("TiledConv") == 7
     dense, _ = pair("dense", SHAPES["dense"])
     assert set(kinds(dense)) == {"Single"}
 
@@ -90,7 +94,7 @@ def test_plan_is_layer_by_layer_where_no_block_applies():
     net, plain = pair("conv", SHAPES["conv"])
     assert set(kinds(plain)) == {"Single"}                     # fused = False
     untied, _ = pair("conv", SHAPES["conv"], fb="dfa")
-    assert "DirectConv" not in kinds(untied) and "ReluBatchNorm" in kinds(untied)
+    assert not {"DirectConv", "TiledConv"} & set(kinds(untied)) and "ReluBatchNorm" in kinds(untied)
     covered = [i for s in net.steps() for i in range(s.first, s.last + 1)]
     assert covered == list(range(len(net.layers)))             # every layer once, in order
 
@@ -169,3 +173,53 @@ def test_blocks_module_names_its_steps():
     net, _ = pair("conv", SHAPES["conv"])
     assert net.steps()[1].describe() == "activation+batch_normalization"
     assert all(isinstance(s, blocks.Single) for s in net.steps())
+
+
+def test_tile_bound_keeps_mnist_whole_and_tiles_deep():
+    """At batch 128: MNIST conv's stride-2 layer (29 MB of im2col rows) stays whole; the deep
+    network's 64- and 128-channel layers (32×32, 16×16 and 8×8 maps: 302, 151 and 38 MB) are tiled."""
+    assert fast.conv_tile_images((128, 28, 28, 32), (3, 3, 32, 32), (14, 14), 4) == 128
+    assert fast.conv_tile_images((128, 32, 32, 3), (3, 3, 3, 64), (32, 32), 4) == 128
+    for x_shape, kernel_shape in [((128, 32, 32, 64), (3, 3, 64, 64)), ((128, 16, 16, 128), (3, 3, 128, 128)),
+                                  ((128, 8, 8, 128), (3, 3, 128, 128))]:
+        tile = fast.conv_tile_images(x_shape, kernel_shape, x_shape[1:3], 4)
+        assert 1 <= tile < 128
+
+
+@pytest.mark.parametrize("tile", [1, 2, 4])
+@pytest.mark.parametrize("k,stride,padding", GEOMETRIES)
+def test_tiled_conv_kernels_against_reference(k, stride, padding, tile):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 9, 8, 3))                          # 6 images: tiles of 4 leave 2
+    w, b = rng.standard_normal((k, k, 3, 4)), rng.standard_normal((k, k, 3, 4))
+    out_hw, pads = window_2d(9, 8, k, stride, padding)
+    geo = (k, k, stride, pads, out_hw)
+    cols = cpu.im2col(x, *geo)
+    y_ref = cols @ w.reshape(-1, 4)
+    y = fast.conv_tiled_forward(x, w, stride, pads, out_hw, tile)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12 * np.abs(y_ref).max())
+    fb = rng.standard_normal(y.shape)
+    tags_ref = (cols.T @ fb).reshape(w.shape)
+    fb_in_ref = cpu.col2im(fb @ b.reshape(-1, 4).T, x.shape, *geo)
+    tags, fb_in = fast.conv_tiled_feedback(x, fb, w.shape, b, stride, pads, out_hw, tile)
+    np.testing.assert_allclose(tags, tags_ref, rtol=1e-12, atol=1e-12 * np.abs(tags_ref).max())
+    np.testing.assert_allclose(fb_in, fb_in_ref, rtol=1e-12, atol=1e-12 * np.abs(fb_in_ref).max())
+    tags_only, none = fast.conv_tiled_feedback(x, fb, w.shape, None, stride, pads, out_hw, tile)
+    assert none is None
+    np.testing.assert_array_equal(tags_only, tags)
+
+
+@pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
+@pytest.mark.parametrize("model", ["conv", "deep"])
+def test_presets_with_tiled_conv_within_rounding(model, algorithm, monkeypatch):
+    """conv in float32 and float64; deep in float64 only: in float32 its max-pool winners
+    and ReLU signs flip under the blocks' other rounding within three training steps (a
+    discrete change, 1e-2 apart afterwards), in float64 they do not."""
+    from brainprop_np.kernels.fast import conv_tiled
+    monkeypatch.setattr(conv_tiled, "WHOLE_MAX", 0)                # tile the tests' batches of 6
+    monkeypatch.setattr(conv_tiled, "TILE_BYTES", 1)               # one image per thread
+    for dtype, rtol in [("float32", 1e-4), ("float64", 1e-10)][model == "deep":]:
+        fused, plain = pair(model, SHAPES[model], dtype, algorithm=algorithm)
+        assert_same(run(fused, algorithm), run(plain, algorithm), rtol=rtol)
+        tiled = [s for s in fused.steps() if isinstance(s, blocks.TiledConv)]
+        assert tiled and all(s.tile < 6 and s.layers[0].cols is None for s in tiled)

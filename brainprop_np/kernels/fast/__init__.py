@@ -17,12 +17,14 @@ Blocks of this set alone (blocks.py decides where they run; tests/test_blocks.py
   same bits    relu_batchnorm_forward / _feedback against ReLU, BatchNorm and Dropout
                run one after another with this set's kernels;
   rounding     conv1_forward, conv1_tags, conv1_input_feedback (the direct convolution of
-               a 1-channel input) against im2col and BLAS.
+               a 1-channel input) against im2col and BLAS; conv_tiled_forward and
+               conv_tiled_feedback (a tile of images at a time) against one GEMM of the batch.
 The thread count is set in kernels/threads.py, together with BLAS's.
 """
 from ..cpu import (batched_matmul, batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
                    select_actions, softmax, xp)
 from .conv_direct import conv1_forward, conv1_input_feedback, conv1_tags  # noqa: F401
+from .conv_tiled import conv_tile_images, conv_tiled_feedback, conv_tiled_forward  # noqa: F401
 from .batchnorm import (batchnorm_feedback_inference, batchnorm_feedback_train,  # noqa: F401
                         batchnorm_forward, batchnorm_stats, batchnorm_train_forward,
                         batchnorm_train_forward_update)
