@@ -217,9 +217,35 @@ def test_presets_with_tiled_conv_within_rounding(model, algorithm, monkeypatch):
     discrete change, 1e-2 apart afterwards), in float64 they do not."""
     from brainprop_np.kernels.fast import conv_tiled
     monkeypatch.setattr(conv_tiled, "WHOLE_MAX", 0)                # tile the tests' batches of 6
-    monkeypatch.setattr(conv_tiled, "TILE_BYTES", 1)               # one image per thread
+    monkeypatch.setattr(conv_tiled, "TILE_BYTES", 1)               # tiles of MIN_TILE = 2 images
     for dtype, rtol in [("float32", 1e-4), ("float64", 1e-10)][model == "deep":]:
         fused, plain = pair(model, SHAPES[model], dtype, algorithm=algorithm)
         assert_same(run(fused, algorithm), run(plain, algorithm), rtol=rtol)
         tiled = [s for s in fused.steps() if isinstance(s, blocks.TiledConv)]
         assert tiled and all(s.tile < 6 and s.layers[0].cols is None for s in tiled)
+
+
+def test_tiled_conv_does_not_depend_on_threads(monkeypatch):
+    """The tile (hence the tags' order of summation) and every result are the same whether the
+    kernels run serial or parallel, on one thread or all."""
+    import numba
+    from brainprop_np.kernels.fast import jit
+    rng = np.random.default_rng(4)
+    x = rng.random((7, 16, 16, 8), dtype=np.float32)
+    w = rng.standard_normal((3, 3, 8, 16)).astype(np.float32)
+    fb = rng.standard_normal((7 * 16 * 16, 16)).astype(np.float32)
+    out, tiles, threads = [], [], numba.get_num_threads()
+    for minimum, n in ((1 << 62, 1), (0, threads), (0, 1)):
+        monkeypatch.setattr(jit, "PARALLEL_MIN", minimum)
+        numba.set_num_threads(n)
+        try:
+            tiles.append(fast.conv_tile_images((7, 16, 16, 8), w.shape, (16, 16), 4))
+            out.append((fast.conv_tiled_forward(x, w, 1, (1, 1, 1, 1), (16, 16), 3),)
+                       + fast.conv_tiled_feedback(x, fb, w.shape, w, 1, (1, 1, 1, 1), (16, 16), 3))
+        finally:
+            numba.set_num_threads(threads)
+    assert tiles[0] == tiles[1] == tiles[2]
+    for a, b in zip(out[0], out[1]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(out[0], out[2]):
+        np.testing.assert_array_equal(a, b)

@@ -17,24 +17,26 @@ Forward and input feedback are the layer's products row by row, the tags add the
 products in order: they agree with one GEMM of the batch to float rounding (BLAS may
 block a tile otherwise than the whole matrix), not bit for bit.
 """
-import numba
 import numpy as np
 
 from .im2col import _col2im, _im2col
 
 TILE_BYTES = 4 << 20        # im2col rows per tile: about the L2 caches of two cores
+MIN_TILE = 2                # images: im2col and col2im run one image per thread
 WHOLE_MAX = 32 << 20        # up to this the whole matrix is built (MNIST conv: 29 MB, no gain measured)
 
 
 def conv_tile_images(x_shape, kernel_shape, out_hw, itemsize):
     """Images per tile for input x_shape: the whole batch when its im2col matrix fits
-    WHOLE_MAX, else about TILE_BYTES of rows (at least one image per thread)."""
+    WHOLE_MAX, else about TILE_BYTES of rows, at least MIN_TILE images. Never the thread
+    count: the tiles set the order in which the tags are summed, so a run's figures do
+    not depend on how many threads ran it."""
     kh, kw, c, _ = kernel_shape
     per_image = out_hw[0] * out_hw[1] * kh * kw * c * itemsize
     n = x_shape[0]
     if n * per_image <= WHOLE_MAX:
         return n
-    return min(n, max(numba.get_num_threads(), TILE_BYTES // per_image, 1))
+    return min(n, max(MIN_TILE, TILE_BYTES // per_image))
 
 
 def _rows(x, kernel_shape, stride, pads, out_hw, cols):
