@@ -1,7 +1,7 @@
 """Time one BrainProp training step (forward, selection, feedback, update) per network.
 
     python bench/train_step.py [--device auto|cpu|gpu] [--steps N] [--rounds R]
-                               [--nets dense,conv,loccon,deep] [--kernels fast,numpy]
+                               [--nets dense,conv,loccon,deep] [--kernels fast,numpy] [--untiled]
 
 Prints images/s and the estimated seconds per 60,000-image MNIST epoch for the paper's
 `dense` and `conv` (batch 128) and `loccon` (batch 32) networks (`deep`: CIFAR-10
@@ -9,6 +9,8 @@ shapes, batch 128, 50,000 images), next to the float32 GEMM rate of the same mac
 measured in the same run, so that each figure reads as a fraction of what the BLAS can
 do. On the CPU each kernel set in --kernels is timed, alternating over R rounds (the
 median is shown), with the ratio to the first set, and the minor page faults per step.
+--untiled adds the fast set with no convolution tiled (kernels/fast/conv_tiled.py's
+WHOLE_MAX raised past any batch), alternating with the others: what tiling gives.
 """
 import argparse
 import os
@@ -74,10 +76,25 @@ def make_net(model, be, kernels=None):
     return net, rule, opt, x, y
 
 
-def time_steps(state, steps):
+UNTILED = "untiled"          # the fast set, every conv whole
+_WHOLE_MAX = {}
+
+
+def set_tiling(kernel_set):
+    """The fast set's conv tiling for the next steps: none for UNTILED, else its own bound."""
+    if kernel_set not in ("fast", UNTILED):
+        return
+    from brainprop_np.kernels.fast import conv_tiled
+    bound = _WHOLE_MAX.setdefault("fast", conv_tiled.WHOLE_MAX)
+    conv_tiled.WHOLE_MAX = float("inf") if kernel_set == UNTILED else bound
+
+
+def time_steps(state, steps, kernel_set):
     """Seconds per step and minor page faults per step over `steps` steps."""
     import resource
     net, rule, opt, x, y = state
+    if net.backend.name == "numpy":
+        set_tiling(kernel_set)
     net.backend.synchronize()
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t = time.perf_counter()
@@ -96,22 +113,27 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--nets", default="dense,conv,loccon")
     ap.add_argument("--kernels", default="fast,numpy", help="CPU kernel sets to time, the first is the base of the ratio")
+    ap.add_argument("--untiled", action="store_true", help="also time the fast set without tiled convolutions")
     args = ap.parse_args(argv)
     from brainprop_np.kernels import threads
     n_threads = threads.configure()
     be = bp.get_backend(args.device)
     sets = args.kernels.split(",") if be.name == "numpy" else [be.kernel_set]
+    sets += [UNTILED] if args.untiled and be.name == "numpy" else []
     rate = gemm_rate(be)
     print(f"backend {be.name} on {be.device_name()}; {n_threads} threads (BLAS and kernels), "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
     nets = args.nets.split(",")
-    states = {(m, k): make_net(m, be, None if be.name == "cupy" else k) for m in nets for k in sets}
+    states = {(m, k): make_net(m, be, None if be.name == "cupy" else k.replace(UNTILED, "fast"))
+              for m in nets for k in sets}
     times = {key: [] for key in states}
     for _ in range(args.rounds):                   # alternate, so every set sees the same load
         for key, state in states.items():
-            times[key].append(time_steps(state, args.steps))
-    print(f"{'net':<8}{'kernels':<8}{'batch':>6}{'ms/step':>10}{'images/s':>10}{'s/epoch':>9}"
+            times[key].append(time_steps(state, args.steps, key[1]))
+    if be.name == "numpy":
+        set_tiling("fast")                          # the set's own bound again
+    print(f"{'net':<8}{'kernels':<9}{'batch':>6}{'ms/step':>10}{'images/s':>10}{'s/epoch':>9}"
           f"{'GFLOP/s':>9}{'of GEMM':>8}{'÷ ' + sets[0]:>9}{'faults':>8}")
     for model in nets:
         batch = BATCH[model]
@@ -121,7 +143,7 @@ def main(argv=None):
             dt = float(np.median([t for t, _ in times[(model, k)]]))
             faults = float(np.median([f for _, f in times[(model, k)]]))
             gf = flops / dt / 1e9
-            print(f"{model:<8}{k:<8}{batch:>6}{dt * 1e3:>10.2f}{batch / dt:>10.0f}{EPOCH_OF[model] / batch * dt:>9.2f}"
+            print(f"{model:<8}{k:<9}{batch:>6}{dt * 1e3:>10.2f}{batch / dt:>10.0f}{EPOCH_OF[model] / batch * dt:>9.2f}"
                   f"{gf:>9.1f}{gf / rate:>8.0%}{dt / base:>9.2f}{faults:>8.0f}")
 
 

@@ -74,3 +74,17 @@ def test_speed_page_writes_the_profile_section(profile_json, tmp_path):
     data = json.loads(profile_json.read_text())
     dense = data["profiles"][0]
     assert f"| {dense['gflop']:.2f} | {1e3 * dense['gflop'] / data['gemm_gflops']:.1f} |" in text
+
+
+def test_train_step_times_the_fast_set_untiled_and_restores_its_bound(capsys):
+    """--untiled adds an arm of the fast set with no conv tiled; afterwards the set's own
+    tiling bound is back."""
+    pytest.importorskip("numba")
+    from brainprop_np.kernels.fast import conv_tiled
+    bound = conv_tiled.WHOLE_MAX
+    bench = _load("train_step", ROOT / "bench" / "train_step.py")
+    bench.main(["--device", "cpu", "--nets", "loccon", "--steps", "1", "--rounds", "1", "--kernels", "fast",
+                "--untiled"])
+    rows = [l.split() for l in capsys.readouterr().out.splitlines() if l.startswith("loccon")]
+    assert [r[1] for r in rows] == ["fast", "untiled"]
+    assert conv_tiled.WHOLE_MAX == bound
