@@ -137,12 +137,12 @@ def plan(layers, kernels, layer_feedback=True):
     layer_feedback: False when an untied network's wiring drives the feedback.
     """
     fused = hasattr(kernels, "relu_batchnorm_forward")
-    direct = hasattr(kernels, "conv1_forward") and hasattr(kernels, "conv_tiled_forward")
+    offered = {DirectConv: hasattr(kernels, "conv1_forward"), TiledConv: hasattr(kernels, "conv_tiled_forward")}
     steps, i = [], 0
     while i < len(layers):
         n = _relu_batchnorm_at(layers, i) if fused else 0
         kind = ReluBatchNorm
-        if n == 0 and direct and _conv_block_at(layers, i, layer_feedback):
+        if n == 0 and offered.get(_conv_block_at(layers, i, layer_feedback)):
             n, kind = 1, _conv_block_at(layers, i, layer_feedback)
         if n == 0:
             n, kind = 1, Single
