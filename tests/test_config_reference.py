@@ -1,6 +1,6 @@
 """The generated config reference (docs/config.md) and JSON Schema: up to date, valid, and
 naming every key; every shipped config names the schema in its first line and passes it."""
-import importlib.util
+
 import json
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import yaml
 from brainprop_np.run.config import DEFAULTS, resolve
 from brainprop_np.run.config import flat_keys
 from brainprop_np.run.schema import KEYS
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "configs" / "brainprop_np.schema.json"
@@ -18,10 +19,7 @@ BASE = {"model": "conv", "data": {"name": "mnist"}}
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("config_reference", ROOT / "scripts" / "config_reference.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("config_reference")
 
 
 def _schema():

@@ -1,7 +1,6 @@
 """scripts/pages.py: runs the generated sections train or read back. A finished run is read,
 a folder made with other settings is refused, and a run that did not stop for good ends the
 script instead of entering a table."""
-import importlib.util
 import json
 import types
 from pathlib import Path
@@ -9,15 +8,11 @@ from pathlib import Path
 import pytest
 
 import brainprop_np as bp
-
-ROOT = Path(__file__).resolve().parents[1]
+from script_loader import load_script
 
 
 def _pages():
-    spec = importlib.util.spec_from_file_location("pages", ROOT / "scripts" / "pages.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("pages")
 
 
 def _summary(stop_reason, epochs=3):

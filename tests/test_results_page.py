@@ -2,20 +2,14 @@
 folder, between its marker lines, with the paper's figures and the rows still missing."""
 import argparse
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from script_loader import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("results_page", ROOT / "scripts" / "results_page.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("results_page")
 
 
 def _run(folder, algorithm, acc, best, epochs, seconds, stop="early_stopping"):
@@ -83,9 +77,7 @@ def test_a_page_without_the_markers_and_a_folder_without_results(sweep, tmp_path
 
 
 def test_class_scaling_counts_the_epochs_to_the_fraction_of_the_best():
-    spec = importlib.util.spec_from_file_location("class_scaling", ROOT / "scripts" / "class_scaling.py")
-    cs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cs)
+    cs = load_script("class_scaling")
     assert cs.epochs_to([0.5, 0.8, 0.95, 1.0, 0.9], 0.9) == 3
     assert cs.epochs_to([0.62, 0.6, 0.55, 0.999], 0.9) == 4
     assert cs.seed_list("1-3,7") == [1, 2, 3, 7]
