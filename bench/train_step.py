@@ -128,11 +128,13 @@ def main(argv=None):
     states = {(m, k): make_net(m, be, None if be.name == "cupy" else k.replace(UNTILED, "fast"))
               for m in nets for k in sets}
     times = {key: [] for key in states}
-    for _ in range(args.rounds):                   # alternate, so every set sees the same load
-        for key, state in states.items():
-            times[key].append(time_steps(state, args.steps, key[1]))
-    if be.name == "numpy":
-        set_tiling("fast")                          # the set's own bound again
+    try:
+        for _ in range(args.rounds):               # alternate, so every set sees the same load
+            for key, state in states.items():
+                times[key].append(time_steps(state, args.steps, key[1]))
+    finally:
+        if be.name == "numpy":
+            set_tiling("fast")                      # the set's own bound again
     print(f"{'net':<8}{'kernels':<9}{'batch':>6}{'ms/step':>10}{'images/s':>10}{'s/epoch':>9}"
           f"{'GFLOP/s':>9}{'of GEMM':>8}{'÷ ' + sets[0]:>9}{'faults':>8}")
     for model in nets:

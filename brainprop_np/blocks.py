@@ -22,8 +22,9 @@ stride-2 layer (a 29 MB im2col matrix) shortens that layer but not the whole ste
 these CPUs (the layers after it pay the cache misses instead), hence TiledConv's bound.
 ReluBatchNorm leaves on its layers exactly the state their own forward would (post,
 xhat, inv_std, mask; the running statistics; grads after feedback), so a step may be
-fused forward and run layer by layer in feedback; DirectConv and TiledConv keep the
-input instead of cols, which only their own feedback reads. tests/test_blocks.py proves
+fused forward and run layer by layer in feedback; DirectConv, and TiledConv when it
+tiles, keep the input instead of cols, which only their own feedback reads.
+tests/test_blocks.py proves
 every block equal to the layer-by-layer path for every preset, rule and feedback mode.
 """
 from . import layers as L
@@ -100,8 +101,9 @@ class TiledConv(Single):
         w = conv.params["kernel"]
         tile = conv.k.conv_tile_images(x.shape, w.shape, conv.out_hw, x.dtype.itemsize)
         if tile >= x.shape[0]:
+            conv.x = None
             return conv.forward(x, train)
-        conv.x_shape, conv.x, conv.cols, self.tile = x.shape, x, None, tile
+        conv.x_shape, conv.x, conv.cols, conv.tile = x.shape, x, None, tile
         y = conv.k.conv_tiled_forward(x, w, conv.stride, conv.pads, conv.out_hw, tile)
         return y.reshape((x.shape[0],) + conv.output_shape)
 
@@ -111,7 +113,7 @@ class TiledConv(Single):
             return conv.feedback(fb, need_input_fb)
         conv.grads["kernel"], fb_in = conv.k.conv_tiled_feedback(
             conv.x, fb.reshape(-1, conv.filters), conv.params["kernel"].shape,
-            conv.feedback_weights() if need_input_fb else None, conv.stride, conv.pads, conv.out_hw, self.tile)
+            conv.feedback_weights() if need_input_fb else None, conv.stride, conv.pads, conv.out_hw, conv.tile)
         return fb_in
 
 

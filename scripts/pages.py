@@ -45,14 +45,14 @@ def mean_std(xs, digits, scale=1.0):
 def train_or_read(config, out, overrides, verbose=False, accept=FINAL):
     """summary.json of the run in `out`: read when its stop_reason is one of `accept` (by
     default: it stopped for good), resumed when it was interrupted, trained when it is
-    missing. A folder made with other overrides (`overrides.json` beside its files) is
-    refused; a run that ends for another reason ends the script (stopped_for_good). Pass
+    missing. A folder made with other overrides (`overrides.json` beside its files; the
+    data's folder aside) is refused; a run that ends for another reason ends the script (stopped_for_good). Pass
     accept=FINAL + (NON_FINITE_LOSS,) where a diverging run is a result too."""
     import brainprop_np as bp
     from brainprop_np.run.failures import TrainingError
     out = Path(out)
     mine, summary = out / "overrides.json", out / "summary.json"
-    if mine.is_file() and json.loads(mine.read_text()) != list(overrides):
+    if mine.is_file() and _settings(json.loads(mine.read_text())) != _settings(overrides):
         sys.exit(f"error: {out} was made with other settings; choose another --runs")
     if summary.is_file() and json.loads(summary.read_text()).get("stop_reason") in accept:
         return json.loads(summary.read_text())
@@ -69,6 +69,11 @@ def train_or_read(config, out, overrides, verbose=False, accept=FINAL):
             sys.exit(f"error: {e}")
         print(f"error: {e}", file=sys.stderr, flush=True)
         return s
+
+
+def _settings(overrides):
+    """The overrides that set what is trained: where the data lie (data.root) is not one."""
+    return [o for o in overrides if not o.startswith("data.root=")]
 
 
 def stopped_for_good(out, s, accept=FINAL):

@@ -26,6 +26,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -196,7 +198,6 @@ IGNORED = ("data.root", "data.download", "data.fallback", "log.")   # where data
 
 def flat_config(path):
     """config.yaml as {dotted key: value}."""
-    import yaml
     out, todo = {}, [("", yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})]
     while todo:
         prefix, d = todo.pop()
@@ -218,6 +219,8 @@ def value_text(v):
 
 def changes(run, same):
     """The settings in which RUN's config.yaml differs from SAME's (seed and IGNORED aside)."""
+    if not (Path(same) / "config.yaml").is_file():
+        return [f"the sweep's run {same} has no config.yaml to compare with"]
     a, b = flat_config(Path(same) / "config.yaml"), flat_config(Path(run) / "config.yaml")
     keys = [k for k in sorted(set(a) | set(b)) if k != "seed" and not k.startswith(IGNORED)]
     return [f"{k} {value_text(a.get(k))} → {value_text(b.get(k))}" for k in keys if a.get(k) != b.get(k)]
@@ -253,9 +256,10 @@ def check_variant(run):
         if not (Path(run) / name).is_file():
             return f"no {name} here; give a run folder"
     try:
+        flat_config(Path(run) / "config.yaml")
         variant_line(run, {})
-    except (ValueError, KeyError) as e:
-        return f"cannot be read: {e}"
+    except (ValueError, KeyError, AttributeError, yaml.YAMLError) as e:
+        return f"cannot be read: {' '.join(str(e).split())}"
     return None
 
 

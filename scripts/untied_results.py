@@ -8,8 +8,9 @@ alignment curves.
                                      [--runs runs/untied] [--out docs/untied_feedback.md] [key=value ...]
 
 Each run goes to RUNS/<net>_<algorithm>_<mode>; a finished run (summary.json with a final
-stop_reason) is read, not rerun, so the script can be stopped and restarted (a folder made
-with other settings is refused: choose another --runs). The page states the settings it was
+stop_reason, or a non-finite loss: a diverging run is a result here) is read, not rerun, so
+the script can be stopped and restarted (a folder made with other settings is refused:
+choose another --runs). The page states the settings it was
 made with; key=value overrides (e.g. device=gpu, data.root=...) go to every run.
 """
 import argparse

@@ -222,30 +222,52 @@ def test_presets_with_tiled_conv_within_rounding(model, algorithm, monkeypatch):
         fused, plain = pair(model, SHAPES[model], dtype, algorithm=algorithm)
         assert_same(run(fused, algorithm), run(plain, algorithm), rtol=rtol)
         tiled = [s for s in fused.steps() if isinstance(s, blocks.TiledConv)]
-        assert tiled and all(s.tile < 6 and s.layers[0].cols is None for s in tiled)
+        assert tiled and all(s.layers[0].tile < 6 and s.layers[0].cols is None for s in tiled)
 
 
 def test_tiled_conv_does_not_depend_on_threads(monkeypatch):
     """The tile (hence the tags' order of summation) and every result are the same whether the
-    kernels run serial or parallel, on one thread or all."""
+    kernels run serial or parallel and BLAS on one thread or all."""
     import numba
-    from brainprop_np.kernels.fast import jit
+    from threadpoolctl import threadpool_limits
+    from brainprop_np.kernels.fast import conv_tiled, jit
+    monkeypatch.setattr(conv_tiled, "WHOLE_MAX", 0)
+    monkeypatch.setattr(conv_tiled, "TILE_BYTES", 3 * 16 * 16 * 72 * 4)      # 3 images of rows
     rng = np.random.default_rng(4)
     x = rng.random((7, 16, 16, 8), dtype=np.float32)
     w = rng.standard_normal((3, 3, 8, 16)).astype(np.float32)
     fb = rng.standard_normal((7 * 16 * 16, 16)).astype(np.float32)
-    out, tiles, threads = [], [], numba.get_num_threads()
-    for minimum, n in ((1 << 62, 1), (0, threads), (0, 1)):
+    out, tiles = [], []
+    for minimum, blas in ((1 << 62, None), (0, None), (0, 1)):
         monkeypatch.setattr(jit, "PARALLEL_MIN", minimum)
-        numba.set_num_threads(n)
-        try:
-            tiles.append(fast.conv_tile_images((7, 16, 16, 8), w.shape, (16, 16), 4))
-            out.append((fast.conv_tiled_forward(x, w, 1, (1, 1, 1, 1), (16, 16), 3),)
-                       + fast.conv_tiled_feedback(x, fb, w.shape, w, 1, (1, 1, 1, 1), (16, 16), 3))
-        finally:
-            numba.set_num_threads(threads)
-    assert tiles[0] == tiles[1] == tiles[2]
-    for a, b in zip(out[0], out[1]):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(out[0], out[2]):
-        np.testing.assert_array_equal(a, b)
+        with threadpool_limits(blas):
+            tiles.append(fast.conv_tile_images(x.shape, w.shape, (16, 16), 4))
+            out.append((fast.conv_tiled_forward(x, w, 1, (1, 1, 1, 1), (16, 16), tiles[-1]),)
+                       + fast.conv_tiled_feedback(x, fb, w.shape, w, 1, (1, 1, 1, 1), (16, 16), tiles[-1]))
+    assert tiles == [3, 3, 3] and numba.get_num_threads() >= 1
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_tiled_and_whole_batches_in_one_network(monkeypatch):
+    """Batches above the bound tiled, smaller ones (an epoch's last batch) whole, inference
+    between training steps: the network stays the layer-by-layer one (float64)."""
+    from brainprop_np.kernels.fast import conv_tiled
+    monkeypatch.setattr(conv_tiled, "WHOLE_MAX", 3 * 12 * 12 * 18 * 8)      # 3 images of the first conv's rows
+    monkeypatch.setattr(conv_tiled, "TILE_BYTES", 1)
+    fused, plain = pair("conv", (12, 12, 2), "float64")
+    rng = np.random.default_rng(6)
+    seen = []
+    for net in (fused, plain):
+        rule, opt, q = bp.make_rule("brainprop"), bp.SGD(lr=0.1), {}
+        for n in (6, 3, 6, 2, 5):
+            x, y = rng.random((n, 12, 12, 2)), rng.integers(0, 10, n)
+            rule.trial(net, x, y, train=True, batch_size=n)
+            opt.step(net, 0.1)
+            q[len(q)] = net.forward(x, train=False)
+        seen.append({"q": q, "weights": net.get_weights()})
+        rng = np.random.default_rng(6)
+    tiled = [s for s in fused.steps() if isinstance(s, blocks.TiledConv)]
+    assert tiled and tiled[0].layers[0].tile == 2
+    assert_same(seen[0], seen[1], rtol=1e-10)

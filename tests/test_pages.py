@@ -25,8 +25,10 @@ def test_a_finished_run_is_read_not_trained(tmp_path, monkeypatch):
     (tmp_path / "overrides.json").write_text(json.dumps(["seed=1"]))
     (tmp_path / "summary.json").write_text(json.dumps(_summary("max_epochs")))
     assert pages.train_or_read("c.yaml", tmp_path, ["seed=1"])["epochs_run"] == 3
+    (tmp_path / "overrides.json").write_text(json.dumps(["seed=1", "data.root=/a"]))
+    assert pages.train_or_read("c.yaml", tmp_path, ["seed=1", "data.root=/b"])["epochs_run"] == 3
     with pytest.raises(SystemExit, match="was made with other settings"):
-        pages.train_or_read("c.yaml", tmp_path, ["seed=2"])
+        pages.train_or_read("c.yaml", tmp_path, ["seed=2", "data.root=/a"])
 
 
 @pytest.mark.parametrize("resume", [False, True])

@@ -186,6 +186,12 @@ def test_variant_periods_and_what_cannot_be_read(tmp_path):
         "epochs 1–1 (lr 0.1) 99.00 %.")
     (run / "summary.json").write_text(json.dumps(dict(summary, stop_reason="interrupted")))
     assert "1 epochs run (interrupted; `--resume` continues it)" in script.variant_line(run, {})
+    same = tmp_path / "sweep_run"
+    same.mkdir()
+    rows = {("mnist_conv", "ebp"): [(same, dict(summary, best_val_acc=0.98))]}
+    assert f"seed 2 (the sweep's run {same} has no config.yaml to compare with):" in script.variant_line(run, rows)
+    (run / "config.yaml").write_text("model: [dense\n")
+    assert script.check_variant(run).startswith("cannot be read: while parsing a flow sequence")
 
 
 def test_a_per_class_figure_per_network(sweep, tmp_path):
