@@ -1,7 +1,8 @@
 """The sweep on a real local Ray instance (no mocks): a 2-cell × 2-seed sweep of tiny runs,
 bit-for-bit equality with a plain run.py (at the same thread count), a rerun that trains nothing, a worker killed
-mid-run that ends resumed from its checkpoint with the uninterrupted result, a data error
-reported and not retried, and an unreachable cluster. Skipped without Ray."""
+mid-run that ends resumed from its checkpoint with the uninterrupted result, a driver
+interrupted by Ctrl-C whose run checkpoints inside the epoch and ends with the same result,
+a data error reported and not retried, and an unreachable cluster. Skipped without Ray."""
 import csv
 import json
 import os
@@ -176,6 +177,36 @@ def test_killed_worker_resumes_from_its_checkpoint(local_ray, tmp_path, empty, c
     assert "attempt 2" in capsys.readouterr().out
     direct = _plain_run([*ov, "seed=3"], tmp_path / "direct")
     assert direct["epochs_run"] == 8
+    _same_run(run_dir, tmp_path / "direct")
+
+
+def test_interrupted_sweep_checkpoints_inside_the_epoch_and_resumes(local_ray, tmp_path, empty, capsys):
+    """Ctrl-C to the driver (here interrupt_main from a watcher thread) stops the running run
+    after its current batch with a checkpoint inside the epoch; the same command then ends the
+    run with the uninterrupted result."""
+    import _thread
+    out = tmp_path / "sweep"
+    ov = _tiny(empty, units=256, limit_train=5000, epochs=6)
+    argv = [DENSE, "--seeds", "4", *ov, "--out", str(out)]
+    run_dir = out / "mnist_dense" / "default" / "seed4"
+
+    def watch():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (run_dir / "checkpoint.npz").is_file():
+            time.sleep(0.005)
+        time.sleep(0.05)                              # epoch 1 is written: inside a later one (40 batches)
+        _thread.interrupt_main()
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    assert sweep.main(argv) == 130
+    watcher.join()
+    assert "interrupted: stopping the runs" in capsys.readouterr().err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted"
+    assert sweep.main(argv) == 0
+    m = re.search(r"resuming from checkpoint.npz after epoch (\d+), batch (\d+)", (run_dir / "train.log").read_text())
+    assert m and 0 < int(m.group(2)) < 40, m and m.group(0)
+    assert _plain_run([*ov, "seed=4"], tmp_path / "direct")["epochs_run"] == 6
     _same_run(run_dir, tmp_path / "direct")
 
 
