@@ -12,9 +12,10 @@ the rest of the trial (the output step: selection, reward, delta) and the update
 It then times the step's GEMMs alone: for every weight layer, the three products that
 BLAS runs in the fast set (forward, tags and input feedback; the first weight layer has
 no input feedback; the 1-channel conv runs as a direct kernel, not a GEMM, and is left
-out), on arrays of the step's shapes, same rounds. Their sum is the GEMM floor: the step
-if everything but the GEMMs took no time. Medians over the rounds. With --json the
-figures go to PATH, for scripts/speed_page.py's `step-profile` section.
+out), on arrays of the step's shapes (a tiled convolution's per tile), same rounds.
+Their sum is the GEMM floor: the step if everything but the GEMMs took no time. Medians
+over the rounds. With --json the figures go to PATH, for scripts/speed_page.py's
+`step-profile` section.
 """
 import argparse
 import json
@@ -44,16 +45,28 @@ def timed(step, clock):
 
 def gemms(net, batch):
     """[(layer name, [thunk, ...])]: the BLAS products of every weight layer at the step's shapes
-    (the plan's direct convolutions run none; the first trained layer computes no input feedback)."""
+    (the plan's direct convolutions run none; a tiled convolution runs its products tile by
+    tile; the first trained layer computes no input feedback)."""
     rng = np.random.default_rng(0)
     direct = {s.first for s in net.steps() if isinstance(s, blocks.DirectConv)}
+    tiled = {s.first for s in net.steps() if isinstance(s, blocks.TiledConv)}
     out, shape = [], (batch,) + tuple(net.input_shape)
     for i, layer in enumerate(net.layers):
         w = layer.params.get("kernel")
         if w is not None and i not in direct:
-            out.append((layer.name, _products(layer, shape, w, rng, need_input_fb=i > net.first_trained())))
+            tile = layer.k.conv_tile_images(shape, w.shape, layer.out_hw, 4) if i in tiled else batch
+            thunks = _products(layer, (min(tile, batch),) + shape[1:], w, rng, need_input_fb=i > net.first_trained())
+            out.append((layer.name, _tiles(thunks, batch, tile)))
         shape = (batch,) + tuple(layer.output_shape)
     return out
+
+
+def _tiles(thunks, batch, tile):
+    """The thunks run once per tile of `tile` images (the last tile timed as a full one)."""
+    if tile >= batch:
+        return thunks
+    n = -(-batch // tile)
+    return [lambda _f=f: [_f() for _ in range(n)] for f in thunks]
 
 
 def _products(layer, in_shape, w, rng, need_input_fb):

@@ -88,3 +88,18 @@ def test_train_step_times_the_fast_set_untiled_and_restores_its_bound(capsys):
     rows = [l.split() for l in capsys.readouterr().out.splitlines() if l.startswith("loccon")]
     assert [r[1] for r in rows] == ["fast", "untiled"]
     assert conv_tiled.WHOLE_MAX == bound
+
+
+def test_profile_times_a_tiled_convolution_tile_by_tile():
+    """deep's 64-channel 32×32 convolution runs its products per tile in the step, so its
+    GEMM floor is timed per tile too: 64 tiles of 2 images at batch 128."""
+    import brainprop_np as bp
+    pytest.importorskip("numba")
+    bench = _load("step_profile", ROOT / "bench" / "step_profile.py")
+    deep = bp.build_network("deep", (32, 32, 3), 10, device="cpu", kernels="fast")
+    forward, tags, input_fb = dict(bench.gemms(deep, 128))["conv2d_1"]
+    out = forward()
+    assert len(out) == 64 and out[0].shape == (2 * 32 * 32, 64)
+    assert tags()[0].shape == (576, 64) and input_fb()[0].shape == (2 * 32 * 32, 576)
+    first = dict(bench.gemms(deep, 128))["conv2d"]                 # 14 MB of rows: whole
+    assert first[0]().shape == (128 * 32 * 32, 64)
