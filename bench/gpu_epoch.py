@@ -291,82 +291,85 @@ def torch_or_reason(be):
 
 def torch_network(torch, name, shape, n_classes=10):
     """The preset `name` as a torch.nn.Module taking NCHW views of NHWC (channels-last) images."""
-    from brainprop_np.layers.geometry import window_2d
     from brainprop_np.presets import PRESET_SETTINGS, preset
-    nn, F = torch.nn, torch.nn.functional
+    nn = torch.nn
     std = PRESET_SETTINGS[name]["init_std"]
+    layers, state = [], {"hwc": shape, "flat": None}
+    for spec in preset(name):
+        layers += _torch_layers(torch, spec, state, std)
+    out = nn.Linear(state["flat"], n_classes, bias=False)
+    nn.init.normal_(out.weight, 0.0, std)
+    return nn.Sequential(*layers, out)
 
-    class LocallyConnected2d(nn.Module):
-        def __init__(self, c, f, k, stride, pads, out_hw):
-            super().__init__()
-            self.k, self.stride, self.pads, self.out_hw, self.f = k, stride, pads, out_hw, f
-            p = out_hw[0] * out_hw[1]
-            self.weight = nn.Parameter(torch.randn(p, c * k * k, f) * std)
 
-        def forward(self, x):
-            top, bottom, left, right = self.pads
-            if any(self.pads):
-                x = F.pad(x, (left, right, top, bottom))
-            cols = F.unfold(x, self.k, stride=self.stride)                    # (B, C·k·k, P)
-            y = torch.bmm(cols.permute(2, 0, 1), self.weight)                 # (P, B, F)
-            b = x.shape[0]
-            return y.permute(1, 2, 0).reshape(b, self.f, *self.out_hw)
+def _torch_layers(torch, spec, state, std):
+    """The torch modules of one layer spec; state holds the (H, W, C) or flat size it sees."""
+    from brainprop_np.layers.geometry import window_2d
+    nn, kind = torch.nn, spec["type"]
+    (h, w, c), flat = state["hwc"], state["flat"]
+    if kind in ("conv2d", "locally_connected2d"):
+        k, s, f = spec.get("kernel", 3), spec.get("stride", 1), spec["filters"]
+        out_hw, pads = window_2d(h, w, k, s, spec.get("padding", "same" if kind == "conv2d" else "valid"))
+        state["hwc"] = out_hw + (f,)
+        if kind == "locally_connected2d":
+            return [_torch_locally_connected(torch, c, f, k, s, pads, out_hw, std)]
+        conv = nn.Conv2d(c, f, k, stride=s, bias=False)
+        nn.init.normal_(conv.weight, 0.0, std)
+        top, bottom, left, right = pads
+        return ([nn.ZeroPad2d((left, right, top, bottom))] if any(pads) else []) + [conv]
+    if kind == "relu":
+        return [nn.ReLU()]
+    if kind == "batchnorm":
+        bn, dim = (nn.BatchNorm2d, c) if flat is None else (nn.BatchNorm1d, flat)
+        return [bn(dim, eps=spec.get("epsilon", 1e-3), momentum=1.0 - spec.get("momentum", 0.99))]
+    if kind == "maxpool2d":
+        p = spec.get("pool", 2)
+        state["hwc"] = (h // p, w // p, c)
+        return [nn.MaxPool2d(p)]
+    if kind == "dropout":
+        return [nn.Dropout(spec["rate"])]
+    if kind == "flatten":
+        state["flat"] = h * w * c
+        return [_NHWCFlatten(torch)]
+    if kind == "dense":
+        lin = nn.Linear(flat, spec["units"], bias=False)
+        nn.init.normal_(lin.weight, 0.0, std)
+        state["flat"] = spec["units"]
+        return [lin]
+    raise ValueError(f"torch comparison: no torch layer for {kind!r}")
 
-    class NHWCFlatten(nn.Module):   # Keras's order: rows, columns, channels
+
+def _NHWCFlatten(torch):
+    """Flatten in Keras's order: rows, columns, channels."""
+    class NHWCFlatten(torch.nn.Module):
         def forward(self, x):
             return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x
+    return NHWCFlatten()
 
-    layers, (h, w, c) = [], shape
-    flat = None
-    for spec in preset(name):
-        kind = spec["type"]
-        if kind in ("conv2d", "locally_connected2d"):
-            k, s, f = spec.get("kernel", 3), spec.get("stride", 1), spec["filters"]
-            pad = spec.get("padding", "same" if kind == "conv2d" else "valid")
-            out_hw, pads = window_2d(h, w, k, s, pad)
-            if kind == "conv2d":
-                conv = nn.Conv2d(c, f, k, stride=s, bias=False)
-                nn.init.normal_(conv.weight, 0.0, std)
-                top, bottom, left, right = pads
-                if any(pads):
-                    layers.append(nn.ZeroPad2d((left, right, top, bottom)))
-                layers.append(conv)
-            else:
-                layers.append(LocallyConnected2d(c, f, k, s, pads, out_hw))
-            (h, w), c = out_hw, f
-        elif kind == "relu":
-            layers.append(nn.ReLU())
-        elif kind == "batchnorm":
-            dim = c if flat is None else flat
-            bn = nn.BatchNorm2d if flat is None else nn.BatchNorm1d
-            layers.append(bn(dim, eps=spec.get("epsilon", 1e-3), momentum=1.0 - spec.get("momentum", 0.99)))
-        elif kind == "maxpool2d":
-            p = spec.get("pool", 2)
-            layers.append(nn.MaxPool2d(p))
-            h, w = h // p, w // p
-        elif kind == "dropout":
-            layers.append(nn.Dropout(spec["rate"]))
-        elif kind == "flatten":
-            layers.append(NHWCFlatten())
-            flat = h * w * c
-        elif kind == "dense":
-            lin = nn.Linear(flat, spec["units"], bias=False)
-            nn.init.normal_(lin.weight, 0.0, std)
-            layers.append(lin)
-            flat = spec["units"]
-        else:
-            raise ValueError(f"torch comparison: no torch layer for {kind!r}")
-    out = nn.Linear(flat, n_classes, bias=False)
-    nn.init.normal_(out.weight, 0.0, std)
-    layers.append(out)
-    return nn.Sequential(*layers)
+
+def _torch_locally_connected(torch, c, f, k, stride, pads, out_hw, std):
+    """A locally-connected layer as unfold + one batched GEMM over the positions."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class LocallyConnected2d(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(out_hw[0] * out_hw[1], c * k * k, f) * std)
+
+        def forward(self, x):
+            top, bottom, left, right = pads
+            if any(pads):
+                x = F.pad(x, (left, right, top, bottom))
+            cols = F.unfold(x, k, stride=stride)                              # (B, C·k·k, P)
+            y = torch.bmm(cols.permute(2, 0, 1), self.weight)                 # (P, B, F)
+            return y.permute(1, 2, 0).reshape(x.shape[0], f, *out_hw)
+    return LocallyConnected2d()
 
 
 def time_torch(torch, dev, name, args, data_dir):
     """Seconds per epoch of the same BrainProp training in PyTorch on device `dev` (as time_net)."""
     from brainprop_np.presets import PRESET_SETTINGS
     shape, n_images, batch, target = NETS[name]
-    cuda = dev.startswith("cuda")
     torch.backends.cuda.matmul.allow_tf32 = bool(args.tf32)
     torch.backends.cudnn.allow_tf32 = bool(args.tf32)
     torch.backends.cudnn.benchmark = True
@@ -402,7 +405,14 @@ def time_torch(torch, dev, name, args, data_dir):
         opt.step()
         acc[0] += loss.detach()
         acc[1] += reward.sum()
+    step.acc = acc
 
+    return _time_torch_steps(torch, dev, step, n_images, batch, args)
+
+
+def _time_torch_steps(torch, dev, step, n_images, batch, args):
+    """Warm up, then time args.epochs_frac of an epoch of step(indices) (CUDA events on a GPU)."""
+    cuda = dev.startswith("cuda")
     steps_per_epoch = n_images // batch
     timed = max(1, min(steps_per_epoch, int(round(args.epochs_frac * steps_per_epoch))))
     perm = torch.randperm(n_images, device=dev)
@@ -425,7 +435,7 @@ def time_torch(torch, dev, name, args, data_dir):
         seconds = time.perf_counter() - t0
     per_step = seconds / timed
     return {"s_epoch": per_step * n_images / batch, "ms_step": per_step * 1e3,
-            "submit": submit / max(seconds, 1e-12), "finite": math.isfinite(float(acc[0]))}
+            "submit": submit / max(seconds, 1e-12), "finite": math.isfinite(float(step.acc[0]))}
 
 
 def main(argv=None):
@@ -465,25 +475,41 @@ def main(argv=None):
     for name in args.nets.split(","):
         if name not in NETS:
             ap.error(f"unknown net {name!r}; use some of {', '.join(NETS)}")
-        rows.append(time_net(bp, be, name, args, args.data))
-        r = rows[-1]
-        print(f"  {name}: {r['ms_step']:.3f} ms/step over {r['steps']} steps ({r['data']}) {r['note']}", flush=True)
-        r["torch_s"] = None
-        if torch is not None:
-            try:
-                t = time_torch(torch, torch_dev, name, args, args.data)
-            except Exception as e:       # one network failing in torch does not stop the benchmark
-                print(f"  {name} in torch: failed ({_why(e)})", flush=True)
-            else:
-                r["torch_s"] = t["s_epoch"]
-                r["finite"] = r["finite"] and t["finite"]
-                print(f"  {name} in torch: {t['ms_step']:.3f} ms/step, submit {t['submit']:.0%}", flush=True)
+        rows.append(_time_both(bp, be, name, args, torch, torch_dev))
+    print_table(rows, args.torch)
+    if args.csv:
+        write_csv(args.csv, rows)
+    bad = [r["net"] for r in rows if not r["finite"]]
+    if bad:
+        print(f"non-finite loss in {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
 
-    def ratio(r):
-        return r["s_epoch"] / r["torch_s"] if r["torch_s"] else None
 
+def _time_both(bp, be, name, args, torch, torch_dev):
+    """One row: ours, and PyTorch's s/epoch (torch_s) when torch is given and does not fail."""
+    r = time_net(bp, be, name, args, args.data)
+    print(f"  {name}: {r['ms_step']:.3f} ms/step over {r['steps']} steps ({r['data']}) {r['note']}", flush=True)
+    r["torch_s"] = None
+    if torch is not None:
+        try:
+            t = time_torch(torch, torch_dev, name, args, args.data)
+        except Exception as e:       # one network failing in torch does not stop the benchmark
+            print(f"  {name} in torch: failed ({_why(e)})", flush=True)
+        else:
+            r["torch_s"] = t["s_epoch"]
+            r["finite"] = r["finite"] and t["finite"]
+            print(f"  {name} in torch: {t['ms_step']:.3f} ms/step, submit {t['submit']:.0%}", flush=True)
+    return r
+
+
+def _ratio(r):
+    return r["s_epoch"] / r["torch_s"] if r["torch_s"] else None
+
+
+def print_table(rows, with_torch):
     head = (f"{'network':<8}{'batch':>6}{'s/epoch':>10}{'images/s':>11}{'target':>8}{'ok':>4}{'submit':>8}"
-            + (f"{'torch s':>9}{'vs torch':>9}" if args.torch else ""))
+            + (f"{'torch s':>9}{'vs torch':>9}" if with_torch else ""))
     print()
     print(head)
     print("-" * len(head))
@@ -491,25 +517,24 @@ def main(argv=None):
         ok = "yes" if r["s_epoch"] <= r["target"] else "no"
         line = (f"{r['net']:<8}{r['batch']:>6}{r['s_epoch']:>10.3f}{r['images_s']:>11.0f}{r['target']:>8.2f}"
                 f"{ok:>4}{r['submit']:>8.0%}")
-        if args.torch:
-            line += (f"{r['torch_s']:>9.3f}{ratio(r):>8.2f}x" if r["torch_s"] else f"{'-':>9}{'-':>9}")
+        if with_torch:
+            line += (f"{r['torch_s']:>9.3f}{_ratio(r):>8.2f}x" if r["torch_s"] else f"{'-':>9}{'-':>9}")
         print(line)
-    if args.csv:
-        import csv
-        with open(args.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["network", "batch", "s_per_epoch", "images_per_s", "target", "submit_share",
-                        "ms_per_step", "steps", "note", "torch_s_per_epoch", "ratio_vs_torch"])
-            for r in rows:
-                w.writerow([r["net"], r["batch"], f"{r['s_epoch']:.4f}", f"{r['images_s']:.0f}", r["target"],
-                            f"{r['submit']:.3f}", f"{r['ms_step']:.4f}", r["steps"], r["note"],
-                            f"{r['torch_s']:.4f}" if r["torch_s"] else "",
-                            f"{ratio(r):.3f}" if r["torch_s"] else ""])
-    bad = [r["net"] for r in rows if not r["finite"]]
-    if bad:
-        print(f"non-finite loss in {', '.join(bad)}", file=sys.stderr)
-        return 1
-    return 0
+
+
+def write_csv(path, rows):
+    """The table as CSV, written to a temporary name and renamed into place."""
+    import csv
+    from brainprop_np.files import atomic_open
+    with atomic_open(path, "w") as f:
+        w = csv.writer(f)
+        w.writerow(["network", "batch", "s_per_epoch", "images_per_s", "target", "submit_share",
+                    "ms_per_step", "steps", "note", "torch_s_per_epoch", "ratio_vs_torch"])
+        for r in rows:
+            w.writerow([r["net"], r["batch"], f"{r['s_epoch']:.4f}", f"{r['images_s']:.0f}", r["target"],
+                        f"{r['submit']:.3f}", f"{r['ms_step']:.4f}", r["steps"], r["note"],
+                        f"{r['torch_s']:.4f}" if r["torch_s"] else "",
+                        f"{_ratio(r):.3f}" if r["torch_s"] else ""])
 
 
 if __name__ == "__main__":
