@@ -164,8 +164,9 @@ def main(argv=None):
     if unknown or a.steps < 1 or a.rounds < 1:
         ap.error(f"--nets {','.join(unknown)} is not allowed; use any of {', '.join(BATCH)}" if unknown
                  else "--steps and --rounds must be at least 1")
-    from brainprop_np.kernels import threads
+    from brainprop_np.kernels import memory, threads
     n = threads.configure()
+    memory.keep_freed_memory()        # as a run does (brainprop_np/run/setup.py)
     be = bp.get_backend("cpu", "fast")
     rate = gemm_rate(be)
     print(f"{n} threads; float32 GEMM (2048^3) {rate:.0f} GFLOP/s")

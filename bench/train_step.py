@@ -11,6 +11,9 @@ do. On the CPU each kernel set in --kernels is timed, alternating over R rounds 
 median is shown), with the ratio to the first set, and the minor page faults per step.
 --untiled adds the fast set with no convolution tiled (kernels/fast/conv_tiled.py's
 WHOLE_MAX raised past any batch), alternating with the others: what tiling gives.
+--system-malloc leaves malloc's thresholds as they are instead of keeping freed memory in
+the process as a run does (kernels/memory.py); a process setting, so compare it by
+alternating whole runs of this script.
 """
 import argparse
 import os
@@ -114,15 +117,20 @@ def main(argv=None):
     ap.add_argument("--nets", default="dense,conv,loccon")
     ap.add_argument("--kernels", default="fast,numpy", help="CPU kernel sets to time, the first is the base of the ratio")
     ap.add_argument("--untiled", action="store_true", help="also time the fast set without tiled convolutions")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc's malloc thresholds as they are (kernels/memory.py): what keeping freed memory gives")
     args = ap.parse_args(argv)
-    from brainprop_np.kernels import threads
+    from brainprop_np.kernels import memory, threads
     n_threads = threads.configure()
+    if not args.system_malloc:
+        memory.keep_freed_memory()        # as a run does (brainprop_np/run/setup.py)
     be = bp.get_backend(args.device)
     sets = args.kernels.split(",") if be.name == "numpy" else [be.kernel_set]
     sets += [UNTILED] if args.untiled and be.name == "numpy" else []
     rate = gemm_rate(be)
     print(f"backend {be.name} on {be.device_name()}; {n_threads} threads (BLAS and kernels), "
-          f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}")
+          f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}; "
+          f"malloc {'as the system sets it' if args.system_malloc else 'keeps freed memory'}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
     nets = args.nets.split(",")
     states = {(m, k): make_net(m, be, None if be.name == "cupy" else k.replace(UNTILED, "fast"))

@@ -161,6 +161,8 @@ def pick_eager(model, steps, threads, rounds=2):
 
 def worker(a):
     """The measurement named by --worker, as one JSON-able dict (peak RSS added)."""
+    from brainprop_np.kernels import memory
+    memory.keep_freed_memory()         # as a run does (brainprop_np/run/setup.py), for both libraries
     n, mode = a.threads, (None if a.compile == "none" else a.compile)
     if a.worker == "gemm":
         from brainprop_np.kernels import threads as thr

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..backend import BackendError
+from ..kernels.memory import keep_freed_memory
 from ..network import build_network
 from ..optim import SGD
 from ..weights import load_weights_file
@@ -199,6 +200,7 @@ def build(cfg, input_shape, n_classes, threads=None):
     seed, device, dtype, kernels, init_std and feedback; a model that does not fit the data
     is a ConfigError."""
     configure_threads(threads)
+    keep_freed_memory()                  # each step reuses the last one's pages (kernels/memory.py)
     try:
         return build_network(**network_args(cfg, input_shape, n_classes))
     except BackendError as e:
