@@ -27,15 +27,16 @@ def _forward(x, w, stride, top, left, y):
     kh, kw, f = w.shape
     _, ho, wo, _ = y.shape
     for b in prange(n):
-        for oy in range(ho):
+        for oy in range(ho):                  # a row of outputs (wo·f values, in L1) gets each tap in turn
             for ox in range(wo):
                 for ch in range(f):
                     y[b, oy, ox, ch] = 0
-                for dy in range(kh):
-                    iy = stride * oy + dy - top
-                    if iy < 0 or iy >= h:
-                        continue
-                    for dx in range(kw):
+            for dy in range(kh):
+                iy = stride * oy + dy - top
+                if iy < 0 or iy >= h:
+                    continue
+                for dx in range(kw):
+                    for ox in range(wo):
                         ix = stride * ox + dx - left
                         if ix < 0 or ix >= wd:
                             continue
