@@ -2,6 +2,7 @@
 
     python bench/train_step.py [--device auto|cpu|gpu] [--steps N] [--rounds R]
                                [--nets dense,conv,loccon,deep] [--kernels fast,numpy] [--untiled]
+                               [--kept] [--system-malloc]
 
 Prints images/s and the estimated seconds per 60,000-image MNIST epoch for the paper's
 `dense` and `conv` (batch 128) and `loccon` (batch 32) networks (`deep`: CIFAR-10
@@ -11,6 +12,8 @@ do. On the CPU each kernel set in --kernels is timed, alternating over R rounds 
 median is shown), with the ratio to the first set, and the minor page faults per step.
 --untiled adds the fast set with no convolution tiled (kernels/fast/conv_tiled.py's
 WHOLE_MAX raised past any batch), alternating with the others: what tiling gives.
+--kept adds the fast set whose ReLU → BatchNorm blocks write post and xhat in training as
+well (blocks.py's lean flag off): what keeping only the block's input gives.
 --system-malloc leaves malloc's thresholds as they are instead of keeping freed memory in
 the process as a run does (kernels/memory.py); a process setting, so compare it by
 alternating whole runs of this script.
@@ -92,6 +95,16 @@ def set_tiling(kernel_set):
     conv_tiled.WHOLE_MAX = float("inf") if kernel_set == UNTILED else bound
 
 
+KEPT = "kept"                # the fast set, ReLU → BatchNorm blocks keeping post and xhat in training
+
+
+def keep_block_state(net):
+    """Every ReluBatchNorm step of net's plan keeps post and xhat in training (not lean)."""
+    for step in net.steps():
+        if hasattr(step, "lean"):
+            step.lean = False
+
+
 def time_steps(state, steps, kernel_set):
     """Seconds per step and minor page faults per step over `steps` steps."""
     import resource
@@ -117,6 +130,8 @@ def main(argv=None):
     ap.add_argument("--nets", default="dense,conv,loccon")
     ap.add_argument("--kernels", default="fast,numpy", help="CPU kernel sets to time, the first is the base of the ratio")
     ap.add_argument("--untiled", action="store_true", help="also time the fast set without tiled convolutions")
+    ap.add_argument("--kept", action="store_true",
+                    help="also time the fast set with its ReLU → BatchNorm blocks keeping post and xhat in training")
     ap.add_argument("--system-malloc", action="store_true",
                     help="leave glibc's malloc thresholds as they are (kernels/memory.py): what keeping freed memory gives")
     args = ap.parse_args(argv)
@@ -127,14 +142,18 @@ def main(argv=None):
     be = bp.get_backend(args.device)
     sets = args.kernels.split(",") if be.name == "numpy" else [be.kernel_set]
     sets += [UNTILED] if args.untiled and be.name == "numpy" else []
+    sets += [KEPT] if args.kept and be.name == "numpy" else []
     rate = gemm_rate(be)
     print(f"backend {be.name} on {be.device_name()}; {n_threads} threads (BLAS and kernels), "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}; "
           f"malloc {'as the system sets it' if args.system_malloc else 'keeps freed memory'}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
     nets = args.nets.split(",")
-    states = {(m, k): make_net(m, be, None if be.name == "cupy" else k.replace(UNTILED, "fast"))
+    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast" if k in (UNTILED, KEPT) else k)
               for m in nets for k in sets}
+    for (m, k), state in states.items():
+        if k == KEPT:
+            keep_block_state(state[0])
     times = {key: [] for key in states}
     try:
         for _ in range(args.rounds):               # alternate, so every set sees the same load

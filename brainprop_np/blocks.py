@@ -6,7 +6,9 @@ A kernel set may also offer fused blocks, which do the work of several layers in
 passes over memory. `plan` walks the layer list once and decides where they apply:
 
   ReLU → BatchNorm [→ Dropout]   ReluBatchNorm: two passes forward, two in feedback
-                                 (kernels.relu_batchnorm_forward / _feedback)
+                                 (kernels.relu_batchnorm_forward / _feedback); where the
+                                 block runs its own feedback, training keeps only its
+                                 input (kernels.relu_batchnorm_train_lean / _feedback_lean)
   Conv2D with a 1-channel input  DirectConv: no im2col (kernels.conv1_forward, conv1_tags,
                                  conv1_input_feedback); only where feedback runs through
                                  the layers themselves (symmetric or per-layer feedback
@@ -22,10 +24,11 @@ stride-2 layer (a 29 MB im2col matrix) shortens that layer but not the whole ste
 these CPUs (the layers after it pay the cache misses instead), hence TiledConv's bound.
 ReluBatchNorm leaves on its layers exactly the state their own forward would (post,
 xhat, inv_std, mask; the running statistics; grads after feedback), so a step may be
-fused forward and run layer by layer in feedback; DirectConv, and TiledConv when it
-tiles, keep the input instead of cols, which only their own feedback reads.
-tests/test_blocks.py proves
-every block equal to the layer-by-layer path for every preset, rule and feedback mode.
+fused forward and run layer by layer in feedback; only its lean training forward (where
+the block runs its own feedback) keeps its input instead of post and xhat. DirectConv,
+and TiledConv when it tiles, keep the input instead of cols, which only their own
+feedback reads. tests/test_blocks.py proves every block equal to the layer-by-layer path
+for every preset, rule and feedback mode.
 """
 from . import layers as L
 
@@ -47,11 +50,20 @@ class Single:
 
 
 class ReluBatchNorm(Single):
-    """ReLU → BatchNorm, and the Dropout after them if there is one, fused."""
+    """ReLU → BatchNorm, and the Dropout after them if there is one, fused.
+
+    lean (the block runs its own feedback, and the set has the kernels): a training forward
+    keeps only its input z, from which the feedback recomputes post and xhat; the layers'
+    post and xhat are None until the next inference forward."""
+
+    def __init__(self, layers, first, lean=False):
+        super().__init__(layers, first)
+        self.lean, self.z, self.mean = lean, None, None
 
     def forward(self, z, train):
         relu, bn = self.layers[0], self.layers[1]
         drop = self.layers[2] if len(self.layers) == 3 else None
+        self.z = None
         if drop is not None and drop.fixed_mask is not None:      # a check's fixed mask: layer by layer
             for layer in self.layers:
                 z = layer.forward(z, train)
@@ -60,8 +72,13 @@ class ReluBatchNorm(Single):
         if drop is not None and train and drop.rate > 0.0:
             dropout = (drop.rate, drop.key, drop.draws.step)
         moving = (bn.state["moving_mean"], bn.state["moving_variance"], bn.momentum)
-        relu.post, bn.xhat, y, bn.inv_std, mask = bn.k.relu_batchnorm_forward(
-            z, bn.params["gamma"], bn.params["beta"], bn.epsilon, train, moving, dropout)
+        gamma, beta = bn.params["gamma"], bn.params["beta"]
+        if train and self.lean:
+            y, self.mean, bn.inv_std, mask = bn.k.relu_batchnorm_train_lean(z, gamma, beta, bn.epsilon, moving, dropout)
+            self.z, relu.post, bn.xhat = z, None, None
+        else:
+            relu.post, bn.xhat, y, bn.inv_std, mask = bn.k.relu_batchnorm_forward(
+                z, gamma, beta, bn.epsilon, train, moving, dropout)
         bn.train = train
         if drop is not None:
             drop.mask = mask
@@ -70,8 +87,12 @@ class ReluBatchNorm(Single):
     def feedback(self, fb, need_input_fb):
         relu, bn = self.layers[0], self.layers[1]
         mask = self.layers[2].mask if len(self.layers) == 3 else None
-        fb_in, bn.grads["gamma"], bn.grads["beta"] = bn.k.relu_batchnorm_feedback(
-            fb, mask, bn.xhat, relu.post, bn.params["gamma"], bn.inv_std, bn.train, need_input_fb)
+        if self.z is not None:
+            fb_in, bn.grads["gamma"], bn.grads["beta"] = bn.k.relu_batchnorm_feedback_lean(
+                fb, mask, self.z, self.mean, bn.params["gamma"], bn.inv_std, need_input_fb)
+        else:
+            fb_in, bn.grads["gamma"], bn.grads["beta"] = bn.k.relu_batchnorm_feedback(
+                fb, mask, bn.xhat, relu.post, bn.params["gamma"], bn.inv_std, bn.train, need_input_fb)
         return fb_in
 
 
@@ -148,6 +169,9 @@ def plan(layers, kernels, layer_feedback=True):
             n, kind = 1, _conv_block_at(layers, i, layer_feedback)
         if n == 0:
             n, kind = 1, Single
-        steps.append(kind(layers[i:i + n], i))
+        step = kind(layers[i:i + n], i)
+        if kind is ReluBatchNorm:
+            step.lean = layer_feedback and hasattr(kernels, "relu_batchnorm_train_lean")
+        steps.append(step)
         i += n
     return steps

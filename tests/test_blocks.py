@@ -271,3 +271,19 @@ def test_tiled_and_whole_batches_in_one_network(monkeypatch):
     tiled = [s for s in fused.steps() if isinstance(s, blocks.TiledConv)]
     assert tiled and tiled[0].layers[0].tile == 2
     assert_same(seen[0], seen[1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("fb", ["symmetric", "dfa"])
+def test_relu_batchnorm_trains_lean_only_where_it_runs_its_own_feedback(fb):
+    net, _ = pair("conv", (12, 12, 2), fb=fb)
+    x = np.random.default_rng(0).random((4, 12, 12, 2), dtype=np.float32)
+    rule = bp.make_rule("brainprop")
+    rule.trial(net, x, np.arange(4), train=True, batch_size=4)
+    fused = [s for s in net.steps() if isinstance(s, blocks.ReluBatchNorm)]
+    relus = [s.layers[0] for s in fused]
+    if fb == "symmetric":                          # lean: the block's input kept, not post and xhat
+        assert all(s.lean and s.z is not None for s in fused) and all(r.post is None for r in relus)
+    else:                                          # DFA's wiring calls the layers' own feedback
+        assert not any(s.lean or s.z is not None for s in fused) and all(r.post is not None for r in relus)
+    net.forward(x, train=False)                    # inference keeps the layers' state
+    assert all(s.z is None for s in fused) and all(r.post is not None for r in relus)

@@ -15,7 +15,8 @@ Agreement with the reference (tests/test_fast_kernels.py):
                GEMMs go through BLAS as in the reference.
 Blocks of this set alone (blocks.py decides where they run; tests/test_blocks.py):
   same bits    relu_batchnorm_forward / _feedback against ReLU, BatchNorm and Dropout
-               run one after another with this set's kernels;
+               run one after another with this set's kernels, and
+               relu_batchnorm_train_lean / _feedback_lean (the same, keeping only z);
   rounding     conv1_forward, conv1_tags, conv1_input_feedback (the direct convolution of
                a 1-channel input) against im2col and BLAS; conv_tiled_forward and
                conv_tiled_feedback (a tile of images at a time) against one GEMM of the batch.
@@ -35,5 +36,6 @@ from .locally_connected import lc_feedback, lc_forward  # noqa: F401
 from .output import brainprop_step  # noqa: F401
 from .philox import philox_uniforms  # noqa: F401
 from .relu_batchnorm import relu_batchnorm_feedback, relu_batchnorm_forward  # noqa: F401
+from .relu_batchnorm_lean import relu_batchnorm_feedback_lean, relu_batchnorm_train_lean  # noqa: F401
 
 NAME = "fast"
