@@ -330,7 +330,7 @@ def _torch_layers(torch, spec, state, std):
         return [nn.Dropout(spec["rate"])]
     if kind == "flatten":
         state["flat"] = h * w * c
-        return [_NHWCFlatten(torch)]
+        return [_nhwc_flatten(torch)]
     if kind == "dense":
         lin = nn.Linear(flat, spec["units"], bias=False)
         nn.init.normal_(lin.weight, 0.0, std)
@@ -339,7 +339,7 @@ def _torch_layers(torch, spec, state, std):
     raise ValueError(f"torch comparison: no torch layer for {kind!r}")
 
 
-def _NHWCFlatten(torch):
+def _nhwc_flatten(torch):
     """Flatten in Keras's order: rows, columns, channels."""
     class NHWCFlatten(torch.nn.Module):
         def forward(self, x):
@@ -405,13 +405,13 @@ def time_torch(torch, dev, name, args, data_dir):
         opt.step()
         acc[0] += loss.detach()
         acc[1] += reward.sum()
-    step.acc = acc
 
-    return _time_torch_steps(torch, dev, step, n_images, batch, args)
+    return _time_torch_steps(torch, dev, step, acc, n_images, batch, args)
 
 
-def _time_torch_steps(torch, dev, step, n_images, batch, args):
-    """Warm up, then time args.epochs_frac of an epoch of step(indices) (CUDA events on a GPU)."""
+def _time_torch_steps(torch, dev, step, acc, n_images, batch, args):
+    """Warm up, then time args.epochs_frac of an epoch of step(indices) (CUDA events on a GPU);
+    acc: the device sums the steps add their loss to."""
     cuda = dev.startswith("cuda")
     steps_per_epoch = n_images // batch
     timed = max(1, min(steps_per_epoch, int(round(args.epochs_frac * steps_per_epoch))))
@@ -435,7 +435,7 @@ def _time_torch_steps(torch, dev, step, n_images, batch, args):
         seconds = time.perf_counter() - t0
     per_step = seconds / timed
     return {"s_epoch": per_step * n_images / batch, "ms_step": per_step * 1e3,
-            "submit": submit / max(seconds, 1e-12), "finite": math.isfinite(float(step.acc[0]))}
+            "submit": submit / max(seconds, 1e-12), "finite": math.isfinite(float(acc[0]))}
 
 
 def main(argv=None):

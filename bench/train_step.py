@@ -67,11 +67,14 @@ def gemm_rate(be, n=2048, repeat=5):
     return 2 * n ** 3 * repeat / (time.perf_counter() - t) / 1e9
 
 
-def make_net(model, be, kernels=None):
-    """The preset, its batch of random inputs and labels, a rule and an optimiser, warmed up."""
+def make_net(model, be, kernels=None, kept=False):
+    """The preset, its batch of random inputs and labels, a rule and an optimiser, warmed up
+    (kept: its ReLU → BatchNorm blocks keep post and xhat in training, keep_block_state)."""
     batch = BATCH[model]
     device = "gpu" if be.name == "cupy" else "cpu"
     net = bp.build_network(model, SHAPE[model], 10, seed=1, device=device, kernels=kernels)
+    if kept:
+        keep_block_state(net)
     rule, opt = bp.BrainProp(), bp.SGD(lr=0.1)
     rng = np.random.default_rng(0)
     x = net.backend.asarray(rng.random((batch,) + SHAPE[model], dtype=np.float32))
@@ -101,7 +104,7 @@ KEPT = "kept"                # the fast set, ReLU → BatchNorm blocks keeping p
 def keep_block_state(net):
     """Every ReluBatchNorm step of net's plan keeps post and xhat in training (not lean)."""
     for step in net.steps():
-        if hasattr(step, "lean"):
+        if isinstance(step, bp.blocks.ReluBatchNorm):
             step.lean = False
 
 
@@ -149,11 +152,9 @@ def main(argv=None):
           f"malloc {'as the system sets it' if args.system_malloc else 'keeps freed memory'}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
     nets = args.nets.split(",")
-    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast" if k in (UNTILED, KEPT) else k)
+    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast" if k in (UNTILED, KEPT) else k,
+                               kept=k == KEPT)
               for m in nets for k in sets}
-    for (m, k), state in states.items():
-        if k == KEPT:
-            keep_block_state(state[0])
     times = {key: [] for key in states}
     try:
         for _ in range(args.rounds):               # alternate, so every set sees the same load

@@ -159,7 +159,7 @@ def plan(layers, kernels, layer_feedback=True):
     kernels: the kernel set (a block applies only where the set has its kernels);
     layer_feedback: False when an untied network's wiring drives the feedback.
     """
-    fused = hasattr(kernels, "relu_batchnorm_forward")
+    fused, lean = hasattr(kernels, "relu_batchnorm_forward"), hasattr(kernels, "relu_batchnorm_train_lean")
     offered = {DirectConv: hasattr(kernels, "conv1_forward"), TiledConv: hasattr(kernels, "conv_tiled_forward")}
     steps, i = [], 0
     while i < len(layers):
@@ -169,9 +169,9 @@ def plan(layers, kernels, layer_feedback=True):
             n, kind = 1, _conv_block_at(layers, i, layer_feedback)
         if n == 0:
             n, kind = 1, Single
-        step = kind(layers[i:i + n], i)
         if kind is ReluBatchNorm:
-            step.lean = layer_feedback and hasattr(kernels, "relu_batchnorm_train_lean")
-        steps.append(step)
+            steps.append(ReluBatchNorm(layers[i:i + n], i, lean=layer_feedback and lean))
+        else:
+            steps.append(kind(layers[i:i + n], i))
         i += n
     return steps

@@ -67,6 +67,10 @@ class Network:
     def layer_by_layer(self):
         """Within: every layer runs on its own (no fused blocks), for code that walks the
         layers' feedback itself after a forward pass (teach/trace.py)."""
+        if any(getattr(step, "z", None) is not None for step in self.steps()):
+            raise RuntimeError("layer_by_layer(): the last training forward ran fused and kept only its blocks' "
+                               "inputs, which the layers' own feedback cannot use; run that forward inside "
+                               "layer_by_layer() too")
         fused, self.fused = self.fused, False
         try:
             yield self

@@ -72,17 +72,16 @@ def main(argv=None):
     nets, algos, modes = args.nets.split(","), args.algorithms.split(","), args.modes.split(",")
     todo = [(net, algo, mode) for net in nets for algo in algos for mode in modes]
     results = [(net, algo, mode, None, None) for net, algo, mode in todo]   # written after every run
-    t0 = time.time()
     for i, (net, algo, mode) in enumerate(todo):
         print(f"== {net} {algo} {mode}", flush=True)
         out, s = run_one(net, algo, mode, args, args.overrides)
         results[i] = (net, algo, mode, out, s)
-        write_page(args, results, time.time() - t0)
+        write_page(args, results)
         print(f"wrote {args.out} ({i + 1} of {len(todo)} runs)", flush=True)
     return 0
 
 
-def write_page(args, results, wall):
+def write_page(args, results):
     """Write the page (args.out) from results [(net, algorithm, mode, run folder, summary)]."""
     figs = _figures(results, Path(args.out).parent)
     lines = _header(args, results) + [_row(*r) for r in results] + _discussion(results)

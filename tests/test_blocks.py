@@ -287,3 +287,16 @@ def test_relu_batchnorm_trains_lean_only_where_it_runs_its_own_feedback(fb):
         assert not any(s.lean or s.z is not None for s in fused) and all(r.post is not None for r in relus)
     net.forward(x, train=False)                    # inference keeps the layers' state
     assert all(s.z is None for s in fused) and all(r.post is not None for r in relus)
+
+
+def test_layer_by_layer_after_a_lean_forward_is_one_clear_error():
+    net, _ = pair("conv", (12, 12, 2))
+    x = np.random.default_rng(0).random((4, 12, 12, 2), dtype=np.float32)
+    net.forward(x, train=True)
+    with pytest.raises(RuntimeError, match="run that forward inside layer_by_layer"):
+        with net.layer_by_layer():
+            pass
+    net.forward(x, train=False)                    # an inference forward keeps the layers' state
+    with net.layer_by_layer():
+        net.forward(x, train=True)
+        net.feedback(np.ones((4, 10), np.float32))

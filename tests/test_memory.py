@@ -53,3 +53,23 @@ def test_a_run_keeps_freed_memory(monkeypatch, tmp_path):
     cfg = setup.as_config({"model": "dense", "device": "cpu", "data": {"name": "mnist_sample"}}, [])
     setup.build(cfg, (28, 28, 1), 10)
     assert calls == [1]
+
+
+def test_an_older_glibc_refusing_1_gib_gets_32_mib(monkeypatch):
+    taken = []
+
+    def mallopt(param, value):
+        ok = value <= 32 << 20
+        taken.append((param, value, ok))
+        return ok
+    monkeypatch.setattr(memory, "_glibc_mallopt", lambda: mallopt)
+    monkeypatch.setitem(memory._state, "set", None)
+    assert memory.keep_freed_memory() is True
+    assert [(p, v) for p, v, ok in taken if ok] == [(memory.M_MMAP_THRESHOLD, 32 << 20),
+                                                    (memory.M_TRIM_THRESHOLD, 32 << 20)]
+
+
+def test_no_glibc_leaves_malloc_alone(monkeypatch):
+    monkeypatch.setattr(memory, "_glibc_mallopt", lambda: None)
+    monkeypatch.setitem(memory._state, "set", None)
+    assert memory.keep_freed_memory() is False

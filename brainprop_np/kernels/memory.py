@@ -15,25 +15,30 @@ import ctypes
 import ctypes.util
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # glibc's mallopt parameters (malloc.h)
-KEEP_BELOW = 1 << 30
+KEEP_BELOW = (1 << 30, 32 << 20)     # 1 GiB; older glibc refuse an mmap threshold above 32 MiB
 
 _state = {"set": None}
 
 
 def keep_freed_memory():
-    """mallopt(M_MMAP_THRESHOLD, 1 GiB) and mallopt(M_TRIM_THRESHOLD, 1 GiB) on glibc, once.
-
-    Returns True when glibc took both settings, False where there is no glibc's mallopt."""
+    """mallopt(M_MMAP_THRESHOLD, v) and mallopt(M_TRIM_THRESHOLD, v) on glibc, once, with v the
+    first of KEEP_BELOW that glibc accepts. Returns True when it took the mmap threshold,
+    False where there is no glibc's mallopt (or it refused)."""
     if _state["set"] is None:
-        _state["set"] = _mallopt(M_MMAP_THRESHOLD, KEEP_BELOW) and _mallopt(M_TRIM_THRESHOLD, KEEP_BELOW)
+        mallopt = _glibc_mallopt()
+        _state["set"] = mallopt is not None and any(mallopt(M_MMAP_THRESHOLD, v) for v in KEEP_BELOW)
+        if _state["set"]:
+            any(mallopt(M_TRIM_THRESHOLD, v) for v in KEEP_BELOW)
     return _state["set"]
 
 
-def _mallopt(param, value):
+def _glibc_mallopt():
+    """glibc's mallopt as a function (param, value) → bool, or None (another C library: musl
+    has a mallopt that does nothing; glibc alone has gnu_get_libc_version)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        gnu = ctypes.CDLL(None).gnu_get_libc_version          # glibc only: musl has mallopt as a no-op
-        del gnu
-        return bool(libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)))
+        libc.gnu_get_libc_version
+        fn = libc.mallopt
     except (OSError, AttributeError):
-        return False
+        return None
+    return lambda param, value: bool(fn(ctypes.c_int(param), ctypes.c_int(value)))
