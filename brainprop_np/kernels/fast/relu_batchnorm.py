@@ -25,8 +25,9 @@ from .philox import block, key_words, uniform32, uniform64
 
 
 @kernel
-def _relu_sums(z, n_chunks, shift, post, s1, s2):
-    """post = max(z, 0); s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over chunk k."""
+def _relu_sums(z, n_chunks, shift, store, post, s1, s2):
+    """s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over chunk k, post = max(z, 0),
+    written to `post` when store."""
     m, c = z.shape
     for k in prange(n_chunks):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
@@ -34,8 +35,9 @@ def _relu_sums(z, n_chunks, shift, post, s1, s2):
             for j in range(c):
                 v = z[i, j]
                 p = v if v > 0 else (v * 0 if v != v else 0)     # relu_forward's max(x, 0)
-                post[i, j] = p
-                d = np.float64(post[i, j]) - shift[j]
+                if store:
+                    post[i, j] = p
+                d = np.float64(p) - shift[j]
                 s1[k, j] += d
                 s2[k, j] += d * d
 
@@ -98,16 +100,19 @@ def _feedback_inference(fb, post, s, out):
             out[i, j] = o if post[i, j] > 0 else o * 0.0
 
 
-def _relu_stats(zr):
-    """post = max(z, 0) (M, C) and BatchNorm's batch (mean, var) of it, in one pass."""
+def _relu_stats(zr, store=True):
+    """(post or None, mean, var): post = max(z, 0) (M, C), stored when `store` (float64 always:
+    its centred second pass reads post), and BatchNorm's batch (mean, var) of it, in one pass."""
     m, c = zr.shape
-    post = np.empty(zr.shape, zr.dtype)
+    store = store or zr.dtype == np.float64
+    post = np.empty(zr.shape, zr.dtype) if store else zr             # not written unless store
     shift = np.where(zr[0] > 0, zr[0], 0).astype(np.float64)         # = post[0]
     k = chunks(m)
     s1, s2 = np.zeros((k, c)), np.zeros((k, c))
-    _relu_sums(zr.size, zr, k, shift, post, s1, s2)
-    mean, var = finish_stats(post, s1.sum(axis=0) / m, s2.sum(axis=0) / m)
-    return post, mean, var
+    _relu_sums(zr.size, zr, k, shift, store, post, s1, s2)
+    mean, var = finish_stats(post if store else shift.astype(zr.dtype)[None], s1.sum(axis=0) / m,
+                             s2.sum(axis=0) / m)
+    return (post if store else None), mean, var
 
 
 def relu_batchnorm_forward(z, gamma, beta, epsilon, train, moving=None, dropout=None):

@@ -6,7 +6,8 @@ runs its own feedback as well, both are recomputed from z instead, each time wit
 same operations in the same precision, so every result is the same bits
 (tests/test_blocks.py); the forward writes y alone (and the dropout mask):
 
-  forward   pass 1: BatchNorm's shifted sums of post = max(z, 0), post not stored;
+  forward   pass 1: BatchNorm's shifted sums of post = max(z, 0), post not stored
+                    (relu_batchnorm.py's _relu_stats; float64 stores it for its second pass);
             pass 2: y = (gamma·xhat + beta)·mask with xhat = (post − mean)·inv_std.
   feedback  pass 1: dbeta = Σ fb·mask, dgamma = Σ fb·mask·xhat;
             pass 2: fb_in = [post > 0]·gamma·inv_std·(fb·mask − dbeta/M − xhat·dgamma/M),
@@ -19,7 +20,7 @@ import numba
 import numpy as np
 
 from ..cpu import batchnorm_update_moving
-from .batchnorm import _rows, chunks, finish_stats
+from .batchnorm import _rows, chunks
 from .jit import kernel, prange
 from .philox import block, key_words, uniform32, uniform64
 from .relu_batchnorm import _relu_stats
@@ -29,19 +30,6 @@ from .relu_batchnorm import _relu_stats
 def _post(v, zero):
     """max(v, 0) in v's precision, NaN kept (relu_forward's)."""
     return v if (v > 0 or v != v) else zero
-
-
-@kernel
-def _relu_sums(z, zero, n_chunks, shift, s1, s2):
-    """s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over chunk k, post = max(z, 0)."""
-    m, c = z.shape
-    for k in prange(n_chunks):
-        r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
-        for i in range(r0, r1):
-            for j in range(c):
-                d = np.float64(_post(z[i, j], zero)) - shift[j]
-                s1[k, j] += d
-                s2[k, j] += d * d
 
 
 @kernel
@@ -88,25 +76,12 @@ def _feedback(fb, mask, masked, z, zero, mean, inv_std, a, b, s, out):
             out[i, j] = o if p > 0 else o * 0.0
 
 
-def _relu_moments(zr):
-    """BatchNorm's batch (mean, var) of post = max(z, 0) without storing post (float64: the
-    centred second pass reads post, so relu_batchnorm.py's _relu_stats stores it)."""
-    if zr.dtype == np.float64:
-        return _relu_stats(zr)[1:]
-    m, c = zr.shape
-    shift = np.where(zr[0] > 0, zr[0], 0).astype(np.float64)         # = post[0]
-    k = chunks(m)
-    s1, s2 = np.zeros((k, c)), np.zeros((k, c))
-    _relu_sums(zr.size, zr, zr.dtype.type(0), k, shift, s1, s2)
-    return finish_stats(shift.astype(zr.dtype)[None], s1.sum(axis=0) / m, s2.sum(axis=0) / m)
-
-
 def relu_batchnorm_train_lean(z, gamma, beta, epsilon, moving, dropout=None):
     """The block's training forward from z (..., C): batch statistics, moving = (moving_mean,
     moving_variance, momentum) updated in place; dropout None or (rate, key, step).
     Returns (y, mean, inv_std, mask or None); the feedback needs z, mean and inv_std."""
     zr, t = _rows(z), z.dtype
-    mean, var = _relu_moments(zr)
+    _, mean, var = _relu_stats(zr, store=False)               # post not stored (float32)
     batchnorm_update_moving(moving[0], moving[1], mean, var, moving[2], zr.shape[0])
     mean, inv_std = mean.astype(t), (1.0 / np.sqrt(var + epsilon)).astype(t)
     y = np.empty(zr.shape, t)
