@@ -87,6 +87,17 @@ def test_class_scaling_counts_the_epochs_to_the_fraction_of_the_best():
                                                "data.limit_test=1000", "x=1"]
 
 
+def test_class_scaling_table_gives_validation_and_training_reach():
+    cs = load_script("class_scaling")
+    run = {"summary": {"best_val_acc": 0.97}, "val": [0.1, 0.1, 0.95, 0.97], "train": [0.8, 0.96, 0.97, 0.98],
+           "val_reach": 3, "train_reach": 1}
+    args = argparse.Namespace(fraction=0.9)
+    lines = cs.table(args, {(10, "ebp"): [run, dict(run, val_reach=4, train_reach=2)]}).splitlines()
+    assert lines[0].startswith("| k (classes 0..k−1) | rule | seeds | epochs to 90% of the best val accuracy | "
+                               "epochs to 90% of the best training accuracy |")
+    assert lines[2] == "| 10 | ebp | 2 | 3.5 (0.7) | 1.5 (0.7) | 97.00 (0.00) | 98.00 (0.00) | 10 |"
+
+
 def test_when_each_class_was_found(sweep, capsys):
     """per_class.csv of a run gives the epoch each class first reached 50 %, the epoch all were
     found, what val_acc gained after it, and the lowest class at the end."""
