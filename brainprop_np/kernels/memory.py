@@ -4,9 +4,9 @@ A step allocates the same arrays every time (im2col's rows, the layers' outputs 
 feedback, tens of MB in a conv network). glibc's malloc returns large freed blocks to the
 system (munmap, or trimming the heap's top) and the next step's block of the same size
 comes back as fresh pages: hundreds of page faults per step, each page zeroed by the
-kernel (MNIST conv: about 425 minor page faults per step). With both thresholds at 1 GiB,
-blocks below it come from the heap and freed ones are kept for the next allocation: the
-process's memory is its peak. What it gives is measured in docs/gpu_and_speed.md
+kernel (MNIST conv: 400 to 600 minor page faults per step). With both thresholds at 1 GiB
+(32 MiB where an older glibc refuses more), blocks below it come from the heap and freed
+ones are kept for the next allocation: the process's memory is its peak. What it gives is measured in docs/gpu_and_speed.md
 (`bench/train_step.py --system-malloc`).
 Results are unchanged (the same arithmetic on the same values). Other C libraries
 (musl, macOS) are left as they are.
