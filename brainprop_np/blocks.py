@@ -15,13 +15,13 @@ passes over memory. `plan` walks the layer list once and decides where they appl
                                  weights; an untied network's wiring calls layer.feedback)
   Conv2D with C > 1 channels     TiledConv: im2col, GEMMs and col2im a tile of images at a
                                  time (kernels.conv_tiled_forward / _feedback) when the
-                                 whole im2col matrix would pass kernels.conv_tile_images's
-                                 bound (the CIFAR deep network's 38–302 MB); below it, the
-                                 layer's own methods. Same condition on the feedback as DirectConv
+                                 whole im2col matrix would be more than one tile of
+                                 kernels.conv_tile_images (about 4 MB: MNIST conv's 29 MB,
+                                 the CIFAR deep network's 14–302 MB); a batch that fits one
+                                 tile runs the layer's own methods. Same condition on the
+                                 feedback as DirectConv
 
-Everything else is a `Single` step: one layer, its own methods. Tiling MNIST conv's
-stride-2 layer (a 29 MB im2col matrix) shortens that layer but not the whole step on
-these CPUs (the layers after it pay the cache misses instead), hence TiledConv's bound.
+Everything else is a `Single` step: one layer, its own methods.
 ReluBatchNorm leaves on its layers exactly the state their own forward would (post,
 xhat, inv_std, mask; the running statistics; grads after feedback), so a step may be
 fused forward and run layer by layer in feedback; only its lean training forward (where

@@ -102,7 +102,9 @@ def test_plan_is_layer_by_layer_where_no_block_applies():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
 @pytest.mark.parametrize("model", ["conv", "loccon", "deep"])
-def test_relu_batchnorm_block_same_bits(model, algorithm, dtype):
+def test_relu_batchnorm_block_same_bits(model, algorithm, dtype, monkeypatch):
+    from brainprop_np.kernels.fast import conv_tiled
+    monkeypatch.setattr(conv_tiled, "WHOLE_MAX", float("inf"))     # deep's convs whole: TiledConv is not bitwise
     shape = SHAPES[model][:2] + (2,) if model != "deep" else SHAPES[model]     # no 1-channel input
     fused, plain = pair(model, shape, dtype, algorithm=algorithm)
     assert "ReluBatchNorm" in kinds(fused) and "DirectConv" not in kinds(fused)
@@ -175,11 +177,15 @@ def test_blocks_module_names_its_steps():
     assert all(isinstance(s, blocks.Single) for s in net.steps())
 
 
-def test_tile_bound_keeps_mnist_whole_and_tiles_deep():
-    """At batch 128: MNIST conv's stride-2 layer (29 MB of im2col rows) stays whole; the deep
-    network's 64- and 128-channel layers (32×32, 16×16 and 8×8 maps: 302, 151 and 38 MB) are tiled."""
-    assert fast.conv_tile_images((128, 28, 28, 32), (3, 3, 32, 32), (14, 14), 4) == 128
-    assert fast.conv_tile_images((128, 32, 32, 3), (3, 3, 3, 64), (32, 32), 4) == 128
+def test_tile_bound_tiles_mnist_and_deep_at_batch_128():
+    """At batch 128 every C > 1 convolution of the presets is more than one tile of about 4 MB
+    of im2col rows: MNIST conv's stride-2 layer (29 MB: tiles of 18 images), the deep
+    network's 3-channel first layer (14 MB: 37 images) and its 64- and 128-channel layers
+    (302, 151 and 38 MB). A batch whose rows fit one tile stays whole."""
+    assert fast.conv_tile_images((128, 28, 28, 32), (3, 3, 32, 32), (14, 14), 4) == 18
+    assert fast.conv_tile_images((18, 28, 28, 32), (3, 3, 32, 32), (14, 14), 4) == 18
+    assert fast.conv_tile_images((19, 28, 28, 32), (3, 3, 32, 32), (14, 14), 4) == 18
+    assert fast.conv_tile_images((128, 32, 32, 3), (3, 3, 3, 64), (32, 32), 4) == 37
     for x_shape, kernel_shape in [((128, 32, 32, 64), (3, 3, 64, 64)), ((128, 16, 16, 128), (3, 3, 128, 128)),
                                   ((128, 8, 8, 128), (3, 3, 128, 128))]:
         tile = fast.conv_tile_images(x_shape, kernel_shape, x_shape[1:3], 4)

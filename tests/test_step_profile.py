@@ -101,5 +101,7 @@ def test_profile_times_a_tiled_convolution_tile_by_tile():
     out = forward()
     assert len(out) == 64 and out[0].shape == (2 * 32 * 32, 64)
     assert tags()[0].shape == (576, 64) and input_fb()[0].shape == (2 * 32 * 32, 576)
-    first = dict(bench.gemms(deep, 128))["conv2d"]                 # 14 MB of rows: whole
-    assert first[0]().shape == (128 * 32 * 32, 64)
+    first = dict(bench.gemms(deep, 128))["conv2d"]                 # 14 MB of rows: 4 tiles of 37 images
+    assert [a.shape for a in first[0]()] == [(37 * 32 * 32, 64)] * 4
+    small = dict(bench.gemms(deep, 32))["conv2d"]                  # 3.5 MB: whole
+    assert small[0]().shape == (32 * 32 * 32, 64)

@@ -4,15 +4,17 @@ Conv2D.forward builds cols = im2col(x) (B·Ho·Wo, k·k·C) for the whole batch 
 for the tags: for the CIFAR deep network's 64-channel 32×32 layer that is 302 MB per
 step, written once and read three times from main memory. Here the batch is cut into
 tiles of about TILE_BYTES of im2col rows, and each tile's rows are built, used and
-dropped while they sit in the cache:
+dropped while they sit in the cache. MNIST conv's stride-2 layer (29 MB per batch of 128)
+runs in tiles of 18 images, which shortens the whole step on one thread and on two
+(docs/gpu_and_speed.md gives the measurement and its command):
 
   forward   y_t = im2col(x_t) · W                             for every tile t
   tags      grads = Σ_t im2col(x_t)ᵀ · fb_t                   (tiles in order)
   input fb  fb_in_t = col2im(fb_t · Bᵀ)                       (B: the feedback weights)
 
 The feedback builds each tile's rows again from x instead of keeping them. A batch whose
-whole im2col matrix is at most WHOLE_MAX bytes is one tile: blocks.TiledConv then runs
-the layer's own methods. x (N, H, W, C), W and B (kh, kw, C, F), fb (N·Ho·Wo, F).
+whole im2col matrix fits one tile (WHOLE_MAX = TILE_BYTES) is one tile: blocks.TiledConv
+then runs the layer's own methods. x (N, H, W, C), W and B (kh, kw, C, F), fb (N·Ho·Wo, F).
 Forward and input feedback are the layer's products row by row, the tags add the tiles'
 products in order: they agree with one GEMM of the batch to float rounding (BLAS may
 block a tile otherwise than the whole matrix), not bit for bit.
@@ -23,7 +25,7 @@ from .im2col import _col2im, _im2col
 
 TILE_BYTES = 4 << 20        # im2col rows per tile: about the L2 caches of two cores
 MIN_TILE = 2                # images: im2col and col2im run one image per thread
-WHOLE_MAX = 32 << 20        # up to this the whole matrix is built (MNIST conv: 29 MB, no gain measured)
+WHOLE_MAX = TILE_BYTES      # up to this the whole matrix is built (one tile)
 
 
 def conv_tile_images(x_shape, kernel_shape, out_hw, itemsize):
