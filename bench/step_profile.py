@@ -48,7 +48,7 @@ def gemms(net, batch):
     (the plan's direct convolutions run none; a tiled convolution runs its products tile by
     tile; the first trained layer computes no input feedback)."""
     rng = np.random.default_rng(0)
-    direct = {s.first for s in net.steps() if isinstance(s, blocks.DirectConv)}
+    direct = {s.first for s in net.steps() if isinstance(s, (blocks.DirectConv, blocks.DirectConvReluBatchNorm))}
     tiled = {s.first for s in net.steps() if isinstance(s, blocks.TiledConv)}
     out, shape = [], (batch,) + tuple(net.input_shape)
     for i, layer in enumerate(net.layers):

@@ -2,7 +2,7 @@
 
     python bench/train_step.py [--device auto|cpu|gpu] [--steps N] [--rounds R]
                                [--nets dense,conv,loccon,deep] [--kernels fast,numpy] [--untiled]
-                               [--kept] [--system-malloc]
+                               [--kept] [--split] [--system-malloc]
 
 Prints images/s and the estimated seconds per 60,000-image MNIST epoch for the paper's
 `dense` and `conv` (batch 128) and `loccon` (batch 32) networks (`deep`: CIFAR-10
@@ -14,6 +14,9 @@ median is shown), with the ratio to the first set, and the minor page faults per
 WHOLE_MAX raised past any batch), alternating with the others: what tiling gives.
 --kept adds the fast set whose ReLU → BatchNorm blocks write post and xhat in training as
 well (blocks.py's lean flag off): what keeping only the block's input gives.
+--split adds the fast set that runs a 1-channel convolution and the ReLU → BatchNorm after
+it as two blocks (DirectConv, ReluBatchNorm) instead of one (DirectConvReluBatchNorm):
+what joining them gives.
 --system-malloc leaves malloc's thresholds as they are instead of keeping freed memory in
 the process as a run does (kernels/memory.py); a process setting, so compare it by
 alternating whole runs of this script.
@@ -67,14 +70,17 @@ def gemm_rate(be, n=2048, repeat=5):
     return 2 * n ** 3 * repeat / (time.perf_counter() - t) / 1e9
 
 
-def make_net(model, be, kernels=None, kept=False):
+def make_net(model, be, kernels=None, kept=False, split=False):
     """The preset, its batch of random inputs and labels, a rule and an optimiser, warmed up
-    (kept: its ReLU → BatchNorm blocks keep post and xhat in training, keep_block_state)."""
+    (kept: its ReLU → BatchNorm blocks keep post and xhat in training, keep_block_state;
+    split: planned without DirectConvReluBatchNorm, plan_split)."""
     batch = BATCH[model]
     device = "gpu" if be.name == "cupy" else "cpu"
     net = bp.build_network(model, SHAPE[model], 10, seed=1, device=device, kernels=kernels)
     if kept:
         keep_block_state(net)
+    if split:
+        plan_split(net)
     rule, opt = bp.BrainProp(), bp.SGD(lr=0.1)
     rng = np.random.default_rng(0)
     x = net.backend.asarray(rng.random((batch,) + SHAPE[model], dtype=np.float32))
@@ -108,6 +114,20 @@ def keep_block_state(net):
             step.lean = False
 
 
+SPLIT = "split"              # the fast set, a 1-channel conv and its ReLU → BatchNorm as two blocks
+
+
+def plan_split(net):
+    """net's plan made as if its kernel set had no conv1_relu_stats (kept until the plan's key changes)."""
+    from brainprop_np.kernels import fast
+    joined = fast.conv1_relu_stats
+    del fast.conv1_relu_stats
+    try:
+        net.steps()
+    finally:
+        fast.conv1_relu_stats = joined
+
+
 def time_steps(state, steps, kernel_set):
     """Seconds per step and minor page faults per step over `steps` steps."""
     import resource
@@ -135,6 +155,8 @@ def main(argv=None):
     ap.add_argument("--untiled", action="store_true", help="also time the fast set without tiled convolutions")
     ap.add_argument("--kept", action="store_true",
                     help="also time the fast set with its ReLU → BatchNorm blocks keeping post and xhat in training")
+    ap.add_argument("--split", action="store_true",
+                    help="also time the fast set with a 1-channel conv and its ReLU → BatchNorm as two blocks")
     ap.add_argument("--system-malloc", action="store_true",
                     help="leave glibc's malloc thresholds as they are (kernels/memory.py): what keeping freed memory gives")
     args = ap.parse_args(argv)
@@ -146,14 +168,15 @@ def main(argv=None):
     sets = args.kernels.split(",") if be.name == "numpy" else [be.kernel_set]
     sets += [UNTILED] if args.untiled and be.name == "numpy" else []
     sets += [KEPT] if args.kept and be.name == "numpy" else []
+    sets += [SPLIT] if args.split and be.name == "numpy" else []
     rate = gemm_rate(be)
     print(f"backend {be.name} on {be.device_name()}; {n_threads} threads (BLAS and kernels), "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}; "
           f"malloc {'as the system sets it' if args.system_malloc else 'keeps freed memory'}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
     nets = args.nets.split(",")
-    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast" if k in (UNTILED, KEPT) else k,
-                               kept=k == KEPT)
+    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast" if k in (UNTILED, KEPT, SPLIT) else k,
+                               kept=k == KEPT, split=k == SPLIT)
               for m in nets for k in sets}
     times = {key: [] for key in states}
     try:

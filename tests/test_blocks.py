@@ -7,6 +7,9 @@ path of the same set, for every preset, both rules, every feedback mode, train a
       GEMMs — against the reference kernels in float64 at rtol 1e-12 (the products' own
       rounding: |Δ| ≤ K·eps·Σ|a·b|, K ≤ 25 terms here); whole networks with it at rtol 1e-4
       in float32 after three training steps (those roundings carried through every layer).
+  DirectConvReluBatchNorm (DirectConv joined with the lean ReluBatchNorm after it): the
+      same operations in the same order and chunks as those two blocks: the same bits,
+      float32 and float64, with and without dropout, stride 1 and 2.
   TiledConv (a Conv2D's GEMMs a tile of images at a time): the tags sum the tiles in
       another order than one GEMM — the same bounds as DirectConv, with the bound that
       keeps a batch whole lowered so that the tests' small batches are tiled.
@@ -79,8 +82,8 @@ def assert_same(a, b, rtol=0.0):
 
 def test_plan_of_each_preset():
     conv, _ = pair("conv", SHAPES["conv"])
-    assert kinds(conv)[:4] == ["DirectConv", "ReluBatchNorm", "TiledConv", "ReluBatchNorm"]
-    assert [len(s.layers) for s in conv.steps()][1:4] == [2, 1, 3]        # relu+bn, conv, relu+bn+dropout
+    assert kinds(conv)[:3] == ["DirectConvReluBatchNorm", "TiledConv", "ReluBatchNorm"]
+    assert [len(s.layers) for s in conv.steps()][:3] == [3, 1, 3]         # conv+relu+bn, conv, relu+bn+dropout
     deep, _ = pair("deep", SHAPES["deep"])
     assert kinds(deep).count("ReluBatchNorm") == 7 and "DirectConv" not in kinds(deep)   # 3 input channels
     assert kinds(deep).count("TiledConv") == 7
@@ -173,7 +176,7 @@ def test_direct_conv_tags_do_not_depend_on_threads(monkeypatch):
 
 def test_blocks_module_names_its_steps():
     net, _ = pair("conv", SHAPES["conv"])
-    assert net.steps()[1].describe() == "activation+batch_normalization"
+    assert net.steps()[0].describe() == "conv2d+activation+batch_normalization"
     assert all(isinstance(s, blocks.Single) for s in net.steps())
 
 
@@ -306,3 +309,48 @@ def test_layer_by_layer_after_a_lean_forward_is_one_clear_error():
     with net.layer_by_layer():
         net.forward(x, train=True)
         net.feedback(np.ones((4, 10), np.float32))
+
+
+FIRST_BLOCK = [{"type": "conv2d", "filters": 8, "kernel": 3, "stride": 1, "padding": "same"},
+               {"type": "relu"}, {"type": "batchnorm"}, {"type": "dropout", "rate": 0.3},
+               {"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "same"},
+               {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 16}]
+
+
+def joined_and_split(model, shape, dtype, monkeypatch):
+    """The network with DirectConvReluBatchNorm, and the same network planned without it."""
+    joined, split = pair(model, shape, dtype)[0], pair(model, shape, dtype)[0]
+    with monkeypatch.context() as m:
+        m.delattr(fast, "conv1_relu_stats")
+        split.steps()
+    return joined, split
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
+@pytest.mark.parametrize("model,stride", [("conv", 1), ("conv", 2), (FIRST_BLOCK, 1), (FIRST_BLOCK, 2)])
+def test_direct_conv_relu_batchnorm_same_bits(model, stride, algorithm, dtype, monkeypatch):
+    if isinstance(model, list):                          # with dropout after the BatchNorm
+        model = [dict(model[0], stride=stride)] + model[1:]
+    shape = (28, 28, 1) if stride == 1 else (13, 11, 1)  # odd sizes: chunks start inside image rows
+    joined, split = joined_and_split(model, shape, dtype, monkeypatch)
+    assert kinds(joined)[0] == "DirectConvReluBatchNorm" and kinds(split)[:2] == ["DirectConv", "ReluBatchNorm"]
+    calls = []
+    tags = fast.conv1_relu_batchnorm_tags
+    monkeypatch.setattr(fast, "conv1_relu_batchnorm_tags", lambda *a: calls.append(1) or tags(*a))
+    assert_same(run(joined, algorithm, batch=9), run(split, algorithm, batch=9))
+    assert len(calls) == 3                               # every training step's feedback ran joined
+
+
+def test_direct_conv_relu_batchnorm_stats_do_not_depend_on_threads(monkeypatch):
+    from brainprop_np.kernels.fast import jit
+    rng = np.random.default_rng(4)
+    x = rng.random((20, 28, 28, 1), dtype=np.float32)
+    w = rng.standard_normal((3, 3, 1, 8)).astype(np.float32)
+    out = []
+    for minimum in (1 << 62, 0):                         # serial, then parallel
+        monkeypatch.setattr(jit, "PARALLEL_MIN", minimum)
+        out.append(fast.conv1_relu_stats(x, w, 1, (1, 1, 1, 1), (28, 28)))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(out[0][0], fast.conv1_forward(x, w, 1, (1, 1, 1, 1), (28, 28)))

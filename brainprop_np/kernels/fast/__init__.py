@@ -16,7 +16,9 @@ Agreement with the reference (tests/test_fast_kernels.py):
 Blocks of this set alone (blocks.py decides where they run; tests/test_blocks.py):
   same bits    relu_batchnorm_forward / _feedback against ReLU, BatchNorm and Dropout
                run one after another with this set's kernels, and
-               relu_batchnorm_train_lean / _feedback_lean (the same, keeping only z);
+               relu_batchnorm_train_lean / _feedback_lean (the same, keeping only z), and
+               conv1_relu_stats / conv1_relu_batchnorm_tags against conv1_forward,
+               conv1_tags and those lean kernels;
   rounding     conv1_forward, conv1_tags, conv1_input_feedback (the direct convolution of
                a 1-channel input) against im2col and BLAS; conv_tiled_forward and
                conv_tiled_feedback (a tile of images at a time) against one GEMM of the batch.
@@ -25,6 +27,7 @@ The thread count is set in kernels/threads.py, together with BLAS's.
 from ..cpu import (batched_matmul, batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
                    select_actions, softmax, xp)
 from .conv_direct import conv1_forward, conv1_input_feedback, conv1_tags  # noqa: F401
+from .conv_direct_block import conv1_relu_batchnorm_tags, conv1_relu_stats  # noqa: F401
 from .conv_tiled import conv_tile_images, conv_tiled_feedback, conv_tiled_forward  # noqa: F401
 from .batchnorm import (batchnorm_feedback_inference, batchnorm_feedback_train,  # noqa: F401
                         batchnorm_forward, batchnorm_stats, batchnorm_train_forward,

@@ -15,6 +15,7 @@ layer-by-layer path of this set (relu_forward, batchnorm_stats, batchnorm_forwar
 dropout_forward and their feedback), and the sums run in the same fixed chunks: the
 results are the same bits (tests/test_blocks.py). x is viewed as (M, C), channels last.
 """
+import numba
 import numpy as np
 
 from ..cpu import batchnorm_update_moving
@@ -22,6 +23,23 @@ from .batchnorm import _normalise, _products, _rows, chunks, finish_stats
 from .elementwise import _relu_forward
 from .jit import kernel, prange
 from .philox import block, key_words, uniform32, uniform64
+
+
+@numba.njit(inline="always")
+def relu_value(v):
+    """max(v, 0) as relu_forward computes it (NaN stays NaN)."""
+    return v if v > 0 else (v * 0 if v != v else 0)
+
+
+def relu_shift(first_row):
+    """The shift of BatchNorm's sums of post = max(z, 0): post's first row, float64."""
+    return np.where(first_row > 0, first_row, 0).astype(np.float64)
+
+
+def relu_sums_stats(shift, s1, s2, m, dtype):
+    """(mean, var) of post from the per-chunk shifted sums s1, s2 (K, C) of its m rows
+    (float32: the shift is post's first row, and no second pass is needed)."""
+    return finish_stats(shift.astype(dtype)[None], s1.sum(axis=0) / m, s2.sum(axis=0) / m)
 
 
 @kernel
@@ -33,8 +51,7 @@ def _relu_sums(z, n_chunks, shift, store, post, s1, s2):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
         for i in range(r0, r1):
             for j in range(c):
-                v = z[i, j]
-                p = v if v > 0 else (v * 0 if v != v else 0)     # relu_forward's max(x, 0)
+                p = relu_value(z[i, j])
                 if store:
                     post[i, j] = p
                 d = np.float64(p) - shift[j]
@@ -106,13 +123,13 @@ def _relu_stats(zr, store=True):
     m, c = zr.shape
     store = store or zr.dtype == np.float64
     post = np.empty(zr.shape, zr.dtype) if store else zr             # not written unless store
-    shift = np.where(zr[0] > 0, zr[0], 0).astype(np.float64)         # = post[0]
+    shift = relu_shift(zr[0])                                        # = post[0]
     k = chunks(m)
     s1, s2 = np.zeros((k, c)), np.zeros((k, c))
     _relu_sums(zr.size, zr, k, shift, store, post, s1, s2)
-    mean, var = finish_stats(post if store else shift.astype(zr.dtype)[None], s1.sum(axis=0) / m,
-                             s2.sum(axis=0) / m)
-    return (post if store else None), mean, var
+    if store:
+        return post, *finish_stats(post, s1.sum(axis=0) / m, s2.sum(axis=0) / m)
+    return None, *relu_sums_stats(shift, s1, s2, m, zr.dtype)
 
 
 def relu_batchnorm_forward(z, gamma, beta, epsilon, train, moving=None, dropout=None):

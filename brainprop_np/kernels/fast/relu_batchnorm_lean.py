@@ -63,25 +63,35 @@ def _products(fb, mask, masked, z, zero, mean, inv_std, n_chunks, sa, sab):
                 sab[k, j] += av * h
 
 
+@numba.njit(inline="always")
+def fb_in_value(fb, mk, masked, z, zero, mean, inv_std, a, b, s):
+    """One element of the block's input feedback: [post > 0]·(fb[·mask] + xhat·a + b)·s,
+    post and xhat from z (scalars; mean … s the channel's)."""
+    p = _post(z, zero)
+    h = (p - mean) * inv_std
+    f = fb * mk if masked else fb
+    o = (f + h * a + b) * s
+    return o if p > 0 else o * 0.0
+
+
 @kernel
 def _feedback(fb, mask, masked, z, zero, mean, inv_std, a, b, s, out):
     """out = [post > 0]·(fb[·mask] + xhat·a + b)·s, post and xhat from z."""
     m, c = fb.shape
     for i in prange(m):
         for j in range(c):
-            p = _post(z[i, j], zero)
-            h = (p - mean[j]) * inv_std[j]
-            f = fb[i, j] * mask[i, j] if masked else fb[i, j]
-            o = (f + h * a[j] + b[j]) * s[j]
-            out[i, j] = o if p > 0 else o * 0.0
+            out[i, j] = fb_in_value(fb[i, j], mask[i, j], masked, z[i, j], zero, mean[j], inv_std[j],
+                                    a[j], b[j], s[j])
 
 
-def relu_batchnorm_train_lean(z, gamma, beta, epsilon, moving, dropout=None):
+def relu_batchnorm_train_lean(z, gamma, beta, epsilon, moving, dropout=None, stats=None):
     """The block's training forward from z (..., C): batch statistics, moving = (moving_mean,
-    moving_variance, momentum) updated in place; dropout None or (rate, key, step).
-    Returns (y, mean, inv_std, mask or None); the feedback needs z, mean and inv_std."""
+    moving_variance, momentum) updated in place; dropout None or (rate, key, step); stats
+    None, or the batch (mean, var) of max(z, 0) as _relu_stats gives them, taken already
+    by z's producer. Returns (y, mean, inv_std, mask or None); the feedback needs z, mean
+    and inv_std."""
     zr, t = _rows(z), z.dtype
-    _, mean, var = _relu_stats(zr, store=False)               # post not stored (float32)
+    mean, var = _relu_stats(zr, store=False)[1:] if stats is None else stats   # post not stored (float32)
     batchnorm_update_moving(moving[0], moving[1], mean, var, moving[2], zr.shape[0])
     mean, inv_std = mean.astype(t), (1.0 / np.sqrt(var + epsilon)).astype(t)
     y = np.empty(zr.shape, t)
@@ -97,15 +107,26 @@ def relu_batchnorm_feedback_lean(fb, mask, z, mean, gamma, inv_std, need_input_f
     """The block's training feedback: fb (..., C) at its output (after the dropout, if any).
     Returns (fb_in or None, dgamma, dbeta) with dbeta = Σ fb·mask, dgamma = Σ fb·mask·xhat."""
     fr, zr, t = _rows(fb), _rows(z), fb.dtype
-    m, c = fr.shape
     mr = fr if mask is None else _rows(mask)                 # not read without a mask
-    k = chunks(m)
-    sa, sab = np.zeros((k, c)), np.zeros((k, c))
-    _products(fr.size, fr, mr, mask is not None, zr, t.type(0), mean, inv_std, k, sa, sab)
-    dgamma, dbeta = sab.sum(axis=0).astype(t), sa.sum(axis=0).astype(t)
+    dgamma, dbeta = lean_sums(fr, mr, mask is not None, zr, mean, inv_std)
     if not need_input_fb:
         return None, dgamma, dbeta
-    out, s = np.empty(fr.shape, t), (gamma * inv_std).astype(t)
+    out = np.empty(fr.shape, t)
     _feedback(fr.size, fr, mr, mask is not None, zr, t.type(0), mean, inv_std,
-              (-dgamma / m).astype(t), (-dbeta / m).astype(t), s, out)
+              *fb_in_coefficients(dgamma, dbeta, gamma, inv_std, fr.shape[0]), out)
     return out.reshape(fb.shape), dgamma, dbeta
+
+
+def lean_sums(fr, mr, masked, zr, mean, inv_std):
+    """(dgamma, dbeta) = (Σ fb[·mask]·xhat, Σ fb[·mask]) over the rows of fr, mr, zr (M, C)."""
+    (m, c), t = fr.shape, fr.dtype
+    k = chunks(m)
+    sa, sab = np.zeros((k, c)), np.zeros((k, c))
+    _products(fr.size, fr, mr, masked, zr, t.type(0), mean, inv_std, k, sa, sab)
+    return sab.sum(axis=0).astype(t), sa.sum(axis=0).astype(t)
+
+
+def fb_in_coefficients(dgamma, dbeta, gamma, inv_std, m):
+    """(a, b, s) of fb_in_value: a = −dgamma/M, b = −dbeta/M, s = gamma·inv_std."""
+    t = dgamma.dtype
+    return (-dgamma / m).astype(t), (-dbeta / m).astype(t), (gamma * inv_std).astype(t)
