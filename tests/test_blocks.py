@@ -162,16 +162,22 @@ def test_direct_conv_kernels_against_reference(k, stride, padding):
     np.testing.assert_allclose(fb_in, fb_in_ref, rtol=1e-12, atol=1e-12 * np.abs(fb_in_ref).max())
 
 
-def test_direct_conv_tags_do_not_depend_on_threads(monkeypatch):
+def serial_then_parallel(monkeypatch, kernel_call):
+    """kernel_call() with the fast set's kernels serial, then parallel: the two results."""
     from brainprop_np.kernels.fast import jit
+    out = []
+    for minimum in (1 << 62, 0):
+        monkeypatch.setattr(jit, "PARALLEL_MIN", minimum)
+        out.append(kernel_call())
+    return out
+
+
+def test_direct_conv_tags_do_not_depend_on_threads(monkeypatch):
     rng = np.random.default_rng(3)
     x = rng.random((20, 28, 28, 1), dtype=np.float32)
     fb = rng.standard_normal((20, 28, 28, 8)).astype(np.float32)
-    out = []
-    for minimum in (1 << 62, 0):                    # serial, then parallel
-        monkeypatch.setattr(jit, "PARALLEL_MIN", minimum)
-        out.append(fast.conv1_tags(x, fb, (3, 3, 1, 8), 1, (1, 1, 1, 1)))
-    np.testing.assert_array_equal(out[0], out[1])
+    serial, parallel = serial_then_parallel(monkeypatch, lambda: fast.conv1_tags(x, fb, (3, 3, 1, 8), 1, (1, 1, 1, 1)))
+    np.testing.assert_array_equal(serial, parallel)
 
 
 def test_blocks_module_names_its_steps():
@@ -343,14 +349,10 @@ def test_direct_conv_relu_batchnorm_same_bits(model, stride, algorithm, dtype, m
 
 
 def test_direct_conv_relu_batchnorm_stats_do_not_depend_on_threads(monkeypatch):
-    from brainprop_np.kernels.fast import jit
     rng = np.random.default_rng(4)
     x = rng.random((20, 28, 28, 1), dtype=np.float32)
     w = rng.standard_normal((3, 3, 1, 8)).astype(np.float32)
-    out = []
-    for minimum in (1 << 62, 0):                         # serial, then parallel
-        monkeypatch.setattr(jit, "PARALLEL_MIN", minimum)
-        out.append(fast.conv1_relu_stats(x, w, 1, (1, 1, 1, 1), (28, 28)))
-    for a, b in zip(*out):
+    serial, parallel = serial_then_parallel(monkeypatch, lambda: fast.conv1_relu_stats(x, w, 1, (1, 1, 1, 1), (28, 28)))
+    for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(out[0][0], fast.conv1_forward(x, w, 1, (1, 1, 1, 1), (28, 28)))
+    np.testing.assert_array_equal(serial[0], fast.conv1_forward(x, w, 1, (1, 1, 1, 1), (28, 28)))
