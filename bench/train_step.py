@@ -13,7 +13,8 @@ median is shown), with the ratio to the first set, and the minor page faults per
 --untiled adds the fast set with no convolution tiled (kernels/fast/conv_tiled.py's
 WHOLE_MAX raised past any batch), alternating with the others: what tiling gives.
 --kept adds the fast set whose ReLU → BatchNorm blocks write post and xhat in training as
-well (blocks.py's lean flag off): what keeping only the block's input gives.
+well (blocks.py's lean flag off, the joined first block split): what keeping only the
+block's input gives.
 --split adds the fast set that runs a 1-channel convolution and the ReLU → BatchNorm after
 it as two blocks (DirectConv, ReluBatchNorm) instead of one (DirectConvReluBatchNorm):
 what joining them gives.
@@ -108,7 +109,9 @@ KEPT = "kept"                # the fast set, ReLU → BatchNorm blocks keeping p
 
 
 def keep_block_state(net):
-    """Every ReluBatchNorm step of net's plan keeps post and xhat in training (not lean)."""
+    """Every ReluBatchNorm step of net's plan keeps post and xhat in training (not lean); the
+    plan is split first (plan_split), since a joined first block is lean by construction."""
+    plan_split(net)
     for step in net.steps():
         if isinstance(step, bp.blocks.ReluBatchNorm):
             step.lean = False

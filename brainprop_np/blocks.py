@@ -34,7 +34,8 @@ xhat, inv_std, mask; the running statistics; grads after feedback), so a step ma
 fused forward and run layer by layer in feedback; only its lean training forward (where
 the block runs its own feedback) keeps its input instead of post and xhat. DirectConv,
 and TiledConv when it tiles, keep the input instead of cols, which only their own
-feedback reads. tests/test_blocks.py proves every block equal to the layer-by-layer path
+feedback reads. DirectConvReluBatchNorm leaves what DirectConv and the lean ReluBatchNorm
+leave (the same state, the same bits). tests/test_blocks.py proves every block equal to the layer-by-layer path
 for every preset, rule and feedback mode.
 """
 from . import layers as L
@@ -93,9 +94,13 @@ class ReluBatchNorm(Single):
             drop.mask = mask
         return y
 
+    def dropout_mask(self):
+        """The mask of the block's Dropout from its last forward (None without one)."""
+        return self.layers[2].mask if len(self.layers) == 3 else None
+
     def feedback(self, fb, need_input_fb):
         relu, bn = self.layers[0], self.layers[1]
-        mask = self.layers[2].mask if len(self.layers) == 3 else None
+        mask = self.dropout_mask()
         if self.z is not None:
             fb_in, bn.grads["gamma"], bn.grads["beta"] = bn.k.relu_batchnorm_feedback_lean(
                 fb, mask, self.z, self.mean, bn.params["gamma"], bn.inv_std, need_input_fb)
@@ -108,9 +113,14 @@ class ReluBatchNorm(Single):
 class DirectConv(Single):
     """A convolution of a 1-channel input computed straight from the image (no im2col)."""
 
-    def forward(self, x, train):
+    def keep_input(self, x):
+        """The layer keeps x for the tags (no cols)."""
         conv = self.layers[0]
         conv.x_shape, conv.x, conv.cols = x.shape, x, None
+        return conv
+
+    def forward(self, x, train):
+        conv = self.keep_input(x)
         return conv.k.conv1_forward(x, conv.params["kernel"], conv.stride, conv.pads, conv.out_hw)
 
     def feedback(self, fb, need_input_fb):
@@ -134,13 +144,14 @@ class DirectConvReluBatchNorm(Single):
 
     @property
     def z(self):
+        """The convolution's output kept by a training forward (None after inference)."""
         return self.norm.z
 
     def forward(self, x, train):
-        conv, drop = self.layers[0], self.layers[3] if len(self.layers) == 4 else None
+        drop = self.layers[3] if len(self.layers) == 4 else None
         if not train or (drop is not None and drop.fixed_mask is not None):
             return self.norm.forward(self.conv.forward(x, train), train)
-        conv.x_shape, conv.x, conv.cols = x.shape, x, None
+        conv = self.conv.keep_input(x)
         z, mean, var = conv.k.conv1_relu_stats(x, conv.params["kernel"], conv.stride, conv.pads, conv.out_hw)
         return self.norm.forward(z, train, stats=(mean, var))
 
@@ -148,9 +159,8 @@ class DirectConvReluBatchNorm(Single):
         if self.norm.z is None or need_input_fb:
             return self.conv.feedback(self.norm.feedback(fb, True), need_input_fb)
         conv, bn = self.layers[0], self.layers[2]
-        mask = self.layers[3].mask if len(self.layers) == 4 else None
         conv.grads["kernel"], bn.grads["gamma"], bn.grads["beta"] = conv.k.conv1_relu_batchnorm_tags(
-            conv.x, fb, mask, self.norm.z, self.norm.mean, bn.params["gamma"], bn.inv_std,
+            conv.x, fb, self.norm.dropout_mask(), self.norm.z, self.norm.mean, bn.params["gamma"], bn.inv_std,
             conv.params["kernel"].shape, conv.stride, conv.pads)
         return None
 

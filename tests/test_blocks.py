@@ -22,6 +22,7 @@ pytest.importorskip("numba", reason="the fused blocks are the fast CPU set's")
 import brainprop_np as bp  # noqa: E402
 from brainprop_np import blocks, feedback  # noqa: E402
 from brainprop_np.kernels import cpu, fast  # noqa: E402
+from brainprop_np.kernels.fast.relu_batchnorm import _relu_stats  # noqa: E402
 from brainprop_np.layers.geometry import window_2d  # noqa: E402
 
 SHAPES = {"dense": (28, 28, 1), "conv": (28, 28, 1), "loccon": (28, 28, 1), "deep": (32, 32, 3)}
@@ -129,12 +130,16 @@ def test_presets_with_direct_conv_within_rounding(model, algorithm):
     assert_same(run(f64, algorithm), run(p64, algorithm), rtol=1e-10)
 
 
-def test_dropout_fixed_mask_runs_layer_by_layer():
-    fused, plain = pair("conv", (10, 10, 2))
+@pytest.mark.parametrize("channels", [2, 1])
+def test_dropout_fixed_mask_runs_layer_by_layer(channels, monkeypatch):
+    if channels == 2:                                 # against every layer on its own
+        fused, plain = pair("conv", (10, 10, 2))
+    else:                                             # the mask inside DirectConvReluBatchNorm: against
+        fused, plain = joined_and_split(FIRST_BLOCK, (10, 10, 1), "float32", monkeypatch)  # the two blocks
     for net in (fused, plain):
         drop = next(l for l in net.layers if isinstance(l, bp.layers.Dropout))
-        drop.fixed_mask = np.full((4, 5, 5, 32), 2.0, np.float32)
-    x = np.random.default_rng(0).random((4, 10, 10, 2), dtype=np.float32)
+        drop.fixed_mask = np.full((4,) + drop.input_shape, 2.0, np.float32)
+    x = np.random.default_rng(0).random((4, 10, 10, channels), dtype=np.float32)
     np.testing.assert_array_equal(fused.forward(x, train=True), plain.forward(x, train=True))
 
 
@@ -164,7 +169,10 @@ def test_direct_conv_kernels_against_reference(k, stride, padding):
 
 def serial_then_parallel(monkeypatch, kernel_call):
     """kernel_call() with the fast set's kernels serial, then parallel: the two results."""
+    import numba
     from brainprop_np.kernels.fast import jit
+    if numba.get_num_threads() < 2:
+        pytest.skip("one numba thread: the parallel kernels would run serial")
     out = []
     for minimum in (1 << 62, 0):
         monkeypatch.setattr(jit, "PARALLEL_MIN", minimum)
@@ -304,9 +312,11 @@ def test_relu_batchnorm_trains_lean_only_where_it_runs_its_own_feedback(fb):
     assert all(s.z is None for s in fused) and all(r.post is not None for r in relus)
 
 
-def test_layer_by_layer_after_a_lean_forward_is_one_clear_error():
-    net, _ = pair("conv", (12, 12, 2))
-    x = np.random.default_rng(0).random((4, 12, 12, 2), dtype=np.float32)
+@pytest.mark.parametrize("channels", [2, 1])        # 1: MNIST conv's first block joined
+def test_layer_by_layer_after_a_lean_forward_is_one_clear_error(channels):
+    net, _ = pair("conv", (12, 12, channels))
+    assert (kinds(net)[0] == "DirectConvReluBatchNorm") == (channels == 1)
+    x = np.random.default_rng(0).random((4, 12, 12, channels), dtype=np.float32)
     net.forward(x, train=True)
     with pytest.raises(RuntimeError, match="run that forward inside layer_by_layer"):
         with net.layer_by_layer():
@@ -315,6 +325,14 @@ def test_layer_by_layer_after_a_lean_forward_is_one_clear_error():
     with net.layer_by_layer():
         net.forward(x, train=True)
         net.feedback(np.ones((4, 10), np.float32))
+
+
+def chunk_starts_inside_a_row(batch, shape, stride):
+    """Whether one of BatchNorm's fixed sum chunks of the first conv's output starts mid image row."""
+    from brainprop_np.kernels.fast.batchnorm import chunks
+    ho, wo = -(-shape[0] // stride), -(-shape[1] // stride)
+    m = batch * ho * wo
+    return any((m * k // chunks(m)) % wo for k in range(1, chunks(m)))
 
 
 FIRST_BLOCK = [{"type": "conv2d", "filters": 8, "kernel": 3, "stride": 1, "padding": "same"},
@@ -338,13 +356,14 @@ def joined_and_split(model, shape, dtype, monkeypatch):
 def test_direct_conv_relu_batchnorm_same_bits(model, stride, algorithm, dtype, monkeypatch):
     if isinstance(model, list):                          # with dropout after the BatchNorm
         model = [dict(model[0], stride=stride)] + model[1:]
-    shape = (28, 28, 1) if stride == 1 else (13, 11, 1)  # odd sizes: chunks start inside image rows
+    shape = (28, 28, 1) if stride == 1 else (13, 11, 1)
+    assert chunk_starts_inside_a_row(13, shape, stride)
     joined, split = joined_and_split(model, shape, dtype, monkeypatch)
     assert kinds(joined)[0] == "DirectConvReluBatchNorm" and kinds(split)[:2] == ["DirectConv", "ReluBatchNorm"]
     calls = []
     tags = fast.conv1_relu_batchnorm_tags
     monkeypatch.setattr(fast, "conv1_relu_batchnorm_tags", lambda *a: calls.append(1) or tags(*a))
-    assert_same(run(joined, algorithm, batch=9), run(split, algorithm, batch=9))
+    assert_same(run(joined, algorithm, batch=13), run(split, algorithm, batch=13))
     assert len(calls) == 3                               # every training step's feedback ran joined
 
 
@@ -355,4 +374,21 @@ def test_direct_conv_relu_batchnorm_stats_do_not_depend_on_threads(monkeypatch):
     serial, parallel = serial_then_parallel(monkeypatch, lambda: fast.conv1_relu_stats(x, w, 1, (1, 1, 1, 1), (28, 28)))
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(serial[0], fast.conv1_forward(x, w, 1, (1, 1, 1, 1), (28, 28)))
+    z = fast.conv1_forward(x, w, 1, (1, 1, 1, 1), (28, 28))
+    np.testing.assert_array_equal(serial[0], z)
+    for a, b in zip(serial[1:], _relu_stats(z.reshape(-1, 8), store=False)[1:]):      # mean, var
+        np.testing.assert_array_equal(a, b)
+    assert chunk_starts_inside_a_row(20, (28, 28), 1)
+
+
+def test_direct_conv_relu_batchnorm_tags_do_not_depend_on_threads(monkeypatch):
+    rng = np.random.default_rng(6)
+    x = rng.random((20, 28, 28, 1), dtype=np.float32)
+    fb, z = (rng.standard_normal((20, 28, 28, 8)).astype(np.float32) for _ in range(2))
+    mask = (rng.random(z.shape) > 0.3).astype(np.float32) / 0.7
+    gamma, inv_std = rng.random(8, dtype=np.float32) + 0.5, rng.random(8, dtype=np.float32) + 0.5
+    mean = rng.standard_normal(8).astype(np.float32)
+    serial, parallel = serial_then_parallel(monkeypatch, lambda: fast.conv1_relu_batchnorm_tags(
+        x, fb, mask, z, mean, gamma, inv_std, (3, 3, 1, 8), 1, (1, 1, 1, 1)))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)

@@ -21,34 +21,35 @@ Here the two ends are joined:
 
 Every value goes through the same operations in the same order as the two blocks: the
 same bits (tests/test_blocks.py). In float64 the statistics take the two blocks' path
-(its centred second pass reads post). Only the tags are made: the first layer of a network
-passes no feedback to its input (a network asked for it runs the two blocks).
+(its centred second pass reads post), as does an empty batch. Only the tags are made: the
+first layer of a network passes no feedback to its input (a network asked for it runs the
+two blocks).
 """
 import numpy as np
 
 from .batchnorm import _rows, chunks
 from .conv_direct import add_row_tags, conv1_forward, conv_row, tag_chunks
-from .jit import kernel, prange, serial
+from .jit import kernel, prange
 from .relu_batchnorm import _relu_stats, relu_shift, relu_sums_stats, relu_value
 from .relu_batchnorm_lean import fb_in_value, fb_in_coefficients, lean_sums
 
 
-@serial
+@kernel
 def _first_row(x, w, stride, top, left, out):
     """out (Wo, F) = z's first output row of image 0."""
     conv_row(x, w, stride, top, left, 0, 0, out)
 
 
 @kernel
-def _conv_relu_sums(x, w, stride, top, left, n_chunks, shift, rows, z, s1, s2):
+def _conv_relu_sums(x, w, stride, top, left, n_chunks, shift, row_buffers, z, s1, s2):
     """z (M, F) = the convolution, row i = (image, oy, ox), an output row (Wo, F) at a time
-    in rows[k]; s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over the rows of
+    in row_buffers[k]; s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over the rows of
     chunk k in order, post = max(z, 0) (float64)."""
     m, f = z.shape
-    wo = rows.shape[1]
+    wo = row_buffers.shape[1]
     per_image = m // x.shape[0]
     for k in prange(n_chunks):
-        row = rows[k]
+        row = row_buffers[k]
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
         i = r0
         while i < r1:
@@ -68,30 +69,30 @@ def _conv_relu_sums(x, w, stride, top, left, n_chunks, shift, rows, z, s1, s2):
 def conv1_relu_stats(x, kernel_w, stride, pads, out_hw):
     """(z (N, Ho, Wo, F), mean, var): the direct convolution of x (N, H, W, 1) and the batch
     statistics of max(z, 0), as conv1_forward and then relu_batchnorm's _relu_stats."""
-    if x.dtype == np.float64:
+    if x.dtype == np.float64 or x.shape[0] == 0:          # (no images: _relu_stats says so)
         z = conv1_forward(x, kernel_w, stride, pads, out_hw)
         return (z, *_relu_stats(_rows(z), store=False)[1:])
     kh, kw, _, f = kernel_w.shape
     x2, w = np.ascontiguousarray(x[..., 0]), np.ascontiguousarray(kernel_w.reshape(kh, kw, f))
     z = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), x.dtype)
     m, k = z.shape[0], chunks(z.shape[0])
-    rows = np.empty((k, out_hw[1], f), x.dtype)
-    _first_row(x2, w, stride, pads[0], pads[2], rows[0])
-    shift = relu_shift(rows[0, 0])
+    row_buffers = np.empty((k, out_hw[1], f), x.dtype)
+    _first_row(0, x2, w, stride, pads[0], pads[2], row_buffers[0])        # one row: serial
+    shift = relu_shift(row_buffers[0, 0])
     s1, s2 = np.zeros((k, f)), np.zeros((k, f))
-    _conv_relu_sums(z.size * kh * kw, x2, w, stride, pads[0], pads[2], k, shift, rows, z, s1, s2)
+    _conv_relu_sums(z.size * kh * kw, x2, w, stride, pads[0], pads[2], k, shift, row_buffers, z, s1, s2)
     return (z.reshape((x.shape[0],) + tuple(out_hw) + (f,)), *relu_sums_stats(shift, s1, s2, m, x.dtype))
 
 
 @kernel
 def _tags_of_fb_in(x, fb, mask, masked, z, zero, mean, inv_std, a, b, s, stride, top, left, n_chunks,
-                   rows, acc):
+                   row_buffers, acc):
     """acc[k] = Σ over the images of chunk k of x-window · fb_in, fb_in = fb_in_value(fb, mask, z)
-    made one image row at a time in rows[k] (Wo, F); fb, mask, z (N, Ho, Wo, F)."""
+    made one image row at a time in row_buffers[k] (Wo, F); fb, mask, z (N, Ho, Wo, F)."""
     n = x.shape[0]
     _, ho, wo, f = fb.shape
     for k in prange(n_chunks):
-        row = rows[k]
+        row = row_buffers[k]
         for im in range(n * k // n_chunks, n * (k + 1) // n_chunks):
             for oy in range(ho):
                 for ox in range(wo):
@@ -112,7 +113,7 @@ def conv1_relu_batchnorm_tags(x, fb, mask, z, mean, gamma, inv_std, kernel_shape
     dgamma, dbeta = lean_sums(_rows(fbc), _rows(mc), mask is not None, _rows(zc), mean, inv_std)
     a, b, s = fb_in_coefficients(dgamma, dbeta, gamma, inv_std, zc.size // f)
     n_chunks = tag_chunks(n)
-    acc, rows = np.zeros((n_chunks, kh, kw, f)), np.empty((n_chunks, fb.shape[2], f), t)
+    acc, row_buffers = np.zeros((n_chunks, kh, kw, f)), np.empty((n_chunks, fb.shape[2], f), t)
     _tags_of_fb_in(fbc.size * kh * kw, np.ascontiguousarray(x[..., 0]), fbc, mc, mask is not None, zc, t.type(0),
-                   mean, inv_std, a, b, s, stride, pads[0], pads[2], n_chunks, rows, acc)
+                   mean, inv_std, a, b, s, stride, pads[0], pads[2], n_chunks, row_buffers, acc)
     return acc.sum(axis=0).astype(t).reshape(kernel_shape), dgamma, dbeta
