@@ -29,12 +29,12 @@ import numpy as np
 
 from .batchnorm import _rows, chunks
 from .conv_direct import add_row_tags, conv1_forward, conv_row, tag_chunks
-from .jit import kernel, prange
+from .jit import kernel, prange, serial
 from .relu_batchnorm import _relu_stats, relu_shift, relu_sums_stats, relu_value
 from .relu_batchnorm_lean import fb_in_value, fb_in_coefficients, lean_sums
 
 
-@kernel
+@serial
 def _first_row(x, w, stride, top, left, out):
     """out (Wo, F) = z's first output row of image 0."""
     conv_row(x, w, stride, top, left, 0, 0, out)
@@ -77,7 +77,7 @@ def conv1_relu_stats(x, kernel_w, stride, pads, out_hw):
     z = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), x.dtype)
     m, k = z.shape[0], chunks(z.shape[0])
     row_buffers = np.empty((k, out_hw[1], f), x.dtype)
-    _first_row(0, x2, w, stride, pads[0], pads[2], row_buffers[0])        # one row: serial
+    _first_row(x2, w, stride, pads[0], pads[2], row_buffers[0])
     shift = relu_shift(row_buffers[0, 0])
     s1, s2 = np.zeros((k, f)), np.zeros((k, f))
     _conv_relu_sums(z.size * kh * kw, x2, w, stride, pads[0], pads[2], k, shift, row_buffers, z, s1, s2)
