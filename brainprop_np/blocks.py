@@ -35,8 +35,8 @@ fused forward and run layer by layer in feedback; only its lean training forward
 the block runs its own feedback) keeps its input instead of post and xhat. DirectConv,
 and TiledConv when it tiles, keep the input instead of cols, which only their own
 feedback reads. DirectConvReluBatchNorm leaves what DirectConv and the lean ReluBatchNorm
-leave (the same state, the same bits). tests/test_blocks.py proves every block equal to the layer-by-layer path
-for every preset, rule and feedback mode.
+leave (the same state, the same bits). tests/test_blocks.py proves every block equal to
+the layer-by-layer path for every preset, rule and feedback mode.
 """
 from . import layers as L
 
