@@ -9,8 +9,13 @@ instead of once per test and subprocess.
 BRAINPROP_NO_POOL=1 turns CuPy's memory pool off (plain cudaMalloc per array), so that
 compute-sanitizer's memcheck sees out-of-bounds accesses that the pool's rounded-up
 blocks would otherwise hide (scripts/gpu_check.sh sets it for the sanitizer run).
+
+A suite started as a background job of a script (`(pytest &)`) inherits SIGINT ignored, and
+a run leaves an ignored SIGINT ignored; the tests that stop runs with Ctrl-C need Python's
+usual handler, which `ctrl_c_not_ignored` puts back for the session.
 """
 import os
+import signal
 
 import pytest
 
@@ -20,6 +25,18 @@ if os.environ.get("BRAINPROP_NO_POOL") == "1":
         cupy.cuda.set_allocator(None)
     except Exception:   # no CuPy: nothing to turn off
         pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_not_ignored():
+    """SIGINT raises KeyboardInterrupt during the session, as in a terminal (and the runs that
+    tests start as subprocesses inherit a SIGINT that is not ignored)."""
+    old = signal.getsignal(signal.SIGINT)
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, old)
 
 
 @pytest.fixture(scope="session")
