@@ -198,3 +198,43 @@ def test_sigterm_stops_the_driver_as_ctrl_c_does(monkeypatch):
     sw = types.SimpleNamespace(todo=["a run"], ray=None, runs=[], ns=None, t0=0.0, started=False)
     assert cli._train(sw) is True
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+class _RayLosingANodeLate:
+    """Enough of Ray for cli.execute: one task that finishes at once; ray.nodes() reports the
+    second node dead only from its third call on (after the check that follows the result)."""
+    exceptions = type("exceptions", (), {"RayError": RuntimeError})
+
+    def __init__(self):
+        self.calls = 0
+
+    def remote(self, fn):
+        return self
+
+    def options(self, **kw):
+        return self
+
+    def wait(self, refs, num_returns, timeout):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return {"status": "done", "attempt": 1, "summary": {"best_val_acc": 0.5, "best_epoch": 1,
+                                                            "stop_reason": "max_epochs", "epochs_run": 1}}
+
+    def nodes(self):
+        self.calls += 1
+        return [{"NodeID": "a" * 16, "NodeManagerAddress": "10.0.0.1", "Alive": True},
+                {"NodeID": "b" * 16, "NodeManagerAddress": "10.0.0.2", "Alive": self.calls < 3}]
+
+
+def test_a_node_marked_dead_after_the_last_result_is_still_reported(tmp_path, capsys):
+    """Ray can mark a node dead only after the runs it lost were retried and finished elsewhere:
+    the driver checks the nodes once more when the last run is in and prints the loss."""
+    import types
+    from brainprop_np.run.sweep import cli
+    runs = plan.build([DENSE], [1], [], ["device=cpu"], tmp_path)
+    ns = types.SimpleNamespace(cpus_per_run=1, gpus_per_run=0, max_retries=3, max_concurrent=None)
+    progress = cli.execute(_RayLosingANodeLate(), runs, list(runs), ns, time.time())
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert runs[0].state == "done" and progress.lost == ["10.0.0.2"]
+    assert "lost node" not in printed[0] and "lost node(s) 10.0.0.2" in printed[-1], printed

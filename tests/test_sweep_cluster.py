@@ -26,6 +26,8 @@ must be short) that it removes, with the namespaces, even when it fails. Run it 
 """
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -121,6 +123,18 @@ def _nodes_of(run_dir):
     return placement.attempt_nodes(run_dir)
 
 
+def _lose_worker(cluster, driver):
+    """Kill the worker node while the driver is stopped, and let it go on once the head has marked
+    the node dead: the driver (the owner that retries the run) then sees the loss before the retried
+    run can finish, however fast the run is."""
+    os.kill(driver.pid, signal.SIGSTOP)
+    try:
+        cluster.nodes[1].kill()
+        cluster.wait_nodes(1, _env(cluster, RAY_AUTH_MODE="token"))
+    finally:
+        os.kill(driver.pid, signal.SIGCONT)
+
+
 def _kill_worker_mid_run(cluster, out, driver, timeout=90):
     """Kill the worker node once one run finished there and another has a checkpoint there."""
     worker = cluster.ip(1)
@@ -132,7 +146,7 @@ def _kill_worker_mid_run(cluster, out, driver, timeout=90):
                     json.loads((d / "summary.json").read_text()).get("stop_reason") == "max_epochs"]
         busy = [d for d in there if d not in finished and (d / "checkpoint.npz").is_file()]
         if finished and busy:
-            cluster.nodes[1].kill()
+            _lose_worker(cluster, driver)
             return busy[0]
         time.sleep(0.02)
     pytest.fail("no run was caught on the worker node between two checkpoints; "

@@ -293,6 +293,8 @@ def execute(ray, runs, todo, ns, t0):
     except KeyboardInterrupt:
         _stop(ray, inflight)
         raise
+    if progress.check_nodes():                # a node Ray marked dead after the last result
+        print(progress.line((), 0), flush=True)
     return progress
 
 
