@@ -217,7 +217,7 @@ WIRING_AND_OPEN = [
     "gating down to the block's kernel, whose tags it forms. No block sends feedback to another; the output "
     "layer sends none down (brainprop_np/feedback.py, `Wiring`).",
     "",
-    "## What would need longer runs or a GPU",
+    "## What these runs do not show",
     "",
     "- Converged accuracies (the paper's protocol, ~60 epochs on MNIST conv, means over 10 seeds) for every "
     "mode, and with them the comparison with biotorch's numbers.",

@@ -83,3 +83,17 @@ def test_development_page_names_every_file():
     missing = [str(p.relative_to(PACKAGE)) for p in _modules()
                if p.name != "__init__.py" and p.name not in tree]
     assert not missing, f"docs/development.md's tree does not name: {missing}"
+
+
+def test_every_data_file_of_the_package_is_installed():
+    """Each file of the package that is not Python (the CUDA sources and the header they
+    include, the MNIST sample) matches a glob of setup.cfg's package_data, so that a
+    non-editable install has it."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(PACKAGE.parent / "setup.cfg")
+    globs = [g.strip() for g in cfg["options.package_data"]["brainprop_np"].split(",")]
+    data = [p for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
+            and "__pycache__" not in p.parts and not p.name.startswith(".")]
+    missing = [str(p.relative_to(PACKAGE)) for p in data if not any(p.relative_to(PACKAGE).match(g) for g in globs)]
+    assert data and not missing, missing

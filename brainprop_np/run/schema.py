@@ -105,7 +105,7 @@ class Key:
 _FEEDBACK = "feedback weights: symmetric (the paper; B = W) or untied (docs/untied_feedback.md)"
 
 KEYS = (
-    Key("name", RunName(), None, "run name; default: the file's stem. Run folder runs/<name>/<time>",
+    Key("name", RunName(), None, "run name; default: the file's stem. Run folder runs/<name>-<algorithm>/<time>",
         resumable=True),
     Key("algorithm", Choice(ALGORITHMS), "brainprop", "the learning rule: brainprop, or ebp (the "
         "error-backpropagation baseline)"),
