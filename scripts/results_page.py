@@ -102,9 +102,10 @@ def differences(rows):
         if fig is None:
             continue
         paper, sd = (float(v) for v in fig[0].replace("(", "").replace(")", "").split())
-        mine = 100 * statistics.mean(x[1]["best_val_acc"] for x in runs)
+        mine = round(100 * statistics.mean(x[1]["best_val_acc"] for x in runs), 2)    # as the table shows it
+        gap = round(mine - paper, 2) + 0.0                                            # + 0.0: no "-0.00"
         out.append(f"- {config.removeprefix('mnist_')} BrainProp: {mine:.2f} % against the paper's {paper:.2f} %, "
-                   f"{mine - paper:+.2f} points ({(mine - paper) / sd:+.1f} paper standard deviations).")
+                   f"{gap:+.2f} points ({round(gap / sd, 1) + 0.0:+.1f} paper standard deviations).")
     return out
 
 
