@@ -13,6 +13,9 @@ blocks would otherwise hide (scripts/gpu_check.sh sets it for the sanitizer run)
 A suite started as a background job of a script (`(pytest &)`) inherits SIGINT ignored, and
 a run leaves an ignored SIGINT ignored; the tests that stop runs with Ctrl-C need Python's
 usual handler, which `ctrl_c_not_ignored` puts back for the session.
+
+`one_thread_count` fixes the thread count for the session, so that runs compared bit for
+bit do not depend on how busy the machine is.
 """
 import os
 import signal
@@ -37,6 +40,21 @@ def ctrl_c_not_ignored():
     yield
     if old is signal.SIG_IGN:
         signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_count():
+    """BRAINPROP_THREADS=2 for the session (and the subprocesses it starts): by default the
+    count follows the machine's load (kernels/threads.py), and BLAS and the kernels round
+    differently with 1 and 2 threads, so two runs compared bit for bit could differ on a busy
+    machine. Tests of the count itself, and sweeps, set or remove it themselves."""
+    old = os.environ.get("BRAINPROP_THREADS")
+    os.environ["BRAINPROP_THREADS"] = "2"
+    yield
+    if old is None:
+        os.environ.pop("BRAINPROP_THREADS", None)
+    else:
+        os.environ["BRAINPROP_THREADS"] = old
 
 
 @pytest.fixture(scope="session")

@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 
 RAY = str(Path(sys.executable).with_name("ray"))
-# the head notices a lost node within about a second (Ray's default: 15 s)
-FAST_HEALTH = {"RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "500",
-               "RAY_health_check_timeout_ms": "500", "RAY_health_check_failure_threshold": "2"}
+# the head notices a lost node within a few seconds (Ray's default: 15 s), and a node whose
+# raylet is slow to answer on a loaded machine is not taken for lost
+FAST_HEALTH = {"RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
+               "RAY_health_check_timeout_ms": "2000", "RAY_health_check_failure_threshold": "3"}
 
 
 def unavailable():

@@ -13,7 +13,6 @@ from brainprop_np import feedback as F
 from brainprop_np.run.checkpoint import load_checkpoint
 from brainprop_np.weights import read_weights, save_weights
 from brainprop_np.teach.gradcheck import numerical_grad, rel_error
-from test_train import _one_thread_count  # noqa: F401  (autouse: one thread count for bit-exact runs)
 
 T = importlib.import_module("brainprop_np.run.train")
 UNTIED = ("random", "sign", "kolen_pollack", "dfa")

@@ -135,7 +135,7 @@ def _lose_worker(cluster, driver):
         os.kill(driver.pid, signal.SIGCONT)
 
 
-def _kill_worker_mid_run(cluster, out, driver, timeout=90):
+def _kill_worker_mid_run(cluster, out, driver, timeout=300):
     """Kill the worker node once one run finished there and another has a checkpoint there."""
     worker = cluster.ip(1)
     deadline = time.monotonic() + timeout

@@ -152,31 +152,43 @@ def test_grid_sweep_table_equality_and_rerun(local_ray, tmp_path, empty, capsys)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("seed*/*")} == mtimes
 
 
+def _kill_mid_run(run_dir, driver, timeout=300):
+    """SIGKILL the run's worker process once the run has a checkpoint and still goes on: the
+    worker is stopped first and summary.json read, so that a run that has already ended fails
+    the test instead of being killed after the fact."""
+    deadline, log = time.monotonic() + timeout, run_dir / "train.log"
+    while time.monotonic() < deadline and driver.is_alive():
+        found = log.is_file() and re.search(r"attempt 1: pid (\d+)", log.read_text())
+        if found and (run_dir / "checkpoint.npz").is_file():
+            pid = int(found.group(1))
+            os.kill(pid, signal.SIGSTOP)
+            summary = run_dir / "summary.json"       # written after the first checkpoint
+            state = json.loads(summary.read_text())["stop_reason"] if summary.is_file() else "running"
+            if state != "running":
+                os.kill(pid, signal.SIGCONT)
+                pytest.fail(f"the run ended ({state}) before its worker could be killed")
+            os.kill(pid, signal.SIGKILL)              # the worker process dies in the middle of the run
+            return pid
+        time.sleep(0.005)
+    pytest.fail(f"no checkpoint of a running run within {timeout} s, or the sweep ended first")
+
+
 def test_killed_worker_resumes_from_its_checkpoint(local_ray, tmp_path, empty, capsys):
     out = tmp_path / "sweep"
-    ov = _tiny(empty, units=64, limit_train=2000, epochs=8)
+    ov = _tiny(empty, units=64, limit_train=2000, epochs=20)
     argv = [DENSE, "--seeds", "3", *ov, "--out", str(out), "--max-retries", "2"]
     rc = []
-    driver = threading.Thread(target=lambda: rc.append(sweep.main(argv)))
+    driver = threading.Thread(target=lambda: rc.append(sweep.main(argv)), daemon=True)
     driver.start()
     run_dir = out / "mnist_dense" / "default" / "seed3"
-    killed = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and killed is None and driver.is_alive():
-        log = run_dir / "train.log"
-        if (run_dir / "checkpoint.npz").is_file() and log.is_file():
-            pid = int(re.search(r"attempt 1: pid (\d+)", log.read_text()).group(1))
-            os.kill(pid, signal.SIGKILL)          # the worker process dies in the middle of the run
-            killed = pid
-        time.sleep(0.005)
-    driver.join(120)
-    assert killed is not None, "the run finished before the worker could be killed"
+    _kill_mid_run(run_dir, driver)
+    driver.join(300)
     assert rc == [0], capsys.readouterr()
     log = (run_dir / "train.log").read_text()
     assert "--- sweep attempt 2:" in log and "resuming from checkpoint.npz after epoch" in log, log
     assert "attempt 2" in capsys.readouterr().out
     direct = _plain_run([*ov, "seed=3"], tmp_path / "direct")
-    assert direct["epochs_run"] == 8
+    assert direct["epochs_run"] == 20
     _same_run(run_dir, tmp_path / "direct")
 
 
@@ -191,15 +203,23 @@ def test_interrupted_sweep_stops_its_run_gracefully_and_resumes(local_ray, tmp_p
     argv = [DENSE, "--seeds", "4", *ov, "--out", str(out)]
     run_dir = out / "mnist_dense" / "default" / "seed4"
 
+    returned = threading.Event()
+
     def watch():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (run_dir / "checkpoint.npz").is_file():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not returned.is_set():
+            if (run_dir / "checkpoint.npz").is_file():
+                _thread.interrupt_main()              # epoch 1 is written: 59 epochs to go
+                return
             time.sleep(0.005)
-        _thread.interrupt_main()                      # epoch 1 is written: 59 epochs to go
-    watcher = threading.Thread(target=watch)
+    watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    assert sweep.main(argv) == 130
+    try:
+        rc = sweep.main(argv)
+    finally:
+        returned.set()                                # no Ctrl-C after the sweep has returned
     watcher.join()
+    assert rc == 130
     assert "interrupted: stopping the runs" in capsys.readouterr().err
     assert json.loads((run_dir / "summary.json").read_text())["stop_reason"] == "interrupted"
     log = (run_dir / "train.log").read_text()

@@ -35,19 +35,6 @@ TINY = [{"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "padding": "s
         {"type": "dropout", "rate": 0.3}]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread_count():
-    """Runs compared bit for bit need one thread count: by default it follows the machine's
-    load (kernels/threads.py), and BLAS and the kernels round differently with 1 and 2 threads."""
-    old = os.environ.get("BRAINPROP_THREADS")
-    os.environ["BRAINPROP_THREADS"] = "2"
-    yield
-    if old is None:
-        os.environ.pop("BRAINPROP_THREADS", None)
-    else:
-        os.environ["BRAINPROP_THREADS"] = old
-
-
 def _config(**train):
     root = mnist_root()
     data = ({"name": "mnist", "root": root, "download": False, "fallback": "none"} if root
@@ -76,6 +63,9 @@ def _same_arrays(a, b):
 
 
 def _same_run(dir_a, dir_b, per_class=True):
+    sa = json.loads((dir_a / "summary.json").read_text())
+    sb = json.loads((dir_b / "summary.json").read_text())
+    assert sa["threads"] == sb["threads"], ("the runs used different thread counts", sa["threads"], sb["threads"])
     ha, hb = _history(dir_a), _history(dir_b)
     assert len(ha) == len(hb)
     for ra, rb in zip(ha, hb):
