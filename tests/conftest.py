@@ -48,13 +48,9 @@ def one_thread_count():
     count follows the machine's load (kernels/threads.py), and BLAS and the kernels round
     differently with 1 and 2 threads, so two runs compared bit for bit could differ on a busy
     machine. Tests of the count itself, and sweeps, set or remove it themselves."""
-    old = os.environ.get("BRAINPROP_THREADS")
-    os.environ["BRAINPROP_THREADS"] = "2"
-    yield
-    if old is None:
-        os.environ.pop("BRAINPROP_THREADS", None)
-    else:
-        os.environ["BRAINPROP_THREADS"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BRAINPROP_THREADS", "2")
+        yield
 
 
 @pytest.fixture(scope="session")

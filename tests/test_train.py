@@ -78,8 +78,6 @@ def _same_run(dir_a, dir_b, per_class=True):
     _same_arrays(wa, wb)
     assert ma["rng"] == mb["rng"] and ma["draws_step"] == mb["draws_step"]
     assert (ma["epoch"], ma["batch"], ma["es_best"], ma["es_wait"]) == (mb["epoch"], mb["batch"], mb["es_best"], mb["es_wait"])
-    sa = json.loads((dir_a / "summary.json").read_text())
-    sb = json.loads((dir_b / "summary.json").read_text())
     for k in ("best_val_acc", "best_epoch", "epochs_run", "stop_reason"):
         assert sa[k] == sb[k], k
     if per_class:
