@@ -31,7 +31,12 @@ _cache = {}
 
 
 class BackendError(RuntimeError):
-    """The requested device cannot be used (e.g. `gpu` without CuPy or a CUDA device)."""
+    """The requested device or kernel set cannot be used (e.g. `gpu` without CuPy or a CUDA
+    device). str(e): the one-line message with what to do; e.reason: why alone."""
+
+    def __init__(self, message, reason=None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _import_cupy():
@@ -157,7 +162,8 @@ def _cpu_kernels(kernels):
         from .kernels import fast
     except ImportError as e:
         if kernels == "fast":
-            raise BackendError(f"kernels=fast needs numba ({e}); pip install numba, or use kernels=numpy")
+            raise BackendError(f"kernels=fast needs numba ({e}); pip install numba, or use kernels=numpy",
+                               reason=f"numba does not import ({e})")
         return cpu
     return fast
 
@@ -186,7 +192,7 @@ def get_backend(device="auto", kernels=None):
         cupy, why, seen = _try_cupy()
         if cupy is None:
             if device == "gpu":
-                raise BackendError(f"device=gpu is not available: {why}. Use device=cpu or device=auto.")
+                raise BackendError(f"device=gpu is not available: {why}. Use device=cpu or device=auto.", reason=why)
             if seen:
                 print(f"brainprop_np: device=auto: using the CPU, since {why}", file=sys.stderr)
             _cache[key] = be = get_backend("cpu", ks)

@@ -52,6 +52,7 @@ def summary(run):
         "kernels": be.kernel_set,                   # 'fast' | 'numpy' (CPU) | 'cuda'
         "fused_blocks": fused_blocks(run.net),      # the plan's blocks (blocks.py), e.g. 'DirectConv conv2d'
         "threads": threads.current(),               # BLAS and kernel threads (kernels/threads.py)
+        "backend_changes": run.backend_changes,     # resumes on another device or kernel set (resume.py)
         "kernel_compile_seconds": compile_seconds(be),  # numba (fast) or NVRTC (cuda); None for numpy
         "warmup_seconds": _rounded(run.warmup_seconds), # before the first epoch, outside epoch_seconds
         "cublas_fallback": cublas_fallback(be),     # None, or why the GPU's batched GEMM fell back

@@ -9,9 +9,17 @@ are a function of (seed, trial number, element) (brainprop_np/philox.py), and th
 number of batch b of epoch e is e·n_batches + b. `--resume` continues with the next batch,
 so a resumed run ends with the same weights and history (epoch_seconds aside) as an
 uninterrupted one, bit for bit, on every backend (the CPU sets and the GPU alike).
-The .npz format itself is checkpoint.py's.
+
+Bit for bit needs the same arithmetic: the checkpoint records the device, the kernel set
+and the thread count the run used. A resume takes the same thread count, and the same
+device and kernel set where the config leaves them to auto (pin_backend); when that set
+is missing here, the resume stops and says which setting continues elsewhere. A resume
+on another set the config names runs there, says so, and lists the change in
+summary.json's backend_changes: from there on the run agrees with an uninterrupted one
+to float rounding, not bit for bit. The .npz format itself is checkpoint.py's.
 """
 import json
+import os
 from collections import namedtuple
 from pathlib import Path
 
@@ -46,6 +54,8 @@ def checkpoint_meta(run):
         "data": run.data_info,
         "seed": run.cfg["seed"],
         "threads": threads.current(),      # a resume uses the same count: BLAS rounds by it
+        "backend": {"device": run.backend.device, "kernels": run.backend.kernel_set},
+        "backend_changes": run.backend_changes,
         "mlflow_run_id": run.mlflow_run_id,
         "alignment": run.alignment,
     }
@@ -86,10 +96,60 @@ def restore(run, meta, arrays):
         raise TrainingError(f"{run.path('checkpoint.npz')}: the shuffling generator's state cannot be restored")
     run.net.draws.step = int(meta["draws_step"])
     run.mlflow_run_id = meta.get("mlflow_run_id")
+    run.backend_changes = list(meta.get("backend_changes", []))
     if run.batch:
         zero = np.float64(0.0)
         sums = [arrays.get(k, zero) for k in METRICS]
         run.partial = (np.asarray(arrays["perm"]), sums, float(arrays["seconds"]))
+
+
+def pin_backend(cfg, meta):
+    """(config, pinned): the config a resume runs with. Where it leaves `device` (and on the
+    CPU `kernels`, with $BRAINPROP_KERNELS unset) to auto, the checkpoint's device and kernel
+    set are named instead; pinned says what was named ('' when nothing, as for checkpoints
+    written before they were recorded)."""
+    ran_on = meta.get("backend")
+    if not ran_on:
+        return cfg, ""
+    cfg, pinned = dict(cfg), []
+    if cfg["device"] == "auto":
+        cfg["device"] = ran_on["device"]
+        pinned.append("the GPU" if ran_on["device"] == "gpu" else "the CPU")
+    if (cfg["device"] == "cpu" == ran_on["device"] and cfg["kernels"] == "auto"
+            and not os.environ.get("BRAINPROP_KERNELS")):
+        cfg["kernels"] = ran_on["kernels"]
+        pinned.append(f"the {ran_on['kernels']} kernels")
+    return cfg, " with ".join(pinned)
+
+
+def check_resume_backend(cfg, pinned, run_dir):
+    """The pinned device and kernel set exist here, else a TrainingError that names the
+    setting that continues the run elsewhere; other backend errors as check_device's."""
+    from ..backend import BackendError, get_backend
+    try:
+        get_backend(cfg["device"], cfg["kernels"])
+    except BackendError as e:
+        if not pinned:
+            raise TrainingError(str(e)) from None
+        other = "device=cpu" if cfg["device"] == "gpu" else "kernels=numpy"
+        raise TrainingError(f"cannot resume {run_dir} on {pinned}, which it ran on: {e.reason}; give {other} to "
+                            "continue it elsewhere (then to float rounding of an uninterrupted run, "
+                            "not bit for bit)") from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def backend_change(run, meta):
+    """The resumed run's device or kernel set when it is not the checkpoint's: 'epoch E[ batch
+    B]: <old> → <new>' (added to run.backend_changes), else None."""
+    ran_on, be = meta.get("backend"), run.backend
+    if not ran_on or (ran_on["device"], ran_on["kernels"]) == (be.device, be.kernel_set):
+        return None
+    where = f"epoch {run.epoch + 1}" + (f" batch {run.batch + 1}" if run.batch else "")
+    change = (f"{where}: {ran_on['kernels']} kernels on the {ran_on['device'].upper()} → "
+              f"{be.kernel_set} kernels on the {be.device.upper()}")
+    run.backend_changes.append(change)
+    return change
 
 
 def finished(run_dir, cfg, meta, say):

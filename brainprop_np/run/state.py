@@ -64,6 +64,7 @@ class Run:
     alignment: list = field(default_factory=list)   # alignment.csv rows (untied feedback)
     said_no_plot: bool = False
     warmup_seconds: float = None   # this process's warm-up before the first epoch (warmup.py)
+    backend_changes: list = field(default_factory=list)  # resumes on another device or kernel set (resume.py)
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)

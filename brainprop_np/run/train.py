@@ -26,7 +26,8 @@ from .failures import OutOfMemory, TrainingError, guarded  # noqa: F401  (Traini
 from .loop import evaluate_best, run_epoch, validate
 from .records import (ARTIFACTS, done_line, open_loggers, record_alignment, record_epoch, start_lines,
                       summary, write_config, write_history, write_plot, write_summary)
-from .resume import check_same_data, finished, read_checkpoint, restore, set_checkpoint_weights
+from .resume import (backend_change, check_resume_backend, check_same_data, finished, pin_backend,
+                     read_checkpoint, restore, set_checkpoint_weights)
 from .runfolder import RunLock, new_run_dir, refuse_used_folder
 from .setup import (build, check_batch, check_device, device_batches, load_weights, make_optimiser,
                     prepare_data, resolve_config)
@@ -54,18 +55,20 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     say = Say(verbose)
     cfg = resolve_config(config, overrides, resume)
     with contextlib.ExitStack() as held:
-        ckpt = None
+        ckpt, on = None, cfg                                   # on: cfg with the device and kernels to build on
         if resume is not None:
             lock = held.enter_context(RunLock(resume))        # refused while another process trains in it
             ckpt = read_checkpoint(resume)
             done = finished(resume, cfg, ckpt.meta, say)       # nothing left to do: say so, write nothing
             if done is not None:
                 return done
+            on, pinned = pin_backend(cfg, ckpt.meta)           # the device and kernels it ran on, where auto
+            check_resume_backend(on, pinned, resume)
         else:
             refuse_used_folder(out)                            # --out of a finished run: resume it instead
-        check_device(cfg)
+            check_device(cfg)
         loggers = open_loggers(cfg, say)
-        split, net, data_info = _set_up(cfg, ckpt)
+        split, net, data_info = _set_up(cfg, ckpt, on)
         if resume is None:
             lock = held.enter_context(RunLock(new_run_dir(f"{cfg['name']}-{cfg['algorithm']}", out)))
             refuse_used_folder(out)                            # a run that ended while we set up
@@ -75,9 +78,13 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
                   host_rng=np.random.default_rng([cfg["seed"], 1]))
         if ckpt:
             restore(run, ckpt.meta, ckpt.arrays)
+            change = backend_change(run, ckpt.meta)
         run.train_it, run.val_it, run.align_batch = device_batches(cfg, split, net.backend)
         write_config(run)
         say.out(start_lines(run, split, resumed=ckpt is not None))
+        if ckpt and change:
+            say.err(f"note: resumed on another device or kernel set ({change}): from here the run agrees "
+                    "with an uninterrupted one to float rounding, not bit for bit")
         with guarded("warming up the kernels", "training", cfg, lambda: _kept(run)):
             run.warmup_seconds = warm_up(run)                  # compiles outside the epoch timer
         loggers.open(run.out_dir, resume_id=run.mlflow_run_id)
@@ -86,14 +93,15 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         return _finish(run, split)
 
 
-def _set_up(cfg, ckpt):
-    """(split, network, data info): the data, and the network starting from the checkpoint's
-    weights, the init_from weights, or N(0, init_std²) from the seed."""
+def _set_up(cfg, ckpt, on):
+    """(split, network, data info): the data, and the network (on the device and kernel set
+    of `on`, a config) starting from the checkpoint's weights, the init_from weights, or
+    N(0, init_std²) from the seed."""
     split, data_info = prepare_data(cfg, "training", ckpt.meta["data"] if ckpt else None)
     check_batch(cfg, len(split.x_train))
     if ckpt:
         check_same_data(ckpt.meta, data_info)
-    net = build(cfg, split.input_shape, split.n_classes, threads=ckpt.meta.get("threads") if ckpt else None)
+    net = build(on, split.input_shape, split.n_classes, threads=ckpt.meta.get("threads") if ckpt else None)
     if ckpt:
         set_checkpoint_weights(net, ckpt.weights)
     elif cfg["init_from"]:
