@@ -270,7 +270,7 @@ def main(argv=None):
         from brainprop_np.run import plot
         return plot.main(rest, prog=prog)
     from brainprop_np.run.sweep import main as sweep_main     # Ray itself is imported when a sweep starts
-    return sweep_main(rest)
+    return sweep_main(rest, prog="brainprop sweep")
 
 
 if __name__ == "__main__":

@@ -203,10 +203,19 @@ def test_train_eval_plot_through_the_command_and_run_folders_per_algorithm(tmp_p
     assert "--load WEIGHTS is required" in line
 
 
+def test_sweep_subcommand_names_itself_in_its_usage_and_errors(capsys):
+    from brainprop_np import cli
+    assert cli.main(["sweep", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: brainprop sweep ")
+    assert cli.main(["sweep", "c.yaml", "--seeds", "1-2", "--bogus"]) == 2
+    assert capsys.readouterr().err.strip().endswith("see brainprop sweep --help")
+
+
 def test_sweep_subcommand_imports_the_module_lazily(monkeypatch):
     from brainprop_np import cli
     from brainprop_np.run import sweep
-    monkeypatch.setattr(sweep, "main", lambda argv: 7 if argv == ["c.yaml", "--seeds", "1-2"] else 0)
+    monkeypatch.setattr(sweep, "main", lambda argv, prog: 7 if (argv, prog) == (["c.yaml", "--seeds", "1-2"],
+                                                                              "brainprop sweep") else 0)
     assert cli.main(["sweep", "c.yaml", "--seeds", "1-2"]) == 7
     code = ("import sys; from brainprop_np import cli; cli.main(['--help']); "
             "print(sorted(m for m in sys.modules if m.startswith('brainprop_np.run.sweep') or m == 'ray'))")

@@ -19,7 +19,7 @@ from ...files import write_json
 from . import auth, classes, placement, plan, report
 from .plan import SweepError
 
-PROG = "python -m brainprop_np.sweep"
+PROG = "python -m brainprop_np.sweep"     # the usage's name unless main is given another (brainprop sweep)
 HEARTBEAT_S = 30.0          # a progress line at least this often while runs are in flight
 WATCH_S = 5.0               # how often the cluster's nodes are checked (a lost node: a progress line)
 
@@ -30,13 +30,13 @@ class Unreachable(RuntimeError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise SweepError(f"{message}; see {PROG} --help")
+        raise SweepError(f"{message}; see {self.prog} --help")
 
 
-def _parser():
-    p = _Parser(prog=PROG, description="Train every config × grid cell × seed as one bp.train run on Ray "
+def _parser(prog):
+    p = _Parser(prog=prog, description="Train every config × grid cell × seed as one bp.train run on Ray "
                 "and report mean (std) per cell, as the paper's tables do.",
-                epilog=f"example: {PROG} configs/mnist_dense.yaml configs/mnist_conv.yaml --seeds 1-3 "
+                epilog=f"example: {prog} configs/mnist_dense.yaml configs/mnist_conv.yaml --seeds 1-3 "
                        "--grid algorithm=brainprop,ebp --out runs/sweep")
     p.add_argument("args", nargs="*", metavar="CONFIG | KEY=VALUE",
                    help="one or more YAML configs, and dotted overrides applied to every run (e.g. train.epochs=2)")
@@ -62,12 +62,12 @@ def _parser():
 _fail = fail
 
 
-def _parse(argv):
-    ns = _parser().parse_intermixed_args(argv)
+def _parse(argv, prog):
+    ns = _parser(prog).parse_intermixed_args(argv)
     configs = [a for a in ns.args if "=" not in a]
     overrides = [a for a in ns.args if "=" in a]
     if not configs:
-        raise SweepError(f"no config given; usage: {PROG} CONFIG [CONFIG ...] --seeds 1-10 [--grid KEY=V1,V2] "
+        raise SweepError(f"no config given; usage: {prog} CONFIG [CONFIG ...] --seeds 1-10 [--grid KEY=V1,V2] "
                          "[KEY=VALUE ...] --out DIR")
     if ns.cpus_per_run < 1:
         raise SweepError(f"--cpus-per-run {ns.cpus_per_run} is not allowed; use an integer >= 1")
@@ -467,14 +467,15 @@ def _conclude(sw, rows, drew, interrupted):
     return 0
 
 
-def main(argv=None):
+def main(argv=None, prog=PROG):
     """The sweep command; returns the exit status (0 all runs finished, 1 a run failed or the
-    cluster is unreachable, 2 bad input, 130 interrupted)."""
+    cluster is unreachable, 2 bad input, 130 interrupted). prog: the command's name in its
+    usage and error hints (sweep.json records the python -m form, which needs no PATH)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     t0 = time.time()
     try:
         try:
-            ns, configs, overrides = _parse(argv)
+            ns, configs, overrides = _parse(argv, prog)
         except SystemExit as e:              # --help
             return e.code if isinstance(e.code, int) else 0
         sw = _Sweep(ns, argv, configs, overrides, t0)
