@@ -30,7 +30,8 @@ import numpy as np
 from .batchnorm import _rows, chunks
 from .conv_direct import add_row_tags, conv1_forward, conv_row, tag_chunks
 from .jit import kernel, prange, serial
-from .relu_batchnorm import _relu_stats, relu_shift, relu_sums_stats, relu_value
+from .elementwise import relu_value
+from .relu_batchnorm import _relu_stats, relu_shift, relu_sums_stats
 from .relu_batchnorm_lean import fb_in_value, fb_in_coefficients, lean_sums
 
 
@@ -41,7 +42,7 @@ def _first_row(x, w, stride, top, left, out):
 
 
 @kernel
-def _conv_relu_sums(x, w, stride, top, left, n_chunks, shift, row_buffers, z, s1, s2):
+def _conv_relu_sums(x, w, stride, top, left, n_chunks, shift, row_buffers, zero, z, s1, s2):
     """z (M, F) = the convolution, row i = (image, oy, ox), an output row (Wo, F) at a time
     in row_buffers[k]; s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over the rows of
     chunk k in order, post = max(z, 0) (float64)."""
@@ -60,7 +61,7 @@ def _conv_relu_sums(x, w, stride, top, left, n_chunks, shift, row_buffers, z, s1
                 for j in range(f):
                     v = row[ox, j]
                     z[i, j] = v
-                    d = np.float64(relu_value(v)) - shift[j]
+                    d = np.float64(relu_value(v, zero)) - shift[j]
                     s1[k, j] += d
                     s2[k, j] += d * d
                 i += 1
@@ -80,7 +81,8 @@ def conv1_relu_stats(x, kernel_w, stride, pads, out_hw):
     _first_row(x2, w, stride, pads[0], pads[2], row_buffers[0])
     shift = relu_shift(row_buffers[0, 0])
     s1, s2 = np.zeros((k, f)), np.zeros((k, f))
-    _conv_relu_sums(z.size * kh * kw, x2, w, stride, pads[0], pads[2], k, shift, row_buffers, z, s1, s2)
+    _conv_relu_sums(z.size * kh * kw, x2, w, stride, pads[0], pads[2], k, shift, row_buffers, z.dtype.type(0),
+                    z, s1, s2)
     return (z.reshape((x.shape[0],) + tuple(out_hw) + (f,)), *relu_sums_stats(shift, s1, s2, m, x.dtype))
 
 

@@ -4,23 +4,30 @@
 Each computes exactly what its NumPy twin in kernels/cpu.py computes, with the same
 roundings (one operation per element, no fused multiply-add): the results are the same bits.
 """
+import numba
 import numpy as np
 
 from .jit import kernel, prange
 from .philox import block, key_words, uniform32, uniform64
 
 
+@numba.njit(inline="always")
+def relu_value(v, zero):
+    """max(v, 0) in v's precision (zero: 0 of v's type); a NaN stays NaN, as in np.maximum.
+    The one ReLU of the set: the fused blocks inline it."""
+    return v if (v > 0 or v != v) else zero
+
+
 @kernel
-def _relu_forward(x, y):
+def _relu_forward(x, zero, y):
     for i in prange(x.size):
-        v = x[i]
-        y[i] = v if v > 0 else (v * 0 if v != v else 0)   # max(x, 0); NaN stays NaN
+        y[i] = relu_value(x[i], zero)
 
 
 def relu_forward(x):
     """y = max(x, 0)."""
     y = np.empty(x.shape, x.dtype)
-    _relu_forward(x.size, np.ascontiguousarray(x).reshape(-1), y.reshape(-1))
+    _relu_forward(x.size, np.ascontiguousarray(x).reshape(-1), x.dtype.type(0), y.reshape(-1))
     return y
 
 

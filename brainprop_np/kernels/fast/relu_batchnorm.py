@@ -15,20 +15,13 @@ layer-by-layer path of this set (relu_forward, batchnorm_stats, batchnorm_forwar
 dropout_forward and their feedback), and the sums run in the same fixed chunks: the
 results are the same bits (tests/test_blocks.py). x is viewed as (M, C), channels last.
 """
-import numba
 import numpy as np
 
 from ..cpu import batchnorm_update_moving
 from .batchnorm import _normalise, _products, _rows, chunks, finish_stats
-from .elementwise import _relu_forward
+from .elementwise import _relu_forward, relu_value
 from .jit import kernel, prange
 from .philox import block, key_words, uniform32, uniform64
-
-
-@numba.njit(inline="always")
-def relu_value(v):
-    """max(v, 0) as relu_forward computes it (NaN stays NaN)."""
-    return v if v > 0 else (v * 0 if v != v else 0)
 
 
 def relu_shift(first_row):
@@ -43,7 +36,7 @@ def relu_sums_stats(shift, s1, s2, m, dtype):
 
 
 @kernel
-def _relu_sums(z, n_chunks, shift, store, post, s1, s2):
+def _relu_sums(z, zero, n_chunks, shift, store, post, s1, s2):
     """s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over chunk k, post = max(z, 0),
     written to `post` when store."""
     m, c = z.shape
@@ -51,7 +44,7 @@ def _relu_sums(z, n_chunks, shift, store, post, s1, s2):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
         for i in range(r0, r1):
             for j in range(c):
-                p = relu_value(z[i, j])
+                p = relu_value(z[i, j], zero)
                 if store:
                     post[i, j] = p
                 d = np.float64(p) - shift[j]
@@ -126,7 +119,7 @@ def _relu_stats(zr, store=True):
     shift = relu_shift(zr[0])                                        # = post[0]
     k = chunks(m)
     s1, s2 = np.zeros((k, c)), np.zeros((k, c))
-    _relu_sums(zr.size, zr, k, shift, store, post, s1, s2)
+    _relu_sums(zr.size, zr, zr.dtype.type(0), k, shift, store, post, s1, s2)
     if store:
         return post, *finish_stats(post, s1.sum(axis=0) / m, s2.sum(axis=0) / m)
     return None, *relu_sums_stats(shift, s1, s2, m, zr.dtype)
@@ -147,7 +140,7 @@ def relu_batchnorm_forward(z, gamma, beta, epsilon, train, moving=None, dropout=
         inv_std = (1.0 / np.sqrt(var + epsilon)).astype(t)
     else:
         post = np.empty(zr.shape, t)
-        _relu_forward(zr.size, zr.reshape(-1), post.reshape(-1))
+        _relu_forward(zr.size, zr.reshape(-1), zr.dtype.type(0), post.reshape(-1))
         mean, inv_std = mm, (1.0 / np.sqrt(mv + epsilon)).astype(t)
     xhat, y, mask = np.empty(zr.shape, t), np.empty(zr.shape, t), None
     args = (post, mean.astype(t), inv_std, gamma.astype(t), beta.astype(t))

@@ -21,15 +21,10 @@ import numpy as np
 
 from ..cpu import batchnorm_update_moving
 from .batchnorm import _rows, chunks
+from .elementwise import relu_value
 from .jit import kernel, prange
 from .philox import block, key_words, uniform32, uniform64
 from .relu_batchnorm import _relu_stats
-
-
-@numba.njit(inline="always")
-def _post(v, zero):
-    """max(v, 0) in v's precision, NaN kept (relu_forward's)."""
-    return v if (v > 0 or v != v) else zero
 
 
 @kernel
@@ -38,7 +33,7 @@ def _forward(z, zero, mean, inv_std, gamma, beta, drop, rate, scale, k0, k1, ste
     m, c = z.shape
     for i in prange(m):
         for j in range(c):
-            h = (_post(z[i, j], zero) - mean[j]) * inv_std[j]
+            h = (relu_value(z[i, j], zero) - mean[j]) * inv_std[j]
             if drop:
                 w0, w1, _, _ = block(np.int64(i) * c + j, step, k0, k1)
                 u = uniform64(w0, w1) if wide else np.float64(uniform32(w0))
@@ -57,7 +52,7 @@ def _products(fb, mask, masked, z, zero, mean, inv_std, n_chunks, sa, sab):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
         for i in range(r0, r1):
             for j in range(c):
-                h = (_post(z[i, j], zero) - mean[j]) * inv_std[j]
+                h = (relu_value(z[i, j], zero) - mean[j]) * inv_std[j]
                 av = np.float64(fb[i, j] * mask[i, j]) if masked else np.float64(fb[i, j])
                 sa[k, j] += av
                 sab[k, j] += av * h
@@ -67,7 +62,7 @@ def _products(fb, mask, masked, z, zero, mean, inv_std, n_chunks, sa, sab):
 def fb_in_value(fb, mk, masked, z, zero, mean, inv_std, a, b, s):
     """One element of the block's input feedback: [post > 0]·(fb[·mask] + xhat·a + b)·s,
     post and xhat from z (scalars; mean … s the channel's)."""
-    p = _post(z, zero)
+    p = relu_value(z, zero)
     h = (p - mean) * inv_std
     f = fb * mk if masked else fb
     o = (f + h * a + b) * s
