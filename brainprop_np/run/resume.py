@@ -122,21 +122,15 @@ def pin_backend(cfg, meta):
     return cfg, " with ".join(pinned)
 
 
-def check_resume_backend(cfg, pinned, run_dir):
-    """The pinned device and kernel set exist here, else a TrainingError that names the
-    setting that continues the run elsewhere; other backend errors as check_device's."""
-    from ..backend import BackendError, get_backend
-    try:
-        get_backend(cfg["device"], cfg["kernels"])
-    except BackendError as e:
-        if not pinned:
-            raise TrainingError(str(e)) from None
-        other = "device=cpu" if cfg["device"] == "gpu" else "kernels=numpy"
-        raise TrainingError(f"cannot resume {run_dir} on {pinned}, which it ran on: {e.reason}; give {other} to "
-                            "continue it elsewhere (then to float rounding of an uninterrupted run, "
-                            "not bit for bit)") from None
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+def elsewhere(on, pinned, run_dir):
+    """For check_device on a pinned resume: the message when that device or kernel set is
+    missing here, naming the setting that continues the run elsewhere (None: not pinned).
+    on: the pinned config."""
+    if not pinned:
+        return None
+    other = "device=cpu" if on["device"] == "gpu" else "kernels=numpy"
+    return lambda e: (f"cannot resume {run_dir} on {pinned}, which it ran on: {e.reason}; give {other} to "
+                      "continue it elsewhere (then to float rounding of an uninterrupted run, not bit for bit)")
 
 
 def backend_change(run, meta):

@@ -46,14 +46,15 @@ def resolve_config(config=None, overrides=(), resume=None):
     return as_config(config, overrides)
 
 
-def check_device(cfg):
-    """Before any data is loaded: device=gpu without a GPU is a TrainingError, a bad
+def check_device(cfg, missing=None):
+    """Before any data is loaded: device=gpu without a GPU, or kernels=fast without numba, is
+    a TrainingError (its text missing(e) when given, else the BackendError's own), a bad
     $BRAINPROP_KERNELS a ConfigError."""
     from ..backend import get_backend
     try:
         get_backend(cfg["device"], cfg["kernels"])
     except BackendError as e:
-        raise TrainingError(str(e)) from None
+        raise TrainingError(missing(e) if missing else str(e)) from None
     except ValueError as e:
         raise ConfigError(str(e)) from None
 

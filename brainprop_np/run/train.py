@@ -26,8 +26,8 @@ from .failures import OutOfMemory, TrainingError, guarded  # noqa: F401  (Traini
 from .loop import evaluate_best, run_epoch, validate
 from .records import (ARTIFACTS, done_line, open_loggers, record_alignment, record_epoch, start_lines,
                       summary, write_config, write_history, write_plot, write_summary)
-from .resume import (backend_change, check_resume_backend, check_same_data, finished, pin_backend,
-                     read_checkpoint, restore, set_checkpoint_weights)
+from .resume import (backend_change, check_same_data, elsewhere, finished, pin_backend, read_checkpoint,
+                     restore, set_checkpoint_weights)
 from .runfolder import RunLock, new_run_dir, refuse_used_folder
 from .setup import (build, check_batch, check_device, device_batches, load_weights, make_optimiser,
                     prepare_data, resolve_config)
@@ -55,7 +55,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     say = Say(verbose)
     cfg = resolve_config(config, overrides, resume)
     with contextlib.ExitStack() as held:
-        ckpt, on = None, cfg                                   # on: cfg with the device and kernels to build on
+        ckpt, on, pinned = None, cfg, ""                       # on: cfg with the device and kernels to build on
         if resume is not None:
             lock = held.enter_context(RunLock(resume))        # refused while another process trains in it
             ckpt = read_checkpoint(resume)
@@ -63,10 +63,9 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
             if done is not None:
                 return done
             on, pinned = pin_backend(cfg, ckpt.meta)           # the device and kernels it ran on, where auto
-            check_resume_backend(on, pinned, resume)
         else:
             refuse_used_folder(out)                            # --out of a finished run: resume it instead
-            check_device(cfg)
+        check_device(on, missing=elsewhere(on, pinned, resume))
         loggers = open_loggers(cfg, say)
         split, net, data_info = _set_up(cfg, ckpt, on)
         if resume is None:
