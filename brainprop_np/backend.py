@@ -32,11 +32,12 @@ _cache = {}
 
 class BackendError(RuntimeError):
     """The requested device or kernel set cannot be used (e.g. `gpu` without CuPy or a CUDA
-    device). str(e): the one-line message with what to do; e.reason: why alone."""
+    device). str(e): the one-line message with what to do; e.reason: why alone; e.setting:
+    the config key that asked for it ('device' or 'kernels')."""
 
-    def __init__(self, message, reason=None):
+    def __init__(self, message, reason=None, setting=None):
         super().__init__(message)
-        self.reason = reason or message
+        self.reason, self.setting = reason or message, setting
 
 
 def _import_cupy():
@@ -163,7 +164,7 @@ def _cpu_kernels(kernels):
     except ImportError as e:
         if kernels == "fast":
             raise BackendError(f"kernels=fast needs numba ({e}); pip install numba, or use kernels=numpy",
-                               reason=f"numba does not import ({e})")
+                               reason=f"numba does not import ({e})", setting="kernels")
         return cpu
     return fast
 
@@ -192,7 +193,8 @@ def get_backend(device="auto", kernels=None):
         cupy, why, seen = _try_cupy()
         if cupy is None:
             if device == "gpu":
-                raise BackendError(f"device=gpu is not available: {why}. Use device=cpu or device=auto.", reason=why)
+                raise BackendError(f"device=gpu is not available: {why}. Use device=cpu or device=auto.",
+                                   reason=why, setting="device")
             if seen:
                 print(f"brainprop_np: device=auto: using the CPU, since {why}", file=sys.stderr)
             _cache[key] = be = get_backend("cpu", ks)

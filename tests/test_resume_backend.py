@@ -10,7 +10,7 @@ import pytest
 
 from brainprop_np.run.checkpoint import load_checkpoint, save_checkpoint
 from brainprop_np.run.failures import TrainingError
-from test_train import _config, _run, _same_run
+from test_train import _KillAfter, _config, _run, _same_run
 
 pytest.importorskip("numba", reason="the fast CPU kernel set needs numba")
 T = importlib.import_module("brainprop_np.run.train")
@@ -45,7 +45,7 @@ def one_epoch(tmp_path, monkeypatch):
 def test_a_resume_without_the_kernel_set_it_ran_on_stops_and_says_what_continues(one_epoch, monkeypatch):
     _without_numba(monkeypatch)
     with pytest.raises(TrainingError, match=(
-            r"^cannot resume \S+ on the CPU with the fast kernels, which it ran on: numba does not import \(.*\); "
+            r"^cannot resume \S+ on the fast kernels, which it ran on: numba does not import \(.*\); "
             r"give kernels=numpy to continue it elsewhere \(then to float rounding of an uninterrupted run, "
             r"not bit for bit\)$")):
         _resume(one_epoch, "train.epochs=2")
@@ -66,10 +66,41 @@ def test_a_resume_on_a_set_the_config_names_records_the_change(one_epoch, monkey
 def test_brainprop_kernels_at_the_resume_is_a_named_set(one_epoch, monkeypatch):
     monkeypatch.setenv("BRAINPROP_KERNELS", "numpy")
     res = _resume(one_epoch, "train.epochs=2")
-    assert res.summary["kernels"] == "numpy" and len(res.summary["backend_changes"]) == 1
+    assert res.summary["backend_changes"] == ["epoch 2: fast kernels on the CPU → numpy kernels on the CPU"]
 
 
-def test_a_resume_with_auto_kernels_stays_on_the_fast_set_bit_for_bit(tmp_path, monkeypatch):
+def test_a_missing_set_the_run_did_not_use_keeps_its_own_message(tmp_path, monkeypatch):
+    """A numpy-kernel run resumed with $BRAINPROP_KERNELS=fast where numba does not import: the
+    set the run used is there, so the error is the plain one of kernels=fast."""
+    monkeypatch.setenv("BRAINPROP_KERNELS", "numpy")
+    _run(tmp_path, "np", _config(epochs=1))
+    monkeypatch.setenv("BRAINPROP_KERNELS", "fast")
+    _without_numba(monkeypatch)
+    with pytest.raises(TrainingError, match=r"^kernels=fast needs numba \(.*\); pip install numba, or use "
+                                            r"kernels=numpy$"):
+        _resume(tmp_path / "np", "train.epochs=2")
+
+
+def test_a_change_inside_an_epoch_names_the_batch(tmp_path, monkeypatch):
+    monkeypatch.delenv("BRAINPROP_KERNELS", raising=False)
+    real = T.make_rule
+    monkeypatch.setattr(T, "make_rule", lambda *a, **k: _KillAfter(real(*a, **k), 3))
+    assert _run(tmp_path, "cut").interrupted
+    monkeypatch.setattr(T, "make_rule", real)
+    first = _resume(tmp_path / "cut", "kernels=numpy").summary["backend_changes"]
+    assert first == ["epoch 1 batch 4: fast kernels on the CPU → numpy kernels on the CPU"]
+
+
+def test_a_checkpoint_from_before_the_backend_was_recorded_pins_nothing(one_epoch):
+    path = one_epoch / "checkpoint.npz"
+    weights, meta, arrays = load_checkpoint(path)
+    del meta["backend"], meta["backend_changes"]
+    save_checkpoint(path, weights, meta, arrays)
+    res = _resume(one_epoch, "train.epochs=2", "kernels=numpy")
+    assert res.summary["kernels"] == "numpy" and res.summary["backend_changes"] == []
+
+
+def test_a_resume_with_auto_kernels_stays_on_the_set_the_run_used_bit_for_bit(tmp_path, monkeypatch):
     """The config says auto, $BRAINPROP_KERNELS=numpy when the run started, unset at the
     resume: the resume pins the numpy set the run used, and ends as an uninterrupted run."""
     monkeypatch.setenv("BRAINPROP_KERNELS", "numpy")
@@ -92,5 +123,8 @@ def test_a_resume_of_a_gpu_run_without_a_gpu_stops_and_names_device_cpu(one_epoc
     with pytest.raises(TrainingError, match=r"^cannot resume \S+ on the GPU, which it ran on: CuPy is not "
                                             r"installed; give device=cpu to continue it elsewhere"):
         _resume(one_epoch, "train.epochs=2")
+    with pytest.raises(TrainingError, match=r"^cannot resume \S+ on the GPU, which it ran on: CuPy is not "
+                                            r"installed; give device=cpu to continue it elsewhere"):
+        _resume(one_epoch, "train.epochs=2", "device=gpu")          # named: the same advice, not device=auto
     res = _resume(one_epoch, "train.epochs=2", "device=cpu")
     assert res.summary["backend_changes"] == ["epoch 2: cuda kernels on the GPU → fast kernels on the CPU"]

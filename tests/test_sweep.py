@@ -174,6 +174,17 @@ def test_a_larger_train_epochs_resumes_finished_runs(tmp_path):
     assert plan.build([DENSE], [1], [], ["device=cpu"], tmp_path)[0].state == "done"
 
 
+def test_an_interrupted_run_resumes_with_the_sweeps_device_and_kernels(tmp_path):
+    """A run folder that a node without numba cannot resume on the kernels it ran on: the
+    sweep's kernels=numpy (the setting the resume's error names) reaches that resume."""
+    _finished(tmp_path, "default", 1, 0.99, 60)
+    d = tmp_path / "mnist_dense" / "default" / "seed1"
+    (d / "summary.json").write_text(json.dumps({"stop_reason": "interrupted", "epochs_run": 3}))
+    (d / "checkpoint.npz").write_bytes(b"")
+    runs = plan.build([DENSE], [1], [], ["train.epochs=500", "kernels=numpy", "device=cpu"], tmp_path)
+    assert runs[0].state == "resume" and runs[0].resume_overrides == ['device="cpu"', 'kernels="numpy"']
+
+
 def test_seeds_script_is_a_thin_wrapper_of_the_sweep():
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "seeds.py"), DENSE, "--seeds", "2-1"],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)

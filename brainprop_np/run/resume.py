@@ -104,33 +104,43 @@ def restore(run, meta, arrays):
 
 
 def pin_backend(cfg, meta):
-    """(config, pinned): the config a resume runs with. Where it leaves `device` (and on the
-    CPU `kernels`, with $BRAINPROP_KERNELS unset) to auto, the checkpoint's device and kernel
-    set are named instead; pinned says what was named ('' when nothing, as for checkpoints
-    written before they were recorded)."""
+    """(config, same): the config a resume runs with, and what of the checkpoint's backend it
+    asks for. Where the config leaves `device` (and on the CPU `kernels`, with
+    $BRAINPROP_KERNELS unset) to auto, the checkpoint's device and kernel set are named
+    instead. same: {'device': 'the GPU', 'kernels': 'the fast kernels', ...} for each setting
+    that is now the run's own, pinned or named alike; empty for checkpoints written before
+    the backend was recorded, which pin nothing."""
     ran_on = meta.get("backend")
     if not ran_on:
-        return cfg, ""
-    cfg, pinned = dict(cfg), []
+        return cfg, {}
+    cfg = dict(cfg)
     if cfg["device"] == "auto":
         cfg["device"] = ran_on["device"]
-        pinned.append("the GPU" if ran_on["device"] == "gpu" else "the CPU")
-    if (cfg["device"] == "cpu" == ran_on["device"] and cfg["kernels"] == "auto"
-            and not os.environ.get("BRAINPROP_KERNELS")):
+    cpu = cfg["device"] == "cpu" == ran_on["device"]
+    if cpu and cfg["kernels"] == "auto" and not os.environ.get("BRAINPROP_KERNELS"):
         cfg["kernels"] = ran_on["kernels"]
-        pinned.append(f"the {ran_on['kernels']} kernels")
-    return cfg, " with ".join(pinned)
+    same = {}
+    if cfg["device"] == ran_on["device"]:
+        same["device"] = f"the {ran_on['device'].upper()}"
+    if cpu and cfg["kernels"] == ran_on["kernels"]:
+        same["kernels"] = f"the {ran_on['kernels']} kernels"
+    return cfg, same
 
 
-def elsewhere(on, pinned, run_dir):
-    """For check_device on a pinned resume: the message when that device or kernel set is
-    missing here, naming the setting that continues the run elsewhere (None: not pinned).
-    on: the pinned config."""
-    if not pinned:
-        return None
-    other = "device=cpu" if on["device"] == "gpu" else "kernels=numpy"
-    return lambda e: (f"cannot resume {run_dir} on {pinned}, which it ran on: {e.reason}; give {other} to "
-                      "continue it elsewhere (then to float rounding of an uninterrupted run, not bit for bit)")
+ELSEWHERE = {"device": "device=cpu", "kernels": "kernels=numpy"}
+
+
+def elsewhere(same, run_dir):
+    """For check_device on a resume: the message when the device or kernel set the run used
+    is missing here, naming the setting that continues it elsewhere; any other backend
+    error keeps its own message."""
+    def text(e):
+        if e.setting not in same:
+            return str(e)
+        return (f"cannot resume {run_dir} on {same[e.setting]}, which it ran on: {e.reason}; give "
+                f"{ELSEWHERE[e.setting]} to continue it elsewhere (then to float rounding of an uninterrupted "
+                "run, not bit for bit)")
+    return text
 
 
 def backend_change(run, meta):

@@ -112,7 +112,7 @@ KEYS = (
     Key("device", Choice(DEVICES), "auto", "auto: the GPU when CuPy sees one, else the CPU (a resume: the "
         "device the run used)", resumable=True),
     Key("kernels", Choice(KERNEL_SETS), "auto", "CPU kernel set: auto (fast when numba imports), fast, or "
-        "numpy (the reference); auto defers to $BRAINPROP_KERNELS (a resume: the set the run used)",
+        "numpy (the reference); auto: $BRAINPROP_KERNELS when set, else (a resume) the set the run used",
         resumable=True),
     Key("dtype", Choice(DTYPES), "float32", "floating-point type of weights and activity"),
     Key("seed", Int(0, 2 ** 32 - 1, what="an integer from 0 to 4294967295"), 1,

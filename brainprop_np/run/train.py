@@ -55,17 +55,17 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     say = Say(verbose)
     cfg = resolve_config(config, overrides, resume)
     with contextlib.ExitStack() as held:
-        ckpt, on, pinned = None, cfg, ""                       # on: cfg with the device and kernels to build on
+        ckpt, on, same = None, cfg, {}                         # on: cfg with the device and kernels to build on
         if resume is not None:
             lock = held.enter_context(RunLock(resume))        # refused while another process trains in it
             ckpt = read_checkpoint(resume)
             done = finished(resume, cfg, ckpt.meta, say)       # nothing left to do: say so, write nothing
             if done is not None:
                 return done
-            on, pinned = pin_backend(cfg, ckpt.meta)           # the device and kernels it ran on, where auto
+            on, same = pin_backend(cfg, ckpt.meta)             # the device and kernels it ran on, where auto
         else:
             refuse_used_folder(out)                            # --out of a finished run: resume it instead
-        check_device(on, missing=elsewhere(on, pinned, resume))
+        check_device(on, missing=elsewhere(same, resume))
         loggers = open_loggers(cfg, say)
         split, net, data_info = _set_up(cfg, ckpt, on)
         if resume is None:

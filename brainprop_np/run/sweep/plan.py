@@ -15,7 +15,7 @@ from ..stop_reasons import FINAL, NON_FINITE_LOSS
 # Resumable keys whose change a sweep carries into a finished or interrupted run by
 # resuming it (train.epochs=600 extends every run); the others only say where to run.
 EXTEND_KEYS = ("train.epochs", "train.patience", "train.min_delta")
-PASS_KEYS = ("train.eval_batch_size", "device", "data.root", "data.download")
+PASS_KEYS = ("train.eval_batch_size", "device", "kernels", "data.root", "data.download")
 IGNORED_KEYS = set(RESUMABLE_KEYS)              # not compared with a run folder's config.yaml
 
 
