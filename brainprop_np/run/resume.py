@@ -103,6 +103,11 @@ def restore(run, meta, arrays):
         run.partial = (np.asarray(arrays["perm"]), sums, float(arrays["seconds"]))
 
 
+def _the(device):
+    """'the CPU' | 'the GPU'."""
+    return f"the {device.upper()}"
+
+
 def pin_backend(cfg, meta):
     """(config, same): the config a resume runs with, and what of the checkpoint's backend it
     asks for. Where the config leaves `device` (and on the CPU `kernels`, with
@@ -121,13 +126,14 @@ def pin_backend(cfg, meta):
         cfg["kernels"] = ran_on["kernels"]
     same = {}
     if cfg["device"] == ran_on["device"]:
-        same["device"] = f"the {ran_on['device'].upper()}"
+        same["device"] = _the(ran_on["device"])
     if cpu and cfg["kernels"] == ran_on["kernels"]:
         same["kernels"] = f"the {ran_on['kernels']} kernels"
     return cfg, same
 
 
 ELSEWHERE = {"device": "device=cpu", "kernels": "kernels=numpy"}
+
 
 
 def elsewhere(same, run_dir):
@@ -150,8 +156,8 @@ def backend_change(run, meta):
     if not ran_on or (ran_on["device"], ran_on["kernels"]) == (be.device, be.kernel_set):
         return None
     where = f"epoch {run.epoch + 1}" + (f" batch {run.batch + 1}" if run.batch else "")
-    change = (f"{where}: {ran_on['kernels']} kernels on the {ran_on['device'].upper()} → "
-              f"{be.kernel_set} kernels on the {be.device.upper()}")
+    change = (f"{where}: {ran_on['kernels']} kernels on {_the(ran_on['device'])} → "
+              f"{be.kernel_set} kernels on {_the(be.device)}")
     run.backend_changes.append(change)
     return change
 

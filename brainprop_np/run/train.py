@@ -55,7 +55,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
     say = Say(verbose)
     cfg = resolve_config(config, overrides, resume)
     with contextlib.ExitStack() as held:
-        ckpt, on, same = None, cfg, {}                         # on: cfg with the device and kernels to build on
+        ckpt, on, same, change = None, cfg, {}, None           # on: cfg with the device and kernels to build on
         if resume is not None:
             lock = held.enter_context(RunLock(resume))        # refused while another process trains in it
             ckpt = read_checkpoint(resume)
@@ -67,7 +67,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
             refuse_used_folder(out)                            # --out of a finished run: resume it instead
         check_device(on, missing=elsewhere(same, resume))
         loggers = open_loggers(cfg, say)
-        split, net, data_info = _set_up(cfg, ckpt, on)
+        split, net, data_info = _set_up(on, ckpt)
         if resume is None:
             lock = held.enter_context(RunLock(new_run_dir(f"{cfg['name']}-{cfg['algorithm']}", out)))
             refuse_used_folder(out)                            # a run that ended while we set up
@@ -81,7 +81,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         run.train_it, run.val_it, run.align_batch = device_batches(cfg, split, net.backend)
         write_config(run)
         say.out(start_lines(run, split, resumed=ckpt is not None))
-        if ckpt and change:
+        if change:
             say.err(f"note: resumed on another device or kernel set ({change}): from here the run agrees "
                     "with an uninterrupted one to float rounding, not bit for bit")
         with guarded("warming up the kernels", "training", cfg, lambda: _kept(run)):
@@ -92,15 +92,15 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
         return _finish(run, split)
 
 
-def _set_up(cfg, ckpt, on):
-    """(split, network, data info): the data, and the network (on the device and kernel set
-    of `on`, a config) starting from the checkpoint's weights, the init_from weights, or
+def _set_up(cfg, ckpt):
+    """(split, network, data info): the data, and the network (on cfg's device and kernel set,
+    a resume's pinned ones) starting from the checkpoint's weights, the init_from weights, or
     N(0, init_std²) from the seed."""
     split, data_info = prepare_data(cfg, "training", ckpt.meta["data"] if ckpt else None)
     check_batch(cfg, len(split.x_train))
     if ckpt:
         check_same_data(ckpt.meta, data_info)
-    net = build(on, split.input_shape, split.n_classes, threads=ckpt.meta.get("threads") if ckpt else None)
+    net = build(cfg, split.input_shape, split.n_classes, threads=ckpt.meta.get("threads") if ckpt else None)
     if ckpt:
         set_checkpoint_weights(net, ckpt.weights)
     elif cfg["init_from"]:
