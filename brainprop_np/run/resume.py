@@ -135,7 +135,6 @@ def pin_backend(cfg, meta):
 ELSEWHERE = {"device": "device=cpu", "kernels": "kernels=numpy"}
 
 
-
 def elsewhere(same, run_dir):
     """For check_device on a resume: the message when the device or kernel set the run used
     is missing here, naming the setting that continues it elsewhere; any other backend
