@@ -2,7 +2,7 @@
 
     python bench/train_step.py [--device auto|cpu|gpu] [--steps N] [--rounds R]
                                [--nets dense,conv,loccon,deep] [--kernels fast,numpy] [--untiled]
-                               [--kept] [--split] [--system-malloc]
+                               [--kept] [--split] [--unfolded] [--system-malloc]
 
 Prints images/s and the estimated seconds per 60,000-image MNIST epoch for the paper's
 `dense` and `conv` (batch 128) and `loccon` (batch 32) networks (`deep`: CIFAR-10
@@ -18,6 +18,8 @@ block's input gives.
 --split adds the fast set that runs a 1-channel convolution and the ReLU → BatchNorm after
 it as two blocks (DirectConv, ReluBatchNorm) instead of one (DirectConvReluBatchNorm):
 what joining them gives.
+--unfolded adds the fast set whose Dense layers make their tags as an array that SGD then
+applies (no FoldedTags): what folding the tags into the update's GEMM gives.
 --system-malloc leaves malloc's thresholds as they are instead of keeping freed memory in
 the process as a run does (kernels/memory.py); a process setting, so compare it by
 alternating whole runs of this script.
@@ -71,10 +73,10 @@ def gemm_rate(be, n=2048, repeat=5):
     return 2 * n ** 3 * repeat / (time.perf_counter() - t) / 1e9
 
 
-def make_net(model, be, kernels=None, kept=False, split=False):
+def make_net(model, be, kernels=None, kept=False, split=False, unfolded=False):
     """The preset, its batch of random inputs and labels, a rule and an optimiser, warmed up
     (kept: its ReLU → BatchNorm blocks keep post and xhat in training, keep_block_state;
-    split: planned without DirectConvReluBatchNorm, plan_split)."""
+    split: planned without DirectConvReluBatchNorm, plan_split; unfolded: without FoldedTags)."""
     batch = BATCH[model]
     device = "gpu" if be.name == "cupy" else "cpu"
     net = bp.build_network(model, SHAPE[model], 10, seed=1, device=device, kernels=kernels)
@@ -82,6 +84,8 @@ def make_net(model, be, kernels=None, kept=False, split=False):
         keep_block_state(net)
     if split:
         plan_split(net)
+    if unfolded:
+        plan_without(net, "sgd_update_outer")
     rule, opt = bp.BrainProp(), bp.SGD(lr=0.1)
     rng = np.random.default_rng(0)
     x = net.backend.asarray(rng.random((batch,) + SHAPE[model], dtype=np.float32))
@@ -122,13 +126,21 @@ SPLIT = "split"              # the fast set, a 1-channel conv and its ReLU → B
 
 def plan_split(net):
     """net's plan made as if its kernel set had no conv1_relu_stats (kept until the plan's key changes)."""
+    plan_without(net, "conv1_relu_stats")
+
+
+UNFOLDED = "unfolded"        # the fast set, every Dense's tags made as an array (no FoldedTags)
+
+
+def plan_without(net, name):
+    """net's plan made as if its kernel set had no kernel `name` (kept until the plan's key changes)."""
     from brainprop_np.kernels import fast
-    joined = fast.conv1_relu_stats
-    del fast.conv1_relu_stats
+    kept = getattr(fast, name)
+    delattr(fast, name)
     try:
         net.steps()
     finally:
-        fast.conv1_relu_stats = joined
+        setattr(fast, name, kept)
 
 
 def time_steps(state, steps, kernel_set):
@@ -160,6 +172,8 @@ def main(argv=None):
                     help="also time the fast set with its ReLU → BatchNorm blocks keeping post and xhat in training")
     ap.add_argument("--split", action="store_true",
                     help="also time the fast set with a 1-channel conv and its ReLU → BatchNorm as two blocks")
+    ap.add_argument("--unfolded", action="store_true",
+                    help="also time the fast set with every Dense's tags made as an array (no FoldedTags)")
     ap.add_argument("--system-malloc", action="store_true",
                     help="leave glibc's malloc thresholds as they are (kernels/memory.py): what keeping freed memory gives")
     args = ap.parse_args(argv)
@@ -172,14 +186,15 @@ def main(argv=None):
     sets += [UNTILED] if args.untiled and be.name == "numpy" else []
     sets += [KEPT] if args.kept and be.name == "numpy" else []
     sets += [SPLIT] if args.split and be.name == "numpy" else []
+    sets += [UNFOLDED] if args.unfolded and be.name == "numpy" else []
     rate = gemm_rate(be)
     print(f"backend {be.name} on {be.device_name()}; {n_threads} threads (BLAS and kernels), "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}; "
           f"malloc {'as the system sets it' if args.system_malloc else 'keeps freed memory'}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
     nets = args.nets.split(",")
-    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast" if k in (UNTILED, KEPT, SPLIT) else k,
-                               kept=k == KEPT, split=k == SPLIT)
+    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast" if k in (UNTILED, KEPT, SPLIT, UNFOLDED)
+                               else k, kept=k == KEPT, split=k == SPLIT, unfolded=k == UNFOLDED)
               for m in nets for k in sets}
     times = {key: [] for key in states}
     try:

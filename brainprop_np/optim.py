@@ -6,6 +6,8 @@
 Kolen–Pollack layers (feedback.py) learn their feedback_kernel B with the kernel's update,
 L2 included, and both decay by lr·feedback_decay more: W ← W(1 − 2·lr·l2 − lr·λ) − lr·∂L/∂W.
 """
+from .blocks import OuterTag
+
 KERNELS = ("kernel", "feedback_kernel")
 
 
@@ -33,7 +35,9 @@ class SGD:
         decay = 1 − 2·lr·l2 for kernels (the L2 term folded in; − lr·feedback_decay for
         Kolen–Pollack kernels and their B), 1 for everything else.
         One fused update per array (`kernels.sgd_update`: one launch on the GPU, no
-        temporary the size of W on the CPU); the grads are left as they are.
+        temporary the size of W on the CPU); a Dense kernel's tags kept as their factors
+        (blocks.OuterTag) go into W by one GEMM (`kernels.sgd_update_outer`). The grads are
+        left as they are.
         Returns l2·ΣW² over the kernels before the update — the L2 term Keras adds to the
         reported loss, summed by the kernels' own update launches (on the device, no
         synchronisation) — when l2 > 0, else None.
@@ -45,10 +49,11 @@ class SGD:
             decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and kernel) else 1.0
             if kernel and layer.feedback_decay:                 # Kolen–Pollack: on W and B alike
                 decay -= lr * layer.feedback_decay
-            if self.l2 and kernel:
-                if sumsq is None:
-                    sumsq = net.xp.zeros((), dtype=w.dtype)
-                k.sgd_update(w, layer.grads[pname], lr, decay, sumsq)
+            if self.l2 and kernel and sumsq is None:
+                sumsq = net.xp.zeros((), dtype=w.dtype)
+            g = layer.grads[pname]
+            if isinstance(g, OuterTag):                   # the tags as pre, fb: one GEMM into W
+                k.sgd_update_outer(w, g.pre, g.fb, lr, decay, sumsq if self.l2 and kernel else None)
             else:
-                k.sgd_update(w, layer.grads[pname], lr, decay)
+                k.sgd_update(w, g, lr, decay, sumsq if self.l2 and kernel else None)
         return None if sumsq is None else sumsq.dtype.type(self.l2) * sumsq   # W's dtype under NumPy 1.x too

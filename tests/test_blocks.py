@@ -13,6 +13,10 @@ path of the same set, for every preset, both rules, every feedback mode, train a
   TiledConv (a Conv2D's GEMMs a tile of images at a time): the tags sum the tiles in
       another order than one GEMM — the same bounds as DirectConv, with the bound that
       keeps a batch whole lowered so that the tests' small batches are tiled.
+  FoldedTags (a Dense layer's tags kept as pre and fb, multiplied into W by the update's
+      GEMM): W rounds once per update instead of twice — whole networks at the same bounds
+      as DirectConv after three training steps; the tags a caller reads (net.grads()) are
+      the product itself. The same-bits tests above run without it (no_folding).
 """
 import numpy as np
 import pytest
@@ -81,6 +85,12 @@ def assert_same(a, b, rtol=0.0):
             np.testing.assert_allclose(fa[k], fb_[k], rtol=rtol, atol=rtol * scale, err_msg=k)
 
 
+@pytest.fixture
+def no_folding(monkeypatch):
+    """Plans made while this is active have no FoldedTags: every Dense makes its tags as an array."""
+    monkeypatch.delattr(fast, "sgd_update_outer")
+
+
 def test_plan_of_each_preset():
     conv, _ = pair("conv", SHAPES["conv"])
     assert kinds(conv)[:3] == ["DirectConvReluBatchNorm", "TiledConv", "ReluBatchNorm"]
@@ -89,7 +99,8 @@ def test_plan_of_each_preset():
     assert kinds(deep).count("ReluBatchNorm") == 7 and "DirectConv" not in kinds(deep)   # 3 input channels
     assert kinds(deep).count("TiledConv") == 7
     dense, _ = pair("dense", SHAPES["dense"])
-    assert set(kinds(dense)) == {"Single"}
+    assert kinds(dense).count("FoldedTags") == 3 and kinds(dense)[-1] == "Single"   # not the output layer
+    assert kinds(conv).count("FoldedTags") == 1
 
 
 def test_plan_is_layer_by_layer_where_no_block_applies():
@@ -98,7 +109,7 @@ def test_plan_is_layer_by_layer_where_no_block_applies():
     net, plain = pair("conv", SHAPES["conv"])
     assert set(kinds(plain)) == {"Single"}                     # fused = False
     untied, _ = pair("conv", SHAPES["conv"], fb="dfa")
-    assert not {"DirectConv", "TiledConv"} & set(kinds(untied)) and "ReluBatchNorm" in kinds(untied)
+    assert not {"DirectConv", "TiledConv", "FoldedTags"} & set(kinds(untied)) and "ReluBatchNorm" in kinds(untied)
     covered = [i for s in net.steps() for i in range(s.first, s.last + 1)]
     assert covered == list(range(len(net.layers)))             # every layer once, in order
 
@@ -106,7 +117,7 @@ def test_plan_is_layer_by_layer_where_no_block_applies():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
 @pytest.mark.parametrize("model", ["conv", "loccon", "deep"])
-def test_relu_batchnorm_block_same_bits(model, algorithm, dtype, monkeypatch):
+def test_relu_batchnorm_block_same_bits(model, algorithm, dtype, monkeypatch, no_folding):
     from brainprop_np.kernels.fast import conv_tiled
     monkeypatch.setattr(conv_tiled, "WHOLE_MAX", float("inf"))     # deep's convs whole: TiledConv is not bitwise
     shape = SHAPES[model][:2] + (2,) if model != "deep" else SHAPES[model]     # no 1-channel input
@@ -392,3 +403,42 @@ def test_direct_conv_relu_batchnorm_tags_do_not_depend_on_threads(monkeypatch):
         x, fb, mask, z, mean, gamma, inv_std, (3, 3, 1, 8), 1, (1, 1, 1, 1)))
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float32", 1e-4), ("float64", 1e-10)])
+@pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
+@pytest.mark.parametrize("model", ["dense", "loccon"])
+def test_folded_tags_within_rounding(model, algorithm, dtype, rtol, monkeypatch):
+    folded = pair(model, SHAPES[model], dtype, algorithm=algorithm)[0]
+    assert "FoldedTags" in kinds(folded)
+    seen = run(folded, algorithm)
+    monkeypatch.delattr(fast, "sgd_update_outer")
+    unfolded = pair(model, SHAPES[model], dtype, algorithm=algorithm)[0]
+    assert "FoldedTags" not in kinds(unfolded)
+    assert_same(seen, run(unfolded, algorithm), rtol=rtol)
+
+
+def test_folded_tags_read_as_their_product_and_update_with_l2():
+    """net.grads() gives preᵀ·fb; an L2 step folds W's decay into the GEMM and reports the same L2 term."""
+    nets = pair("dense", SHAPES["dense"])[0], pair("dense", SHAPES["dense"])[0]
+    rng = np.random.default_rng(3)
+    x, y = rng.random((5,) + SHAPES["dense"]).astype(np.float32), rng.integers(0, 10, 5)
+    rule = bp.make_rule("brainprop")
+    for net in nets:
+        rule.trial(net, x, y, train=True, batch_size=5)
+    dense = nets[0].layers[1]
+    tag = dense.grads["kernel"]
+    assert isinstance(tag, blocks.OuterTag)
+    np.testing.assert_array_equal(nets[0].grads()[dense.name]["kernel"], dense.pre.T @ tag.fb)
+    np.testing.assert_array_equal(np.asarray(tag), dense.pre.T @ tag.fb)
+    for net in nets[1:]:                                 # the second: every tag made as an array first
+        for layer in net.layers:
+            if isinstance(layer.grads.get("kernel"), blocks.OuterTag):
+                layer.grads["kernel"] = blocks.tag_array(layer.grads["kernel"])
+    opt = bp.SGD(lr=0.1, l2=5e-4)
+    terms = [opt.step(net, 0.1) for net in nets]
+    assert terms[0] == terms[1]                          # Σ W² of the same old weights
+    w0, w1 = nets[0].get_weights(), nets[1].get_weights()
+    for name in w0:
+        for p in w0[name]:
+            np.testing.assert_allclose(w0[name][p], w1[name][p], rtol=1e-6, atol=1e-7, err_msg=f"{name}/{p}")

@@ -109,6 +109,33 @@ def test_sgd_same_bits(decay, dtype, threads_mode):
     assert s == s_ref
 
 
+@pytest.mark.parametrize("l2", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_update_outer_within_rounding(l2, dtype):
+    """W ← decay·W − lr·preᵀ·fb as one GEMM into W: in place, within the rounding of the
+    product (K·eps·Σ|pre·fb|) and of W, against the tags' product applied by sgd_update."""
+    decay = 1.0 - 2 * 0.1 * 5e-4 if l2 else 1.0
+    pre, fb = rand((7, 40), dtype, 1), rand((7, 30), dtype, 2)
+    w = rand((40, 30), dtype)
+    w_ref, ptr = w.copy(), w.ctypes.data
+    s, s_ref = (np.zeros((), dtype), np.zeros((), dtype)) if l2 else (None, None)
+    assert fast.sgd_update_outer(w, pre, fb, 0.1, decay, s) is w and w.ctypes.data == ptr
+    cpu.sgd_update(w_ref, pre.T @ fb, 0.1, decay, s_ref)
+    eps = np.finfo(dtype).eps
+    bound = 8 * eps * (np.abs(w_ref) + 0.1 * (np.abs(pre).T @ np.abs(fb)))
+    assert np.all(np.abs(w - w_ref) <= bound)
+    assert s == s_ref
+
+
+def test_sgd_update_outer_of_a_strided_kernel_is_the_reference():
+    w = rand((40, 60), np.float32)[:, ::2]                  # not C-contiguous: tags made, then sgd_update
+    w_ref = w.copy()
+    pre, fb = rand((5, 40), np.float32, 1), rand((5, 30), np.float32, 2)
+    fast.sgd_update_outer(w, pre, fb, 0.1)
+    cpu.sgd_update(w_ref, pre.T @ fb, 0.1)
+    np.testing.assert_array_equal(w, w_ref)
+
+
 @pytest.mark.parametrize("shape", [(4, 5, 5, 3), (128, 3), (2, 9, 9, 33)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batchnorm(shape, dtype, threads_mode):

@@ -1,4 +1,8 @@
 """kernels/threads.py: one thread count for BLAS and the fast kernels."""
+import ast
+import subprocess
+import sys
+
 import pytest
 
 from brainprop_np.kernels import threads
@@ -17,6 +21,19 @@ def test_configure_sets_blas_and_numba(monkeypatch):
     finally:
         monkeypatch.delenv("BRAINPROP_THREADS")
         threads.configure()
+
+
+def test_configure_limits_scipys_blas_loaded_after_it():
+    """The fast set's update GEMM runs in SciPy's BLAS (its own library in SciPy's wheels):
+    configure() loads it before it sets the limit, in a process that had not loaded it."""
+    code = ("import brainprop_np, sys; from brainprop_np.kernels import threads; threads.configure(1); "
+            "import threadpoolctl; assert 'scipy.linalg.blas' in sys.modules; "
+            "print(sorted({(i['filepath'], i['num_threads']) for i in threadpoolctl.threadpool_info() "
+            "if i['user_api'] == 'blas'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    libs = ast.literal_eval(out.stdout.strip())
+    assert libs and all(n == 1 for _, n in libs), libs
 
 
 def test_default_is_the_free_cores(monkeypatch):

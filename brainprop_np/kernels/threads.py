@@ -8,8 +8,8 @@ a quarter of a second, from /proc/stat; the 1-minute load average where there is
 /proc), at least 1. On a shared 2-core machine with two other jobs running this gives 1: more
 threads than free cores make every thread wait for the others at each barrier (a 2–4×
 slowdown was measured with the defaults). The count is applied with threadpoolctl to
-every BLAS library NumPy loaded (OpenBLAS, MKL, BLIS) and to numba's thread pool, so
-GEMMs and the fast kernels never run more threads than that.
+every BLAS library NumPy and SciPy loaded (OpenBLAS, MKL, BLIS) and to numba's thread
+pool, so GEMMs and the fast kernels never run more threads than that.
 
 Two pools share the cores: OpenBLAS's (GEMMs) and numba's OpenMP pool (the fast kernels).
 Idle workers of either spin for a while after their work and take the cores from the
@@ -69,6 +69,10 @@ def wanted_threads():
 def configure(n=None):
     """Set BLAS's and numba's thread counts to n (default wanted_threads()); return n."""
     n = wanted_threads() if n is None else max(1, int(n))
+    try:        # SciPy's BLAS (the fast set's update GEMM) loaded first, so that the limit reaches it too
+        import scipy.linalg.blas  # noqa: F401
+    except ImportError:
+        pass
     try:
         from threadpoolctl import threadpool_limits
         _state["limiter"] = threadpool_limits(limits=n, user_api="blas")

@@ -21,7 +21,9 @@ Blocks of this set alone (blocks.py decides where they run; tests/test_blocks.py
                conv1_tags and those lean kernels;
   rounding     conv1_forward, conv1_tags, conv1_input_feedback (the direct convolution of
                a 1-channel input) against im2col and BLAS; conv_tiled_forward and
-               conv_tiled_feedback (a tile of images at a time) against one GEMM of the batch.
+               conv_tiled_feedback (a tile of images at a time) against one GEMM of the batch;
+               sgd_update_outer (a Dense kernel's update as one GEMM into W, the tags never
+               stored) against the tags' product and sgd_update.
 The thread count is set in kernels/threads.py, together with BLAS's.
 """
 from ..cpu import (batched_matmul, batchnorm_update_moving, brainprop_output, ebp_output,  # noqa: F401
@@ -40,5 +42,6 @@ from .output import brainprop_step  # noqa: F401
 from .philox import philox_uniforms  # noqa: F401
 from .relu_batchnorm import relu_batchnorm_feedback, relu_batchnorm_forward  # noqa: F401
 from .relu_batchnorm_lean import relu_batchnorm_feedback_lean, relu_batchnorm_train_lean  # noqa: F401
+from .update import sgd_update_outer  # noqa: F401
 
 NAME = "fast"
