@@ -29,10 +29,11 @@ passes over memory. `plan` walks the layer list once and decides where they appl
                                  feedback as DirectConv
 
   Dense (not the output layer)   FoldedTags: the tags preᵀ·fb kept as their two factors
-                                 (OuterTag) until the update, which multiplies them into
-                                 W with one GEMM (kernels.sgd_update_outer): the tags are
-                                 never written (9.2 MB a step on MNIST loccon). Same
-                                 condition on the feedback as DirectConv
+                                 (layers/grads.py's OuterTag; read, they are the array)
+                                 until the update, which multiplies them into W with one
+                                 GEMM (kernels.sgd_update_outer): the tags are never
+                                 written (9.2 MB a step on MNIST loccon). Same condition
+                                 on the feedback as DirectConv
 
 Everything else is a `Single` step: one layer, its own methods.
 ReluBatchNorm leaves on its layers exactly the state their own forward would (post,
@@ -45,6 +46,7 @@ leave (the same state, the same bits). tests/test_blocks.py proves every block e
 the layer-by-layer path for every preset, rule and feedback mode.
 """
 from . import layers as L
+from .layers.grads import OuterTag
 
 
 class Single:
@@ -194,24 +196,6 @@ class TiledConv(Single):
             conv.x, fb.reshape(-1, conv.filters), conv.params["kernel"].shape,
             conv.feedback_weights() if need_input_fb else None, conv.stride, conv.pads, conv.out_hw, conv.tile)
         return fb_in
-
-
-class OuterTag:
-    """A Dense kernel's tags preᵀ · fb (n_in, n_out), kept as pre (B, n_in) and fb (B, n_out).
-
-    SGD.step applies it with kernels.sgd_update_outer (one GEMM into W); anything else that
-    reads the tags gets the product: np.asarray(tag), or tag_array(tag)."""
-
-    def __init__(self, pre, fb):
-        self.pre, self.fb = pre, fb
-
-    def __array__(self, dtype=None, copy=None):
-        return tag_array(self) if dtype is None else tag_array(self).astype(dtype)
-
-
-def tag_array(g):
-    """The tags of a grads entry as an array: an OuterTag's product preᵀ · fb, else g itself."""
-    return g.pre.T @ g.fb if isinstance(g, OuterTag) else g
 
 
 class FoldedTags(Single):

@@ -114,10 +114,8 @@ class Network:
                 yield layer, pname, arr
 
     def grads(self):
-        """{layer_name: {param: ∂L/∂param}} after the last feedback (device arrays; a Dense
-        kernel's tags kept as their factors, blocks.OuterTag, as their product)."""
-        return OrderedDict((l.name, {p: blocks.tag_array(g) for p, g in l.grads.items()})
-                           for l in self.layers if l.params)
+        """{layer_name: {param: ∂L/∂param}} after the last feedback (device arrays)."""
+        return OrderedDict((l.name, dict(l.grads.items())) for l in self.layers if l.params)
 
     def get_weights(self, feedback=True):
         """Ordered {layer_name: {param: host ndarray}}, Keras names and layouts.

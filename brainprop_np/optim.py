@@ -6,7 +6,7 @@
 Kolen–Pollack layers (feedback.py) learn their feedback_kernel B with the kernel's update,
 L2 included, and both decay by lr·feedback_decay more: W ← W(1 − 2·lr·l2 − lr·λ) − lr·∂L/∂W.
 """
-from .blocks import OuterTag
+from .layers.grads import OuterTag
 
 KERNELS = ("kernel", "feedback_kernel")
 
@@ -35,9 +35,9 @@ class SGD:
         decay = 1 − 2·lr·l2 for kernels (the L2 term folded in; − lr·feedback_decay for
         Kolen–Pollack kernels and their B), 1 for everything else.
         One fused update per array (`kernels.sgd_update`: one launch on the GPU, no
-        temporary the size of W on the CPU); a Dense kernel's tags kept as their factors
-        (blocks.OuterTag) go into W by one GEMM (`kernels.sgd_update_outer`). The grads are
-        left as they are.
+        temporary the size of W on the CPU); a Dense kernel's tags stored as their factors
+        (layers/grads.py's OuterTag) go into W by one GEMM (`kernels.sgd_update_outer`).
+        The grads are left as they are.
         Returns l2·ΣW² over the kernels before the update — the L2 term Keras adds to the
         reported loss, summed by the kernels' own update launches (on the device, no
         synchronisation) — when l2 > 0, else None.
@@ -51,7 +51,7 @@ class SGD:
                 decay -= lr * layer.feedback_decay
             if self.l2 and kernel and sumsq is None:
                 sumsq = net.xp.zeros((), dtype=w.dtype)
-            g = layer.grads[pname]
+            g = layer.grads.stored(pname)
             if isinstance(g, OuterTag):                   # the tags as pre, fb: one GEMM into W
                 k.sgd_update_outer(w, g.pre, g.fb, lr, decay, sumsq if self.l2 and kernel else None)
             else:

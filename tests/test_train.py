@@ -508,9 +508,10 @@ def test_summary_records_the_kernel_set_and_threads(tmp_path, kernels):
     s = _run(tmp_path, kernels, cfg).summary
     assert s["kernels"] == kernels and s["threads"] >= 1
     assert (s["kernel_compile_seconds"] is not None) == (kernels == "fast")
-    # TINY's 1-channel conv2d → relu → batchnorm → dropout: one block of the fast set, none in the reference
+    # TINY's 1-channel conv2d → relu → batchnorm → dropout and its dense: blocks of the fast set, none in the reference
     assert s["fused_blocks"] == ([] if kernels == "numpy" else
-                                 ["DirectConvReluBatchNorm conv2d+activation+batch_normalization+dropout"])
+                                 ["DirectConvReluBatchNorm conv2d+activation+batch_normalization+dropout",
+                                  "FoldedTags dense"])
     assert json.loads((tmp_path / kernels / "summary.json").read_text())["kernels"] == kernels
 
 

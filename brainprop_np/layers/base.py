@@ -14,9 +14,13 @@ subtracts it: W ← W − lr·grads. This equals the paper's ΔW = lr·(1/B)·Σ
 Attributes every layer has:
     name    Keras's default layer name (`conv2d_1`, `batch_normalization`, ...)
     params  {name: array} trained arrays (Keras names: kernel, gamma, beta)
-    grads   {name: array} ∂L/∂param after the last `feedback`
+    grads   {name: array} ∂L/∂param after the last `feedback` (grads.py: a fused step may
+            store a Dense kernel's tags as their factors; they read as the array)
     state   {name: array} non-trained arrays (moving_mean, moving_variance)
 """
+
+
+from .grads import Grads
 
 
 class Layer:
@@ -30,7 +34,7 @@ class Layer:
     def __init__(self):
         self.name = None
         self.params = {}
-        self.grads = {}
+        self.grads = Grads()
         self.state = {}
         self.input_shape = None    # per-image shape, without the batch axis
         self.output_shape = None
