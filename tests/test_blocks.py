@@ -406,10 +406,15 @@ def test_direct_conv_relu_batchnorm_tags_do_not_depend_on_threads(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("dtype,rtol", [("float32", 1e-4), ("float64", 1e-10)])
+FOLDED_CASES = [(m, d, r) for m in ("dense", "conv", "loccon", "deep")
+                for d, r in (("float32", 1e-4), ("float64", 1e-10)) if (m, d) != ("deep", "float32")]
+
+
 @pytest.mark.parametrize("algorithm", ["brainprop", "ebp"])
-@pytest.mark.parametrize("model", ["dense", "loccon"])
-def test_folded_tags_within_rounding(model, algorithm, dtype, rtol, monkeypatch):
+@pytest.mark.parametrize("model,dtype,rtol", FOLDED_CASES)
+def test_folded_tags_within_rounding(model, dtype, rtol, algorithm, monkeypatch):
+    """Every preset, deep in float64 only: in float32 its max-pool winners and ReLU signs flip
+    under another rounding within three training steps (as in test_presets_with_tiled_conv_within_rounding)."""
     folded = pair(model, SHAPES[model], dtype, algorithm=algorithm)[0]
     assert "FoldedTags" in kinds(folded)
     seen = run(folded, algorithm)
