@@ -46,14 +46,15 @@ class SGD:
         sumsq = None
         for layer, pname, w in net.trainable():
             kernel = pname in KERNELS
-            decay = 1.0 - 2.0 * lr * self.l2 if (self.l2 and kernel) else 1.0
+            regularised = bool(self.l2 and kernel)
+            decay = 1.0 - 2.0 * lr * self.l2 if regularised else 1.0
             if kernel and layer.feedback_decay:                 # Kolen–Pollack: on W and B alike
                 decay -= lr * layer.feedback_decay
-            if self.l2 and kernel and sumsq is None:
+            if regularised and sumsq is None:
                 sumsq = net.xp.zeros((), dtype=w.dtype)
-            g = layer.grads.stored(pname)
+            sq, g = sumsq if regularised else None, layer.grads.stored(pname)
             if isinstance(g, OuterTag):                   # the tags as pre, fb: one GEMM into W
-                k.sgd_update_outer(w, g.pre, g.fb, lr, decay, sumsq if self.l2 and kernel else None)
+                k.sgd_update_outer(w, g.pre, g.fb, lr, decay, sq)
             else:
-                k.sgd_update(w, g, lr, decay, sumsq if self.l2 and kernel else None)
+                k.sgd_update(w, g, lr, decay, sq)
         return None if sumsq is None else sumsq.dtype.type(self.l2) * sumsq   # W's dtype under NumPy 1.x too

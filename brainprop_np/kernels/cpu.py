@@ -311,13 +311,20 @@ def sgd_update(w, g, lr, decay=1.0, sumsq=None):
     sumsq: None, or a 0-d array of w's dtype to which Σ w² of the old w is added first
     (np.vdot; SGD.step's L2 term of the loss; the GPU sums it in the update's own pass).
     """
-    if sumsq is not None:
-        flat = w.reshape(-1)
-        sumsq += np.vdot(flat, flat)
+    _add_sum_of_squares(w, sumsq)
     if decay != 1.0:
         w *= decay
     w -= lr * g
     return w
+
+
+def _add_sum_of_squares(w, sumsq):
+    """sumsq += Σ w² (np.vdot over the flattened w) when sumsq (a 0-d array) is not None:
+    the L2 term of the loss, summed before an update changes w. The CPU sets' helper (the
+    GPU's update sums it in its own pass)."""
+    if sumsq is not None:
+        flat = w.reshape(-1)
+        sumsq += np.vdot(flat, flat)
 
 
 def batchnorm_update_moving(moving_mean, moving_variance, mean, var, momentum, m):

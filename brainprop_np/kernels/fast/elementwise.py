@@ -7,6 +7,7 @@ roundings (one operation per element, no fused multiply-add): the results are th
 import numba
 import numpy as np
 
+from .. import cpu
 from .jit import kernel, prange
 from .philox import block, key_words, uniform32, uniform64
 
@@ -91,11 +92,8 @@ def sgd_update(w, g, lr, decay=1.0, sumsq=None):
     """In place: w ← w·decay − lr·g, one pass (decay = 1 skips the product). Returns w.
     sumsq: None, or a 0-d array to which Σ w² of the old w is added first (np.vdot, as the
     reference: the L2 term of the loss)."""
-    if sumsq is not None:
-        flat = w.reshape(-1)
-        sumsq += np.vdot(flat, flat)
+    cpu._add_sum_of_squares(w, sumsq)
     if not (w.flags.c_contiguous and w.flags.writeable) or g.shape != w.shape:
-        from .. import cpu
         return cpu.sgd_update(w, g, lr, decay)
     t = w.dtype.type
     _sgd_update(w.size, w.reshape(-1), np.ascontiguousarray(g, dtype=w.dtype).reshape(-1), t(lr), t(decay), decay != 1.0)

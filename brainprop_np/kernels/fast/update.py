@@ -18,6 +18,8 @@ rounding (tests/test_fast_kernels.py).
 import numpy as np
 from scipy.linalg import blas
 
+from ..cpu import _add_sum_of_squares
+
 _GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 
 
@@ -29,9 +31,7 @@ def sgd_update_outer(w, pre, fb, lr, decay=1.0, sumsq=None):
     if gemm is None or not (w.flags.c_contiguous and w.flags.writeable):
         from .elementwise import sgd_update
         return sgd_update(w, pre.T @ fb, lr, decay, sumsq)
-    if sumsq is not None:
-        flat = w.reshape(-1)
-        sumsq += np.vdot(flat, flat)
+    _add_sum_of_squares(w, sumsq)
     t = w.dtype.type
     out = gemm(t(-lr), fb.T.astype(w.dtype, copy=False), pre.T.astype(w.dtype, copy=False), beta=t(decay),
                c=w.T, trans_b=1, overwrite_c=1)
