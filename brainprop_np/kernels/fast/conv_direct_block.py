@@ -17,7 +17,8 @@ Here the two ends are joined:
   feedback  pass 1: the lean block's sums (lean_sums);
             pass 2: tags = Σ x-window · fb_in, each image row's fb_in (Wo·F values,
                     relu_batchnorm_lean's fb_in_value) made in a buffer of its chunk and
-                    used there: fb_in is never stored (conv1_relu_batchnorm_tags).
+                    used there (conv_direct's add_row_tags): fb_in is never stored
+                    (conv1_relu_batchnorm_tags).
 
 Every value goes through the same operations in the same order as the two blocks: the
 same bits (tests/test_blocks.py). In float64 the statistics take the two blocks' path
@@ -28,7 +29,7 @@ two blocks).
 import numpy as np
 
 from .batchnorm import _rows, chunks
-from .conv_direct import add_row_tags, conv1_forward, conv_row, tag_chunks
+from .conv_direct import add_row_tags, conv1_forward, conv_row, pad_images, tag_buffers
 from .jit import kernel, prange, serial
 from .elementwise import relu_value
 from .relu_batchnorm import _relu_stats, relu_shift, relu_sums_stats
@@ -36,35 +37,37 @@ from .relu_batchnorm_lean import fb_in_value, fb_in_coefficients, lean_sums
 
 
 @serial
-def _first_row(x, w, stride, top, left, out):
+def _first_row(xp, w, stride, zero, out):
     """out (Wo, F) = z's first output row of image 0."""
-    conv_row(x, w, stride, top, left, 0, 0, out)
+    conv_row(xp, w, stride, 0, 0, zero, out)
 
 
 @kernel
-def _conv_relu_sums(x, w, stride, top, left, n_chunks, shift, row_buffers, zero, z, s1, s2):
+def _conv_relu_sums(xp, w, stride, n_chunks, shift, row_buffers, zero, z, s1, s2):
     """z (M, F) = the convolution, row i = (image, oy, ox), an output row (Wo, F) at a time
     in row_buffers[k]; s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over the rows of
     chunk k in order, post = max(z, 0) (float64)."""
     m, f = z.shape
     wo = row_buffers.shape[1]
-    per_image = m // x.shape[0]
+    per_image = m // xp.shape[0]
     for k in prange(n_chunks):
-        row = row_buffers[k]
+        row, a1, a2 = row_buffers[k], np.zeros(f), np.zeros(f)
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
         i = r0
         while i < r1:
             b, p = i // per_image, i % per_image
             oy, ox0 = p // wo, p % wo
-            conv_row(x, w, stride, top, left, b, oy, row)
+            conv_row(xp, w, stride, b, oy, zero, row)
             for ox in range(ox0, min(wo, ox0 + r1 - i)):
+                zi = z[i]
                 for j in range(f):
                     v = row[ox, j]
-                    z[i, j] = v
+                    zi[j] = v
                     d = np.float64(relu_value(v, zero)) - shift[j]
-                    s1[k, j] += d
-                    s2[k, j] += d * d
+                    a1[j] += d
+                    a2[j] += d * d
                 i += 1
+        s1[k], s2[k] = a1, a2
 
 
 def conv1_relu_stats(x, kernel_w, stride, pads, out_hw):
@@ -74,24 +77,23 @@ def conv1_relu_stats(x, kernel_w, stride, pads, out_hw):
         z = conv1_forward(x, kernel_w, stride, pads, out_hw)
         return (z, *_relu_stats(_rows(z), store=False)[1:])
     kh, kw, _, f = kernel_w.shape
-    x2, w = np.ascontiguousarray(x[..., 0]), np.ascontiguousarray(kernel_w.reshape(kh, kw, f))
+    xp, w = pad_images(x, (kh, kw), stride, pads, out_hw), np.ascontiguousarray(kernel_w.reshape(kh, kw, f))
     z = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), x.dtype)
-    m, k = z.shape[0], chunks(z.shape[0])
+    m, k, zero = z.shape[0], chunks(z.shape[0]), x.dtype.type(0)
     row_buffers = np.empty((k, out_hw[1], f), x.dtype)
-    _first_row(x2, w, stride, pads[0], pads[2], row_buffers[0])
+    _first_row(xp, w, stride, zero, row_buffers[0])
     shift = relu_shift(row_buffers[0, 0])
     s1, s2 = np.zeros((k, f)), np.zeros((k, f))
-    _conv_relu_sums(z.size * kh * kw, x2, w, stride, pads[0], pads[2], k, shift, row_buffers, z.dtype.type(0),
-                    z, s1, s2)
+    _conv_relu_sums(z.size * kh * kw, xp, w, stride, k, shift, row_buffers, zero, z, s1, s2)
     return (z.reshape((x.shape[0],) + tuple(out_hw) + (f,)), *relu_sums_stats(shift, s1, s2, m, x.dtype))
 
 
 @kernel
-def _tags_of_fb_in(x, fb, mask, masked, z, zero, mean, inv_std, a, b, s, stride, top, left, n_chunks,
-                   row_buffers, acc):
+def _tags_of_fb_in(xp, fb, mask, masked, z, zero, mean, inv_std, a, b, s, stride, n_chunks, row_buffers,
+                   parts, acc):
     """acc[k] = Σ over the images of chunk k of x-window · fb_in, fb_in = fb_in_value(fb, mask, z)
     made one image row at a time in row_buffers[k] (Wo, F); fb, mask, z (N, Ho, Wo, F)."""
-    n = x.shape[0]
+    n = xp.shape[0]
     _, ho, wo, f = fb.shape
     for k in prange(n_chunks):
         row = row_buffers[k]
@@ -101,7 +103,7 @@ def _tags_of_fb_in(x, fb, mask, masked, z, zero, mean, inv_std, a, b, s, stride,
                     for j in range(f):
                         row[ox, j] = fb_in_value(fb[im, oy, ox, j], mask[im, oy, ox, j], masked, z[im, oy, ox, j],
                                                  zero, mean[j], inv_std[j], a[j], b[j], s[j])
-                add_row_tags(x, row, im, oy, stride, top, left, acc[k])
+                add_row_tags(xp, row, im, oy, stride, parts[k], acc[k])
 
 
 def conv1_relu_batchnorm_tags(x, fb, mask, z, mean, gamma, inv_std, kernel_shape, stride, pads):
@@ -114,8 +116,8 @@ def conv1_relu_batchnorm_tags(x, fb, mask, z, mean, gamma, inv_std, kernel_shape
     mc = fbc if mask is None else np.ascontiguousarray(mask)     # not read without a mask
     dgamma, dbeta = lean_sums(_rows(fbc), _rows(mc), mask is not None, _rows(zc), mean, inv_std)
     a, b, s = fb_in_coefficients(dgamma, dbeta, gamma, inv_std, zc.size // f)
-    n_chunks = tag_chunks(n)
-    acc, row_buffers = np.zeros((n_chunks, kh, kw, f)), np.empty((n_chunks, fb.shape[2], f), t)
-    _tags_of_fb_in(fbc.size * kh * kw, np.ascontiguousarray(x[..., 0]), fbc, mc, mask is not None, zc, t.type(0),
-                   mean, inv_std, a, b, s, stride, pads[0], pads[2], n_chunks, row_buffers, acc)
+    parts, acc = tag_buffers(n, kernel_shape, t)
+    row_buffers = np.empty((len(acc), fb.shape[2], f), t)
+    _tags_of_fb_in(fbc.size * kh * kw, pad_images(x, (kh, kw), stride, pads, fb.shape[1:3]), fbc, mc,
+                   mask is not None, zc, t.type(0), mean, inv_std, a, b, s, stride, len(acc), row_buffers, parts, acc)
     return acc.sum(axis=0).astype(t).reshape(kernel_shape), dgamma, dbeta
