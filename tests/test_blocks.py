@@ -179,6 +179,24 @@ def test_direct_conv_kernels_against_reference(k, stride, padding):
     np.testing.assert_allclose(fb_in, fb_in_ref, rtol=1e-12, atol=1e-12 * np.abs(fb_in_ref).max())
 
 
+def test_direct_conv_float32_within_row_rounding():
+    """float32: the forward sums 9 taps, the tags each output row's 28 products in float32
+    (the rows in float64): within 9·eps and 28·eps of Σ|a·b| of the float64 products."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((20, 28, 28, 1)).astype(np.float32)
+    w, fb = rng.standard_normal((3, 3, 1, 8)).astype(np.float32), rng.standard_normal((20, 28, 28, 8)).astype(np.float32)
+    out_hw, pads = window_2d(28, 28, 3, 1, "same")
+    cols = cpu.im2col(x.astype(np.float64), 3, 3, 1, pads, out_hw)
+    eps = np.finfo(np.float32).eps
+    y = fast.conv1_forward(x, w, 1, pads, out_hw).reshape(-1, 8)
+    assert y.dtype == np.float32
+    assert np.all(np.abs(y - cols @ w.reshape(9, 8)) <= 9 * eps * (np.abs(cols) @ np.abs(w.reshape(9, 8))))
+    tags = fast.conv1_tags(x, fb, w.shape, 1, pads).reshape(9, 8)
+    f64 = fb.reshape(-1, 8).astype(np.float64)
+    assert tags.dtype == np.float32
+    assert np.all(np.abs(tags - cols.T @ f64) <= 29 * eps * (np.abs(cols.T) @ np.abs(f64)))
+
+
 def serial_then_parallel(monkeypatch, kernel_call):
     """kernel_call() with the fast set's kernels serial, then parallel: the two results."""
     import numba
