@@ -36,27 +36,29 @@ def _im2col(x, kh, kw, stride, top, left, ho, wo, pf, cols):
 
 @kernel
 def _col2im(d, kh, kw, stride, top, left, ho, wo, pf, out):
-    """out[n, iy, ix, c] = Σ over (dy, dx) ascending of the entries that im2col copied from there."""
+    """out[n, iy, ix, c] = Σ over (dy, dx) ascending of the entries that im2col copied from there.
+    The outputs are walked from the last (oy, ox) to the first and each one's row of d is read
+    once, in order: a unit at iy is reached from the (oy, dy) with stride·oy + dy = iy + top, so
+    descending oy (then ox) meets its entries in ascending (dy, dx) order, the reference's."""
     n, h, w, c = out.shape
     for bb in prange(n):
         b = np.int64(bb)
         out[b] = 0
-        for dy in range(kh):
-            for dx in range(kw):
-                q0 = (dy * kw + dx) * c
-                for oy in range(ho):
+        for oy in range(ho - 1, -1, -1):
+            for ox in range(wo - 1, -1, -1):
+                p = oy * wo + ox
+                row = d[p, b] if pf else d[0, b * ho * wo + p]
+                for dy in range(kh):
                     iy = stride * oy + dy - top
                     if iy < 0 or iy >= h:
                         continue
-                    for ox in range(wo):
+                    for dx in range(kw):
                         ix = stride * ox + dx - left
                         if ix < 0 or ix >= w:
                             continue
-                        p = oy * wo + ox
-                        i0 = p if pf else 0
-                        i1 = b if pf else b * ho * wo + p
+                        o, q0 = out[b, iy, ix], (dy * kw + dx) * c
                         for ch in range(c):
-                            out[b, iy, ix, ch] += d[i0, i1, q0 + ch]
+                            o[ch] += row[q0 + ch]
 
 
 def im2col(x, kh, kw, stride, pads, out_hw, positions_first=False):
