@@ -11,8 +11,8 @@ zero padding written around the image once per call (`pad_images`):
             whose window holds (iy, ix)
 
 W and B are (kh, kw, F). The forward adds the taps in (dy, dx) order from 0 in the input's
-precision; a 3×3 kernel (every preset's) keeps an output's nine window values in registers
-(`_row_3x3`), other sizes pass over the row once per tap. Adding a padding zero's product
+precision; a 3×3 kernel (every preset's) loads an output's nine window values once and
+adds all nine products per channel (`_row_3x3`), other sizes pass over the row once per tap. Adding a padding zero's product
 leaves a sum's bits as skipping it would. The tags sum each output row's products in the
 input's precision (a 3×3 kernel's nine sums per channel side by side, `_row_part_3x3`),
 and the rows in float64 per fixed chunk of images (independent of the thread count). Both
