@@ -39,7 +39,7 @@ def test_an_existing_value_wins():
 
 def test_entry_points_import_the_package_before_numpy():
     """run.py, scripts/seeds.py and the benchmarks import brainprop_np before NumPy."""
-    for rel in ("run.py", "scripts/seeds.py", "bench/train_step.py", "bench/vs_pytorch.py",
+    for rel in ("run.py", "scripts/seeds.py", "bench/train_step.py", "bench/vs_pytorch.py", "bench/step_vs_commit.py",
                 "bench/gpu_epoch.py", "bench/load_mnist.py"):
         lines = (ROOT / rel).read_text(encoding="utf-8").splitlines()
         imports = [i for i, l in enumerate(lines) if l.startswith(("import ", "from "))]
