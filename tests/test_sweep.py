@@ -112,6 +112,32 @@ def test_finished_runs_are_read_without_ray_and_tabled(tmp_path, capsys, monkeyp
     assert "| mnist_dense | default | 2 | 98.50 (0.71) | 65 (7) | 3.0 | 0 | mnist | 98.68 (0.07) |" in md
     doc = json.loads((tmp_path / "sweep.json").read_text())
     assert doc["engine"] == "ray" and doc["runs"]["finished"] == 2 and doc["seeds"] == [1, 2]
+    assert [e["status"] for e in doc["invocations"]] == ["finished"] and doc["ended_invocations"] == 1
+    assert doc["total_wall_seconds"] == doc["wall_seconds"] == doc["invocations"][0]["wall_seconds"] >= 0
+    assert "wall time " in out and "invocations of this sweep" not in out
+    assert sweep.main([DENSE, "--seeds", "1-2", "--out", str(tmp_path)]) == 0      # a second invocation
+    doc = json.loads((tmp_path / "sweep.json").read_text())
+    walls = [e["wall_seconds"] for e in doc["invocations"]]
+    assert [e["status"] for e in doc["invocations"]] == ["finished"] * 2 and doc["ended_invocations"] == 2
+    assert doc["total_wall_seconds"] == pytest.approx(sum(walls))
+    assert "over 2 invocations of this sweep" in capsys.readouterr().out
+
+
+def test_invocations_one_entry_each_and_the_wall_time_summed_over_them():
+    from brainprop_np.run.sweep import invocations as inv
+    legacy = {"started": "2026-12-07 08:16:43", "finished": "2026-12-07 08:20:52", "status": "interrupted"}
+    running = {"started": "2026-12-07 08:21:06", "status": "running"}
+    entries = inv.record([legacy], running)
+    assert entries == [legacy, running]
+    ended = dict(running, finished="2026-12-07 10:40:00", wall_seconds=8334.0, status="interrupted")
+    entries = inv.record(entries, ended)
+    assert entries == [legacy, ended]                       # replaced its own running entry
+    other = {"started": "2026-12-07 11:00:00", "status": "running"}
+    assert inv.record(entries, other)[-1] is other and len(inv.record(entries, other)) == 3
+    assert inv.wall_seconds(legacy) == 249.0 and inv.wall_seconds(running) is None
+    assert inv.total(entries + [other]) == (249.0 + 8334.0, 2)
+    assert len(inv.record([{"started": str(i), "status": "finished"} for i in range(60)], other)) == inv.KEEP
+    assert [inv.duration_text(x) for x in (12.34, 425, 13955)] == ["12.3 s", "7 min 05 s", "3 h 52 min"]
 
 
 def test_the_table_says_when_runs_fell_back_to_the_mnist_sample(tmp_path, capsys, monkeypatch):

@@ -16,7 +16,7 @@ from ..config import ConfigError
 from ..console import sigterm_as_ctrl_c
 from ...errors import fail
 from ...files import write_json
-from . import auth, classes, placement, plan, report
+from . import auth, classes, invocations, placement, plan, report
 from .plan import SweepError
 
 PROG = "python -m brainprop_np.sweep"     # the usage's name unless main is given another (brainprop sweep)
@@ -339,8 +339,9 @@ def _sweep_json(ns, argv, configs, overrides, grid, seeds, runs, cluster, extra)
     doc.update(extra)
     if "resources" not in cluster:
         doc["cluster_note"] = "not contacted by the last invocation: every run was already finished"
-    doc["invocations"] = (old.get("invocations") or [])[-49:] + [{
-        "command": doc["command"], "time": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}]
+    doc["invocations"] = invocations.record(old.get("invocations"), {
+        "command": doc["command"], "time": time.strftime(invocations.STAMP), **extra})
+    doc["total_wall_seconds"], doc["ended_invocations"] = invocations.total(doc["invocations"])
     return doc
 
 
@@ -360,6 +361,7 @@ class _Sweep:
     started: bool = None
     cluster: dict = field(default_factory=dict)
     progress: object = None     # execute's _Progress: nodes lost, runs retried
+    doc: dict = None            # the sweep.json written last
 
     @property
     def out(self):
@@ -421,7 +423,7 @@ def _drive(sw):
     out.mkdir(parents=True, exist_ok=True)
     placement.read(sw.runs)
     _announce(sw, n_read, n_resume)
-    extra = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sw.t0)),
+    extra = {"started": time.strftime(invocations.STAMP, time.localtime(sw.t0)),
              "read": n_read, "resumed": n_resume, "started_fresh": len(sw.todo) - n_resume}
     write_json(out / "sweep.json", sw.sweep_json(dict(extra, status="running" if sw.todo else "finished")))
     interrupted = _train(sw)
@@ -440,9 +442,10 @@ def _drive(sw):
     drew = report.write_curves(out / "curves.png", rows)
     if drew:
         classes.write_figure(out / "classes.png", cells)  # when some run has per_class.csv
-    extra.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+    extra.update(finished=time.strftime(invocations.STAMP), wall_seconds=round(time.time() - sw.t0, 1),
                  status="interrupted" if interrupted else "finished", curves=bool(drew))
-    write_json(out / "sweep.json", sw.sweep_json(extra))
+    sw.doc = sw.sweep_json(extra)
+    write_json(out / "sweep.json", sw.doc)
     return rows, drew, interrupted
 
 
@@ -457,6 +460,7 @@ def _conclude(sw, rows, drew, interrupted):
           + ("".join(f", {out / f}" for f in figures) if drew
              else " (curves.png needs matplotlib: pip install matplotlib)")
           + f", {out / 'sweep.json'}", flush=True)
+    print(_wall_line(sw.doc), flush=True)
     if interrupted:
         return _fail(130, "interrupted; rerun the same command to continue (finished runs are read, "
                           "the others resume from their checkpoints)")
@@ -465,6 +469,15 @@ def _conclude(sw, rows, drew, interrupted):
         return _fail(1, f"{len(bad)} of {len(runs)} runs have no result (see {out / 'results.md'}); "
                         "rerun the same command after fixing the cause")
     return 0
+
+
+def _wall_line(doc):
+    """wall time 2 h 25 min[, 3 h 58 min over 3 invocations of this sweep]"""
+    line = f"wall time {invocations.duration_text(doc['wall_seconds'])}"
+    if doc["ended_invocations"] > 1:
+        line += (f" (this invocation); {invocations.duration_text(doc['total_wall_seconds'])} over "
+                 f"{doc['ended_invocations']} invocations of this sweep")
+    return line
 
 
 def main(argv=None, prog=PROG):
