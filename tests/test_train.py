@@ -133,10 +133,15 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeyp
         assert (meta["epoch"], meta["batch"]) == (1, 0)
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["stop_reason"] == "interrupted"
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    counted = meta["wall_seconds"]
+    assert counted >= float(arrays["seconds"] if after == 3 else meta["history"][0]["epoch_seconds"]) > 0
     monkeypatch.setattr(T, "make_rule", real)
     res = T.train(resume=tmp_path / "b", verbose=False, progress=False)
     assert res.stop_reason == "max_epochs"
     _same_run(reference, tmp_path / "b")
+    trained = sum(float(r["epoch_seconds"]) for r in _history(tmp_path / "b"))
+    wall = json.loads((tmp_path / "b" / "summary.json").read_text())["wall_seconds"]
+    assert wall >= trained and wall >= counted + float(_history(tmp_path / "b")[-1]["epoch_seconds"])
 
 
 def test_an_ignored_sigint_stays_ignored():
@@ -578,9 +583,10 @@ def test_a_resume_of_a_checkpoint_without_per_class_writes_the_epochs_it_measure
     """Checkpoints written before per_class.csv existed: its rows start at the resumed epoch."""
     _run(tmp_path, "old", _config(epochs=1))
     weights, meta, arrays = load_checkpoint(tmp_path / "old" / "checkpoint.npz")
-    del meta["per_class"], meta["format"]
+    del meta["per_class"], meta["format"], meta["wall_seconds"]
     save_checkpoint(tmp_path / "old" / "checkpoint.npz", weights, meta, arrays)
     (tmp_path / "old" / "per_class.csv").unlink()
     T.train(resume=tmp_path / "old", overrides=["train.epochs=2"], verbose=False, progress=False)
     rows = list(csv.DictReader(open(tmp_path / "old" / "per_class.csv", newline="")))
     assert [r["epoch"] for r in rows] == ["2"]
+    assert json.loads((tmp_path / "old" / "summary.json").read_text())["wall_seconds"] is None   # not counted

@@ -112,6 +112,7 @@ def _interrupted(run, b, nb, perm, sums, seconds):
     run.batch = b
     arrays = dict(zip(METRICS, to_host(sums)))
     arrays.update(perm=np.asarray(perm, dtype=np.int64), seconds=np.float64(seconds))
+    run.count_wall()
     write_checkpoint(run, arrays)
     run.stop_reason = R.INTERRUPTED
     run.message = f"interrupted in epoch {run.epoch + 1} after batch {b} of {nb}"

@@ -55,6 +55,7 @@ def summary(run):
         "backend_changes": run.backend_changes,     # resumes on another device or kernel set (resume.py)
         "kernel_compile_seconds": compile_seconds(be),  # numba (fast) or NVRTC (cuda); None for numpy
         "warmup_seconds": _rounded(run.warmup_seconds), # before the first epoch, outside epoch_seconds
+        "wall_seconds": _rounded(run.wall_seconds),     # the epochs with validation and records, all processes
         "cublas_fallback": cublas_fallback(be),     # None, or why the GPU's batched GEMM fell back
         "dtype": cfg["dtype"], "seed": cfg["seed"],
         "versions": versions(be),
@@ -136,6 +137,7 @@ def record_alignment(run):
 def record_epoch(run, row, classes=None):
     """After an epoch: the best weights, early stopping, then every record and the epoch line.
     classes: the epoch's per_class.csv row (loop.validate), or None."""
+    run.count_wall()                   # the epoch and its validation; its records count in the next
     run.history.append(row)
     if classes is not None:
         run.per_class.append(classes)

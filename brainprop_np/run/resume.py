@@ -58,6 +58,7 @@ def checkpoint_meta(run):
         "backend_changes": run.backend_changes,
         "mlflow_run_id": run.mlflow_run_id,
         "alignment": run.alignment,
+        "wall_seconds": run.wall_seconds,
     }
 
 
@@ -92,6 +93,7 @@ def restore(run, meta, arrays):
     run.stop = EarlyStopping(t["patience"], t["min_delta"], meta["es_best"], meta["es_wait"])
     run.best_val_acc, run.best_epoch = meta["best_val_acc"], meta["best_epoch"]
     run.alignment = [dict(r) for r in meta.get("alignment", [])]
+    run.wall_seconds = meta.get("wall_seconds")        # None: a checkpoint written before it was counted
     if not set_rng_state(run.host_rng, meta["rng"]["host"]):
         raise TrainingError(f"{run.path('checkpoint.npz')}: the shuffling generator's state cannot be restored")
     run.net.draws.step = int(meta["draws_step"])

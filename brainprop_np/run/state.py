@@ -3,6 +3,7 @@ where it stands (epoch, batch, history, per-class accuracies, best epoch, early 
 generator's state; the trial counter of the draws follows from epoch and batch);
 checkpoint.npz keeps the second part (resume.py). Also TrainResult, what `train` returns.
 """
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ class Run:
     alignment: list = field(default_factory=list)   # alignment.csv rows (untied feedback)
     said_no_plot: bool = False
     warmup_seconds: float = None   # this process's warm-up before the first epoch (warmup.py)
+    wall_seconds: float = 0.0      # the epochs' wall time, validation and records included, over every
+                                   # process; None when resumed from a checkpoint that did not count it
+    wall_mark: float = None        # perf_counter() up to which wall_seconds counts this process's time
     backend_changes: list = field(default_factory=list)  # resumes on another device or kernel set (resume.py)
 
     def __post_init__(self):
@@ -77,3 +81,10 @@ class Run:
 
     def path(self, name):
         return self.out_dir / name
+
+    def count_wall(self):
+        """wall_seconds += the time since wall_mark; the mark moves to now."""
+        now = time.perf_counter()
+        if self.wall_seconds is not None and self.wall_mark is not None:
+            self.wall_seconds += now - self.wall_mark
+        self.wall_mark = now

@@ -111,6 +111,7 @@ def _set_up(cfg, ckpt):
 def _epochs(run, stop_flag):
     """Epoch after epoch until early stopping, train.epochs, Ctrl-C / SIGTERM or a non-finite loss."""
     epochs = run.cfg["train"]["epochs"]
+    run.count_wall()                                     # wall_seconds counts from here (the mark)
     while True:
         if run.batch == 0:                               # not inside an interrupted epoch
             run.stop_reason = stop_reason(run.stop, run.epoch, epochs)
