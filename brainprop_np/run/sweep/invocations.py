@@ -3,7 +3,9 @@ sweep's wall time summed over them (a sweep stopped and continued is one measure
 
 An invocation's entry is written when it starts (`status: running`, or `finished` when
 every run was) and replaced by its final state when it ends (`status` finished or
-interrupted, the time it `finished`, `wall_seconds` = its end − its start). A driver killed outright never writes its end: its time is not in the sum.
+interrupted, the time it `finished`, `wall_seconds` = its end − its start). A driver
+killed outright never writes its end: its time is not in the sum, nor is that of the
+entries older than the newest KEEP.
 """
 import time
 
