@@ -123,6 +123,15 @@ def test_finished_runs_are_read_without_ray_and_tabled(tmp_path, capsys, monkeyp
     assert "over 2 invocations of this sweep" in capsys.readouterr().out
 
 
+def test_the_progress_line_counts_runs_and_gives_the_invocations_time(tmp_path):
+    from types import SimpleNamespace
+    from brainprop_np.run.sweep.cli import _Progress
+    runs = [SimpleNamespace(state=s, run_dir=tmp_path / str(i), attempts0=None) for i, s in
+            enumerate(["done", "failed", "fresh", "fresh"])]
+    line = _Progress(runs, time.time() - 3725).line([], queued=2)
+    assert line == "[1/4 done, 0 running, 2 waiting, 1 failed; 1 h 02 min]", line
+
+
 def test_invocations_one_entry_each_and_the_wall_time_summed_over_them():
     from brainprop_np.run.sweep import invocations as inv
     legacy = {"started": "2026-12-07 08:16:43", "finished": "2026-12-07 08:20:52", "status": "interrupted"}

@@ -211,7 +211,7 @@ class _Progress:
         retried = f"; {len(again)} retried ({shown})" if again else ""
         best = f"; best so far {self.best[0]:.4f} ({self.best[1]})" if self.best else ""
         return (f"[{done}/{len(self.runs)} done, {running} running, {len(inflight) - running + queued} waiting, "
-                f"{failed} failed{lost}{retried}{best}]")
+                f"{failed} failed{lost}{retried}{best}; {invocations.duration_text(time.time() - self.t0)}]")
 
 
 def _started_since(run, t0):
