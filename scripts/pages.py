@@ -2,6 +2,7 @@
 marker lines of a page, replaced atomically, and the runs they train or read back.
 
     write_between_markers(Path("docs/results.md"), "class-scaling", text)
+    print_and_write(text, args.write, "sweep-time")   # printed, and written when --write names a page
     summary = train_or_read(config, out, overrides)   # a finished run is read, not retrained
     mean_std([0.9925, 0.9935], 2, 100)                # '99.30 (0.07)'
 """
@@ -33,6 +34,14 @@ def write_between_markers(path, name, text):
     head, rest = page.split(begin, 1)
     _, tail = rest.split(end, 1)
     write_text(path, f"{head}{begin}\n{text.rstrip()}\n{end}{tail}")
+
+
+def print_and_write(text, page, name):
+    """Print a generated section; with a page (a script's --write), also put it between that
+    page's `name` marker lines."""
+    print(text)
+    if page:
+        write_between_markers(page, name, text)
 
 
 def mean_std(xs, digits, scale=1.0):

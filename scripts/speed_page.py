@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages import write_between_markers  # noqa: E402
+from pages import print_and_write  # noqa: E402
 
 MARKER = "cpu-speed"
 PROFILE_MARKER = "step-profile"
@@ -101,10 +101,7 @@ def main(argv=None):
             rows += _per_core_table(json.loads(Path(a.per_core_json).read_text()))
     else:
         ap.error("give vs_pytorch.py's JSON, or --profile with step_profile.py's")
-    text = "\n".join(rows) + "\n"
-    print(text)
-    if a.write:
-        write_between_markers(a.write, marker, text)
+    print_and_write("\n".join(rows) + "\n", a.write, marker)
     return 0
 
 

@@ -30,7 +30,7 @@ from brainprop_np.run.history import read_history  # noqa: E402
 from brainprop_np.run.stop_reasons import FINAL  # noqa: E402
 from brainprop_np.run.sweep.invocations import duration_text, total  # noqa: E402
 from brainprop_np.run.sweep.report import PAPER  # noqa: E402
-from pages import mean_std, write_between_markers  # noqa: E402
+from pages import mean_std, print_and_write  # noqa: E402
 
 MARKER = "sweep-time"
 
@@ -141,10 +141,7 @@ def main(argv=None):
     ap.add_argument("sweep", help="the sweep's --out folder")
     ap.add_argument("--write", help="the page whose sweep-time section to replace")
     a = ap.parse_args(argv)
-    text = "\n".join(section(a.sweep, read_sweep(a.sweep), argv)) + "\n"
-    print(text)
-    if a.write:
-        write_between_markers(a.write, MARKER, text)
+    print_and_write("\n".join(section(a.sweep, read_sweep(a.sweep), argv)) + "\n", a.write, MARKER)
     return 0
 
 
