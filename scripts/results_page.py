@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from brainprop_np.run.console import plural  # noqa: E402
 from brainprop_np.run.history import read_history  # noqa: E402
 from brainprop_np.run.stop_reasons import FINAL  # noqa: E402
+from brainprop_np.run.sweep import report  # noqa: E402
 from brainprop_np.run.sweep.report import PAPER  # noqa: E402
 from pages import mean_std, write_between_markers  # noqa: E402
 
@@ -75,8 +76,7 @@ def data_text(summaries):
 
 def paper_text(config, rule):
     """The paper's figure for a BrainProp row ('99.31 (0.04) after 63 (18) epochs'), else '–'."""
-    fig = PAPER.get(config) if rule == "brainprop" else None
-    return "–" if fig is None else fig[0] + (f" after {fig[1]} epochs" if fig[1] else "")
+    return report.paper_text(config, rule) or "–"
 
 
 def epoch_seconds(run):

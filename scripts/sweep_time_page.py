@@ -6,14 +6,16 @@ section, from a sweep's folder.
 SWEEP_DIR is the --out folder of `python -m brainprop_np.sweep ...`. Its sweep.json gives
 the command, the resources (nodes, CPUs, CPUs and GPUs per run, --max-concurrent: how many
 runs ran at a time, the run slots) and the wall time summed over the sweep's invocations (a
-sweep stopped and continued is one measurement: brainprop_np/run/sweep/invocations.py).
-Each run's summary.json and history.csv give its epochs, why it stopped, its best val_acc
-and epoch, its median epoch_seconds (training only) and its own wall_seconds (training,
-validation and records, as long as it ran). The section gives a line per run, and for the
-sweep: the epochs trained, the wall seconds per epoch per slot (wall time × slots ÷
-epochs: everything the sweep spent, start-up and restarts included) and the best val_acc
-mean (std) beside the paper's figure (the sweep report's PAPER). With --write it replaces
-the text between the page's `sweep-time` marker lines; it is printed in any case.
+sweep stopped and continued is one measurement; an invocation without a recorded end counts
+to its last progress line: brainprop_np/run/sweep/invocations.py). Each run's summary.json
+and history.csv give its epochs, why it stopped, its best val_acc and epoch, its median
+epoch_seconds (training alone) and its own wall_seconds (summary.json's). The section gives
+the runs finished, the wall time, the epochs trained, the wall seconds per epoch per run
+slot (wall time × slots ÷ epochs: everything the sweep spent, start-up and restarts
+included; not given when an invocation's time is unknown), the best val_acc mean (std) per
+config and cell beside the paper's figure (the sweep report's paper_text), and a line per
+run. With --write it replaces the text between the page's `sweep-time` marker lines; it is
+printed in any case.
 """
 import argparse
 import datetime
@@ -28,8 +30,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from brainprop_np.run.console import plural  # noqa: E402
 from brainprop_np.run.history import read_history  # noqa: E402
 from brainprop_np.run.stop_reasons import FINAL  # noqa: E402
+from brainprop_np.run.sweep.cli import HEARTBEAT_S  # noqa: E402
 from brainprop_np.run.sweep.invocations import duration_text, total  # noqa: E402
-from brainprop_np.run.sweep.report import PAPER  # noqa: E402
+from brainprop_np.run.sweep.report import paper_text  # noqa: E402
 from pages import mean_std, print_and_write  # noqa: E402
 
 MARKER = "sweep-time"
@@ -40,7 +43,10 @@ def read_sweep(folder):
     path = Path(folder) / "sweep.json"
     if not path.is_file():
         sys.exit(f"error: {folder}: no sweep.json here; pass the --out folder of python -m brainprop_np.sweep")
-    return json.loads(path.read_text(encoding="utf-8"))
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if not doc.get("resources"):
+        sys.exit(f"error: {folder}: no invocation of this sweep trained a run (every run was read): nothing to time")
+    return doc
 
 
 def slots(doc):
@@ -97,34 +103,54 @@ def machine(rows, doc):
     return "; ".join([head] + kinds)
 
 
-def totals(rows, doc):
-    """The sweep's lines: wall time, epochs, wall seconds per epoch per slot, the best val_acc."""
-    wall, ended = total(doc.get("invocations", []))
-    epochs, done = sum(r["epochs"] for r in rows), [r for r in rows if r["finished"]]
-    out = [f"- Runs that stopped for good: {len(done)} of {len(rows)}"
-           + ("." if len(done) == len(rows) else "; the figures below are the sweep's so far."),
-           f"- Epochs trained: {epochs}"
-           + (f"; per finished run {mean_std([r['epochs'] for r in done], 1)}." if done else ".")]
-    if doc.get("status") == "running":
-        out.append(f"- Wall time: the sweep was running when this was written; its {plural(ended, 'ended invocation')} "
-                   f"took {duration_text(wall)}, and the running one is not counted (its epochs are): rerun this "
-                   "script once the sweep has ended.")
-    else:
-        out.insert(1, f"- Wall time: **{duration_text(wall)}** ({wall:.0f} s) over {plural(ended, 'invocation')} "
-                      "of the sweep.")
-    if epochs and doc.get("status") != "running":
-        out.append(f"- Wall seconds per epoch per run slot: {wall:.0f} s × {slots(doc)} ÷ {epochs} = "
-                   f"**{wall * slots(doc) / epochs:.1f} s** (the runs' median epoch_seconds, training alone: "
+def wall_lines(rows, doc):
+    """The wall time and the time per epoch per run slot; None for the latter when some
+    invocation's time is not known (the sum would be too short for the epochs)."""
+    entries = doc.get("invocations", [])
+    wall, timed, untimed = total(entries)
+    open_ = sum("finished" not in e and e.get("seen_seconds") is not None for e in entries)
+    out = [f"- Wall time: **{duration_text(wall)}** ({wall:.0f} s) over {plural(timed, 'invocation')} of the sweep."]
+    if open_:
+        out.append(f"- {plural(open_, 'invocation')} without a recorded end (running when this was written, or "
+                   f"its driver was killed): counted to its last progress line (at most {HEARTBEAT_S:.0f} s "
+                   "before its end).")
+    if untimed:
+        out.append(f"- {plural(untimed, 'invocation')} with no time recorded (its driver kept none so far): "
+                   "not counted, so no time per epoch is given.")
+    epochs = sum(r["epochs"] for r in rows)
+    if epochs and not untimed:
+        n = slots(doc)
+        out.append(f"- Wall seconds per epoch per run slot: {wall:.0f} s × {n} ÷ {epochs} = "
+                   f"**{wall * n / epochs:.1f} s** (the runs' median epoch_seconds, training alone: "
                    f"{_f(statistics.median([r['epoch_s'] for r in rows if r['epoch_s']]), '.1f')} s).")
-    for config in sorted({r["summary"]["name"] for r in done}):
-        mine = [r for r in done if r["summary"]["name"] == config]
-        paper = PAPER.get(config) if all(r["summary"]["algorithm"] == "brainprop" for r in mine) else None
-        out.append(f"- {config}, best val_acc over its {plural(len(mine), 'finished run')}: "
+    return out
+
+
+def accuracy_lines(done):
+    """Per config and cell of the finished runs: best val_acc and best epoch, mean (std), beside
+    the paper's figure where it applies (BrainProp on full MNIST)."""
+    out = []
+    for cell in sorted({r["name"].rsplit("/", 1)[0] for r in done}):
+        mine = [r for r in done if r["name"].rsplit("/", 1)[0] == cell]
+        config, algorithms = mine[0]["summary"]["name"], {r["summary"]["algorithm"] for r in mine}
+        sample = any((r["summary"].get("dataset") or {}).get("fallback") for r in mine)
+        paper = paper_text(config, algorithms.pop()) if len(algorithms) == 1 and not sample else ""
+        out.append(f"- {cell}, best val_acc over its {plural(len(mine), 'finished run')}: "
                    f"{mean_std([r['best'] for r in mine], 2, 100)} %, best epoch "
                    f"{mean_std([r['best_epoch'] for r in mine], 0)}"
-                   + ("." if paper is None else f"; the paper's {paper[0]} %"
-                      + (f" after {paper[1]} epochs." if paper[1] else ".")))
+                   + (f"; the paper's {paper}." if paper else ".")
+                   + (" Trained on the bundled MNIST sample: not comparable with the paper." if sample else ""))
     return out
+
+
+def totals(rows, doc):
+    """The sweep's lines: runs finished, wall time, epochs, time per epoch per slot, best val_acc."""
+    done = [r for r in rows if r["finished"]]
+    out = [f"- Runs that stopped for good: {len(done)} of {len(rows)}"
+           + ("." if len(done) == len(rows) else "; the figures below are the sweep's so far."),
+           f"- Epochs trained: {sum(r['epochs'] for r in rows)}"
+           + (f"; per finished run {mean_std([r['epochs'] for r in done], 1)}." if done else ".")]
+    return out[:1] + wall_lines(rows, doc) + out[1:] + accuracy_lines(done)
 
 
 def section(folder, doc, argv):

@@ -112,13 +112,13 @@ def test_finished_runs_are_read_without_ray_and_tabled(tmp_path, capsys, monkeyp
     assert "| mnist_dense | default | 2 | 98.50 (0.71) | 65 (7) | 3.0 | 0 | mnist | 98.68 (0.07) |" in md
     doc = json.loads((tmp_path / "sweep.json").read_text())
     assert doc["engine"] == "ray" and doc["runs"]["finished"] == 2 and doc["seeds"] == [1, 2]
-    assert [e["status"] for e in doc["invocations"]] == ["finished"] and doc["ended_invocations"] == 1
+    assert [e["status"] for e in doc["invocations"]] == ["finished"] and doc["timed_invocations"] == 1
     assert doc["total_wall_seconds"] == doc["wall_seconds"] == doc["invocations"][0]["wall_seconds"] >= 0
     assert "wall time " in out and "invocations of this sweep" not in out
     assert sweep.main([DENSE, "--seeds", "1-2", "--out", str(tmp_path)]) == 0      # a second invocation
     doc = json.loads((tmp_path / "sweep.json").read_text())
     walls = [e["wall_seconds"] for e in doc["invocations"]]
-    assert [e["status"] for e in doc["invocations"]] == ["finished"] * 2 and doc["ended_invocations"] == 2
+    assert [e["status"] for e in doc["invocations"]] == ["finished"] * 2 and doc["timed_invocations"] == 2
     assert doc["total_wall_seconds"] == pytest.approx(sum(walls))
     assert "over 2 invocations of this sweep" in capsys.readouterr().out
 
@@ -144,7 +144,15 @@ def test_invocations_one_entry_each_and_the_wall_time_summed_over_them():
     other = {"started": "2026-12-07 11:00:00", "status": "running"}
     assert inv.record(entries, other)[-1] is other and len(inv.record(entries, other)) == 3
     assert inv.wall_seconds(legacy) == 249.0 and inv.wall_seconds(running) is None
-    assert inv.total(entries + [other]) == (249.0 + 8334.0, 2)
+    assert inv.total(entries + [other]) == (249.0 + 8334.0, 2, 1)
+    seen = dict(other, seen_seconds=600.0)                  # its last progress line; then killed
+    assert inv.record(entries + [seen], dict(seen, seen_seconds=630.0))[-1]["seen_seconds"] == 630.0
+    later = {"started": "2026-12-07 12:00:00", "finished": "2026-12-07 12:10:00", "wall_seconds": 600.0}
+    assert inv.record(entries + [seen], later)[-2:] == [seen, later]     # a killed driver's entry stays
+    assert inv.total(entries + [seen, later]) == (249.0 + 8334.0 + 600.0 + 600.0, 4, 0)
+    start = {"started": legacy["started"], "status": "running"}     # older sweeps appended the end after it
+    assert inv.total([start, legacy]) == (249.0, 1, 0)
+    assert inv.duration_text(59.97) == "1 min 00 s"
     assert len(inv.record([{"started": str(i), "status": "finished"} for i in range(60)], other)) == inv.KEEP
     assert [inv.duration_text(x) for x in (12.34, 425, 13955)] == ["12.3 s", "7 min 05 s", "3 h 52 min"]
 
@@ -242,7 +250,7 @@ def test_sigterm_stops_the_driver_as_ctrl_c_does(monkeypatch):
     monkeypatch.setattr(cli, "execute", execute)
     before = signal.getsignal(signal.SIGTERM)
     sw = types.SimpleNamespace(todo=["a run"], ray=None, runs=[], ns=None, t0=0.0, started=False)
-    assert cli._train(sw) is True
+    assert cli._train(sw, {}) is True
     assert signal.getsignal(signal.SIGTERM) == before
 
 
@@ -280,7 +288,8 @@ def test_a_node_marked_dead_after_the_last_result_is_still_reported(tmp_path, ca
     from brainprop_np.run.sweep import cli
     runs = plan.build([DENSE], [1], [], ["device=cpu"], tmp_path)
     ns = types.SimpleNamespace(cpus_per_run=1, gpus_per_run=0, max_retries=3, max_concurrent=None)
-    progress = cli.execute(_RayLosingANodeLate(), runs, list(runs), ns, time.time())
+    beats = []
+    progress = cli.execute(_RayLosingANodeLate(), runs, list(runs), ns, time.time(), lambda: beats.append(1))
     printed = capsys.readouterr().out.strip().splitlines()
-    assert runs[0].state == "done" and progress.lost == ["10.0.0.2"]
+    assert runs[0].state == "done" and progress.lost == ["10.0.0.2"] and beats == [1]    # with the result's line
     assert "lost node" not in printed[0] and "lost node(s) 10.0.0.2" in printed[-1], printed

@@ -7,12 +7,13 @@ import pytest
 from script_loader import load_script
 
 
-def _run(folder, seed, epochs, best, best_epoch, seconds, stop="early_stopping", wall=None):
-    d = folder / "mnist_conv" / "default" / f"seed{seed}"
+def _run(folder, seed, epochs, best, best_epoch, seconds, stop="early_stopping", wall=None, cell="default",
+         algorithm="brainprop", fallback=False):
+    d = folder / "mnist_conv" / cell / f"seed{seed}"
     d.mkdir(parents=True)
-    s = {"name": "mnist_conv", "algorithm": "brainprop", "best_val_acc": best, "best_epoch": best_epoch,
+    s = {"name": "mnist_conv", "algorithm": algorithm, "best_val_acc": best, "best_epoch": best_epoch,
          "epochs_run": epochs, "stop_reason": stop, "device_name": "x86_64", "kernels": "fast", "threads": 1,
-         "wall_seconds": wall}
+         "wall_seconds": wall, "dataset": {"fallback": fallback}}
     (d / "summary.json").write_text(json.dumps(s))
     with open(d / "history.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -21,7 +22,7 @@ def _run(folder, seed, epochs, best, best_epoch, seconds, stop="early_stopping",
             w.writerow([e, best, seconds * (50 if e == 1 else 1)])
 
 
-def _sweep(tmp_path, status="interrupted", max_concurrent=None):
+def _sweep(tmp_path, status="interrupted", max_concurrent=None, seen=None):
     d = tmp_path / "sweep"
     _run(d, 1, 80, 0.9930, 60, 30.0, wall=2600.0)
     _run(d, 2, 100, 0.9936, 70, 32.0)
@@ -30,6 +31,8 @@ def _sweep(tmp_path, status="interrupted", max_concurrent=None):
              {"started": "2026-12-07 10:00:00", "finished": "2026-12-07 10:30:00", "wall_seconds": 1800.0,
               "status": "interrupted"}]
     running = [{"started": "2026-12-07 11:00:00", "status": "running"}] if status == "running" else []
+    if running and seen is not None:
+        running[0]["seen_seconds"] = seen
     doc = {"command": "python -m brainprop_np.sweep configs/mnist_conv.yaml --seeds 1-4 --out sweep",
            "status": status, "nodes": 1, "resources": {"CPU": 2.0}, "cpus_per_run": 1, "gpus_per_run": 0.0,
            "max_concurrent": max_concurrent, "runs": {"total": 4}, "invocations": ended + running,
@@ -54,19 +57,50 @@ def test_the_section_between_the_markers(tmp_path, capsys):
     assert "- Epochs trained: 200; per finished run 90.0 (14.1)." in lines
     assert ("- Wall seconds per epoch per run slot: 5400 s × 2 ÷ 200 = **54.0 s** (the runs' median "
             "epoch_seconds, training alone: 31.0 s).") in lines
-    assert ("- mnist_conv, best val_acc over its 2 finished runs: 99.33 (0.04) %, best epoch 65 (7); the paper's "
-            "99.31 (0.04) % after 63 (18) epochs.") in lines
+    assert ("- mnist_conv/default, best val_acc over its 2 finished runs: 99.33 (0.04) %, best epoch 65 (7); the "
+            "paper's 99.31 (0.04) after 63 (18) epochs.") in lines
     assert "| mnist_conv/default/seed1 | 80 | early_stopping | 99.30 | 60 | 30.0 | 2600 |" in lines
     assert "| mnist_conv/default/seed3 | 20 | interrupted | 99.00 | 20 | 31.0 | – |" in lines
     assert "| mnist_conv/default/seed4 | 0 | fresh | – | – | – | – |" in lines
 
 
-def test_a_running_sweep_gives_no_time_per_epoch(tmp_path):
-    text = "\n".join(load_script("sweep_time_page").section(_sweep(tmp_path, "running"), json.loads(
-        (tmp_path / "sweep" / "sweep.json").read_text()), []))
-    assert ("- Wall time: the sweep was running when this was written; its 2 ended invocations took 1 h 30 min, "
-            "and the running one is not counted (its epochs are): rerun this script once the sweep has ended.") in text
-    assert "per run slot" not in text and "**" not in text
+def _section(sweep):
+    return "\n".join(load_script("sweep_time_page").section(sweep, json.loads((sweep / "sweep.json").read_text()), []))
+
+
+def test_an_invocation_without_an_end_counts_to_its_last_progress_line(tmp_path):
+    text = _section(_sweep(tmp_path, "running", seen=600.0))
+    assert "- Wall time: **1 h 40 min** (6000 s) over 3 invocations of the sweep." in text
+    assert ("- 1 invocation without a recorded end (running when this was written, or its driver was killed): "
+            "counted to its last progress line (at most 30 s before its end).") in text
+    assert "6000 s × 2 ÷ 200 = **60.0 s**" in text
+
+
+def test_an_invocation_without_any_time_withholds_the_time_per_epoch(tmp_path):
+    text = _section(_sweep(tmp_path, "running"))
+    assert "- Wall time: **1 h 30 min** (5400 s) over 2 invocations of the sweep." in text
+    assert ("- 1 invocation with no time recorded (its driver kept none so far): not counted, so no time per "
+            "epoch is given.") in text
+    assert "per run slot" not in text
+
+
+def test_each_cell_has_its_line_and_the_paper_only_beside_brainprop_on_mnist(tmp_path):
+    sweep = tmp_path / "sweep"
+    for cell, algorithm, fallback in (("algorithm=brainprop", "brainprop", False), ("algorithm=ebp", "ebp", False),
+                                      ("lr=0.05", "brainprop", True)):
+        _run(sweep, 1, 50, 0.99, 40, 30.0, cell=cell, algorithm=algorithm, fallback=fallback)
+    doc = {"command": "c", "status": "finished", "nodes": 1, "resources": {"CPU": 2.0}, "cpus_per_run": 1,
+           "gpus_per_run": 0, "runs": {"total": 3}, "invocations": [{"started": "a", "finished": "b",
+                                                                     "wall_seconds": 3000.0}],
+           "placement": [{"run": f"mnist_conv/{c}/seed1", "state": "done"}
+                         for c in ("algorithm=brainprop", "algorithm=ebp", "lr=0.05")]}
+    (sweep / "sweep.json").write_text(json.dumps(doc))
+    lines = _section(sweep).splitlines()
+    assert ("- mnist_conv/algorithm=brainprop, best val_acc over its 1 finished run: 99.00 (-) %, best epoch 40 (-); "
+            "the paper's 99.31 (0.04) after 63 (18) epochs.") in lines
+    assert "- mnist_conv/algorithm=ebp, best val_acc over its 1 finished run: 99.00 (-) %, best epoch 40 (-)." in lines
+    assert ("- mnist_conv/lr=0.05, best val_acc over its 1 finished run: 99.00 (-) %, best epoch 40 (-). Trained on "
+            "the bundled MNIST sample: not comparable with the paper.") in lines
 
 
 def test_slots_follow_the_resources_and_max_concurrent(tmp_path):
@@ -74,11 +108,17 @@ def test_slots_follow_the_resources_and_max_concurrent(tmp_path):
     doc = json.loads((_sweep(tmp_path, max_concurrent=1) / "sweep.json").read_text())
     assert script.slots(doc) == 1
     doc.update(max_concurrent=None, resources={"CPU": 16.0, "GPU": 1.0}, cpus_per_run=1, gpus_per_run=0.25)
-    assert script.slots(doc) == 4                 # four runs share the GPU; the runs are four
+    doc["runs"]["total"] = 10
+    assert script.slots(doc) == 4                 # four runs share the GPU, though 16 CPUs would take 10
     doc["runs"]["total"] = 2
     assert script.slots(doc) == 2
 
 
-def test_a_folder_without_sweep_json(tmp_path):
+def test_a_folder_without_sweep_json_or_without_a_trained_run(tmp_path):
     with pytest.raises(SystemExit, match="no sweep.json here; pass the --out folder"):
         load_script("sweep_time_page").main([str(tmp_path)])
+    sweep = _sweep(tmp_path)
+    doc = json.loads((sweep / "sweep.json").read_text())
+    (sweep / "sweep.json").write_text(json.dumps(dict(doc, resources=None)))
+    with pytest.raises(SystemExit, match="no invocation of this sweep trained a run"):
+        load_script("sweep_time_page").main([str(sweep)])

@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +123,9 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeyp
     real = T.make_rule
     monkeypatch.setattr(T, "make_rule", lambda *a, **k: _KillAfter(real(*a, **k), after, signum))
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    t0 = time.perf_counter()
     res = _run(tmp_path, "b")
+    first = time.perf_counter() - t0
     assert res.interrupted
     _, meta, arrays = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
     if after == 3:
@@ -135,13 +138,17 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, reference, monkeyp
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     counted = meta["wall_seconds"]
     assert counted >= float(arrays["seconds"] if after == 3 else meta["history"][0]["epoch_seconds"]) > 0
+    assert counted <= first                         # this process's time, counted once
     monkeypatch.setattr(T, "make_rule", real)
+    t0 = time.perf_counter()
     res = T.train(resume=tmp_path / "b", verbose=False, progress=False)
+    second = time.perf_counter() - t0
     assert res.stop_reason == "max_epochs"
     _same_run(reference, tmp_path / "b")
     trained = sum(float(r["epoch_seconds"]) for r in _history(tmp_path / "b"))
     wall = json.loads((tmp_path / "b" / "summary.json").read_text())["wall_seconds"]
     assert wall >= trained and wall >= counted + float(_history(tmp_path / "b")[-1]["epoch_seconds"])
+    assert wall - counted <= second                 # the resume adds its own time, not the first's again
 
 
 def test_an_ignored_sigint_stays_ignored():

@@ -166,6 +166,7 @@ def _finish(run, split):
     from ..data import BatchIterator
     if run.stop_reason in R.FINAL and run.cfg["data"]["holdout"] and run.best_epoch:
         evaluate_best(run, BatchIterator(split.x_test, split.y_test, run.backend, run.cfg["dtype"]))
+    run.count_wall()                                     # the last epoch's records, and the test set
     write_history(run)
     write_summary(run)
     write_plot(run)

@@ -265,8 +265,9 @@ def _collect(ray, r, ref, ns):
         r.error = f"{type(e).__name__}: {first} (after up to {ns.max_retries} retries)"
 
 
-def execute(ray, runs, todo, ns, t0):
-    """Submit the runs in `todo` (at most --max-concurrent at a time), wait for them; the _Progress."""
+def execute(ray, runs, todo, ns, t0, beat=None):
+    """Submit the runs in `todo` (at most --max-concurrent at a time), wait for them; the _Progress.
+    beat(): called with every progress line (sweep.json's time so far)."""
     from .task import run_one
     remote, opts = ray.remote(run_one), _options(ns)
     progress = _Progress(runs, t0, placement.NodeWatch(ray))
@@ -286,16 +287,23 @@ def execute(ray, runs, todo, ns, t0):
                 progress.seen(r)
                 progress.check_nodes()
                 print(f"{progress.line(inflight.values(), len(pending))} {_result_line(r)}", flush=True)
-                last = time.monotonic()
+                last = _beat(beat)
             if (not ready and progress.check_nodes()) or time.monotonic() - last >= HEARTBEAT_S:
                 print(progress.line(inflight.values(), len(pending)), flush=True)
-                last = time.monotonic()
+                last = _beat(beat)
     except KeyboardInterrupt:
         _stop(ray, inflight)
         raise
     if progress.check_nodes():                # a node Ray marked dead after the last result
         print(progress.line((), 0), flush=True)
     return progress
+
+
+def _beat(beat):
+    """beat() when given; the monotonic time after it."""
+    if beat is not None:
+        beat()
+    return time.monotonic()
 
 
 def _stop(ray, inflight):
@@ -341,7 +349,8 @@ def _sweep_json(ns, argv, configs, overrides, grid, seeds, runs, cluster, extra)
         doc["cluster_note"] = "not contacted by the last invocation: every run was already finished"
     doc["invocations"] = invocations.record(old.get("invocations"), {
         "command": doc["command"], "time": time.strftime(invocations.STAMP), **extra})
-    doc["total_wall_seconds"], doc["ended_invocations"] = invocations.total(doc["invocations"])
+    doc["total_wall_seconds"], doc["timed_invocations"], doc["untimed_invocations"] = invocations.total(
+        doc["invocations"])
     return doc
 
 
@@ -400,12 +409,17 @@ def _announce(sw, n_read, n_resume):
           f"{ns.gpus_per_run:g} GPU; folder {out}", flush=True)
 
 
-def _train(sw):
-    """Run what is left on Ray; True when Ctrl-C or SIGTERM stopped it. A Ray started here is shut down."""
+def _train(sw, extra):
+    """Run what is left on Ray, sweep.json's entry of this invocation rewritten with its time so
+    far at every progress line; True when Ctrl-C or SIGTERM stopped it. A Ray started here is
+    shut down."""
+    def beat():
+        so_far = dict(extra, status="running", seen_seconds=round(time.time() - sw.t0, 1))
+        write_json(sw.out / "sweep.json", sw.sweep_json(so_far))
     try:
         if sw.todo:
             with sigterm_as_ctrl_c():
-                sw.progress = execute(sw.ray, sw.runs, sw.todo, sw.ns, sw.t0)
+                sw.progress = execute(sw.ray, sw.runs, sw.todo, sw.ns, sw.t0, beat)
     except KeyboardInterrupt:
         return True
     finally:
@@ -426,7 +440,7 @@ def _drive(sw):
     extra = {"started": time.strftime(invocations.STAMP, time.localtime(sw.t0)),
              "read": n_read, "resumed": n_resume, "started_fresh": len(sw.todo) - n_resume}
     write_json(out / "sweep.json", sw.sweep_json(dict(extra, status="running" if sw.todo else "finished")))
-    interrupted = _train(sw)
+    interrupted = _train(sw, extra)
     placement.read(sw.runs)
     if sw.progress is not None:
         extra.update(lost_nodes=sw.progress.lost, retried=[r.label for r in sw.progress.retried([])])
@@ -474,9 +488,9 @@ def _conclude(sw, rows, drew, interrupted):
 def _wall_line(doc):
     """wall time 2 h 25 min[, 3 h 58 min over 3 invocations of this sweep]"""
     line = f"wall time {invocations.duration_text(doc['wall_seconds'])}"
-    if doc["ended_invocations"] > 1:
+    if doc["timed_invocations"] > 1:
         line += (f" (this invocation); {invocations.duration_text(doc['total_wall_seconds'])} over "
-                 f"{doc['ended_invocations']} invocations of this sweep")
+                 f"{doc['timed_invocations']} invocations of this sweep")
     return line
 
 

@@ -100,6 +100,13 @@ def write_csv(path, rows):
     write_text(path, buf.getvalue())
 
 
+def paper_text(config, algorithm):
+    """The paper's figure for a config's BrainProp runs ('99.31 (0.04) after 63 (18) epochs');
+    '' for EBP and for configs the paper gives no figure for."""
+    paper = PAPER.get(config) if algorithm == "brainprop" else None
+    return "" if paper is None else paper[0] + (f" after {paper[1]} epochs" if paper[1] else "")
+
+
 def _paper(x, sd, digits):
     """The paper's format: '99.31 (0.04)'; std '-' for a single seed."""
     if x is None:
@@ -112,8 +119,7 @@ def cell_text(r):
                  None if r["best_val_acc_std"] is None else 100 * r["best_val_acc_std"], 2)
     ep = _paper(r["best_epoch_mean"], r["best_epoch_std"], 0)
     sec = "-" if r["epoch_seconds_mean"] is None else f"{r['epoch_seconds_mean']:.1f}"
-    paper = PAPER.get(r["config"]) if r["algorithm"] == "brainprop" else None
-    ptext = "" if paper is None else paper[0] + (f" after {paper[1]} epochs" if paper[1] else "")
+    ptext = paper_text(r["config"], r["algorithm"])
     data = r["data"] or "-"
     if r["fallback"]:
         data = data.upper() + " — NOT full MNIST, not comparable with the paper"
