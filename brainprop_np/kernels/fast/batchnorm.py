@@ -31,13 +31,15 @@ def _shifted_sums(x, n_chunks, shift, s1, s2):
     m, c = x.shape
     for k in prange(n_chunks):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
-        a1, a2 = s1[k], s2[k]                       # the chunk's rows (zero on entry)
+        a1, a2 = np.zeros(c), np.zeros(c)          # the chunk's sums (a fresh array: no aliasing)
         for i in range(r0, r1):
             xi = x[i]
             for j in range(c):
                 d = np.float64(xi[j]) - shift[j]
                 a1[j] += d
                 a2[j] += d * d
+        s1[k] = a1
+        s2[k] = a2
 
 
 @kernel
@@ -46,13 +48,15 @@ def _products(a, b, n_chunks, sa, sab):
     m, c = a.shape
     for k in prange(n_chunks):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
-        s, sp = sa[k], sab[k]
+        s, sp = np.zeros(c), np.zeros(c)
         for i in range(r0, r1):
             ai, bi = a[i], b[i]
             for j in range(c):
                 av = np.float64(ai[j])
                 s[j] += av
                 sp[j] += av * bi[j]
+        sa[k] = s
+        sab[k] = sp
 
 
 @kernel

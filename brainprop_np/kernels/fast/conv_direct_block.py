@@ -51,7 +51,7 @@ def _conv_relu_sums(xp, w, stride, n_chunks, shift, row_buffers, zero, z, s1, s2
     wo = row_buffers.shape[1]
     per_image = m // xp.shape[0]
     for k in prange(n_chunks):
-        row, a1, a2 = row_buffers[k], s1[k], s2[k]
+        row, a1, a2 = row_buffers[k], np.zeros(f), np.zeros(f)
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
         i = r0
         while i < r1:
@@ -67,6 +67,8 @@ def _conv_relu_sums(xp, w, stride, n_chunks, shift, row_buffers, zero, z, s1, s2
                     a1[j] += d
                     a2[j] += d * d
                 i += 1
+        s1[k] = a1
+        s2[k] = a2
 
 
 def conv1_relu_stats(x, kernel_w, stride, pads, out_hw):

@@ -42,7 +42,7 @@ def _relu_sums(z, zero, n_chunks, shift, store, post, s1, s2):
     m, c = z.shape
     for k in prange(n_chunks):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
-        a1, a2 = s1[k], s2[k]
+        a1, a2 = np.zeros(c), np.zeros(c)
         for i in range(r0, r1):
             for j in range(c):
                 p = relu_value(z[i, j], zero)
@@ -51,6 +51,8 @@ def _relu_sums(z, zero, n_chunks, shift, store, post, s1, s2):
                 d = np.float64(p) - shift[j]
                 a1[j] += d
                 a2[j] += d * d
+        s1[k] = a1
+        s2[k] = a2
 
 
 @kernel
@@ -74,12 +76,14 @@ def _masked_products(fb, mask, xhat, n_chunks, sa, sab):
     m, c = fb.shape
     for k in prange(n_chunks):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
-        s, sp = sa[k], sab[k]
+        s, sp = np.zeros(c), np.zeros(c)
         for i in range(r0, r1):
             for j in range(c):
                 av = np.float64(fb[i, j] * mask[i, j])
                 s[j] += av
                 sp[j] += av * xhat[i, j]
+        sa[k] = s
+        sab[k] = sp
 
 
 @kernel

@@ -50,13 +50,15 @@ def _products(fb, mask, masked, z, zero, mean, inv_std, n_chunks, sa, sab):
     m, c = fb.shape
     for k in prange(n_chunks):
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
-        s, sp = sa[k], sab[k]
+        s, sp = np.zeros(c), np.zeros(c)
         for i in range(r0, r1):
             for j in range(c):
                 h = (relu_value(z[i, j], zero) - mean[j]) * inv_std[j]
                 av = np.float64(fb[i, j] * mask[i, j]) if masked else np.float64(fb[i, j])
                 s[j] += av
                 sp[j] += av * h
+        sa[k] = s
+        sab[k] = sp
 
 
 @numba.njit(inline="always")
