@@ -135,13 +135,25 @@ def add_row_tags(xp, fb_row, b, oy, stride, part, acc):
 
 
 @kernel
-def _tags(xp, fb, stride, n_chunks, parts, acc):
-    """acc[k] = Σ over the images of chunk k of x-window · fb, a row of outputs at a time."""
+def _tags(xp, fb, stride, n_chunks, acc):
+    """acc[k] = Σ over the images of chunk k of x-window · fb, a row of outputs at a time; each
+    chunk's sums in arrays of its own (chunk_sums)."""
     n = xp.shape[0]
+    kh, kw, f = acc.shape[1:]
     for k in prange(n_chunks):
+        part, acc_k = chunk_sums(kh, kw, f, fb.dtype)
         for b in range(n * k // n_chunks, n * (k + 1) // n_chunks):
             for oy in range(fb.shape[1]):
-                add_row_tags(xp, fb[b, oy], b, oy, stride, parts[k], acc[k])
+                add_row_tags(xp, fb[b, oy], b, oy, stride, part, acc_k)
+        acc[k] = acc_k
+
+
+@numba.njit(inline="always")
+def chunk_sums(kh, kw, f, dtype):
+    """(part, acc) of one chunk of the tags: its row sum (dtype) and its float64 sum (zeros),
+    (kh, kw, F) each, made inside the kernel: the compiler knows they overlap no input, so
+    the loops that update them need no run-time overlap checks."""
+    return np.empty((kh, kw, f), dtype), np.zeros((kh, kw, f))
 
 
 def tag_chunks(n):
@@ -149,10 +161,9 @@ def tag_chunks(n):
     return max(1, min(64, -(-n // _IMAGES_PER_CHUNK)))
 
 
-def tag_buffers(n, kernel_shape, dtype):
-    """(parts, acc): each chunk's row sum (xp's precision) and its float64 sum, (K, kh, kw, F)."""
-    shape = (tag_chunks(n),) + tuple(kernel_shape[:2]) + (kernel_shape[-1],)
-    return np.empty(shape, dtype), np.zeros(shape)
+def tag_sums(n, kernel_shape):
+    """acc (K, kh, kw, F) float64: the tags' sum per chunk of images, filled by the kernels."""
+    return np.zeros((tag_chunks(n),) + tuple(kernel_shape[:2]) + (kernel_shape[-1],))
 
 
 def conv1_forward(x, kernel_w, stride, pads, out_hw):
@@ -167,10 +178,9 @@ def conv1_forward(x, kernel_w, stride, pads, out_hw):
 def conv1_tags(x, fb, kernel_shape, stride, pads):
     """grads (kh, kw, 1, F) = Σ x-window · fb over images and positions."""
     kh, kw, _, f = kernel_shape
-    parts, acc = tag_buffers(x.shape[0], kernel_shape, x.dtype)
+    acc = tag_sums(x.shape[0], kernel_shape)
     fbc = np.ascontiguousarray(fb)
-    _tags(fbc.size * kh * kw, pad_images(x, (kh, kw), stride, pads, fb.shape[1:3]), fbc, stride, len(acc),
-          parts, acc)
+    _tags(fbc.size * kh * kw, pad_images(x, (kh, kw), stride, pads, fb.shape[1:3]), fbc, stride, len(acc), acc)
     return acc.sum(axis=0).astype(x.dtype).reshape(kernel_shape)
 
 

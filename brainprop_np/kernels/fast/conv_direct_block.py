@@ -29,7 +29,7 @@ two blocks).
 import numpy as np
 
 from .batchnorm import _rows, chunks
-from .conv_direct import add_row_tags, conv1_forward, conv_row, pad_images, tag_buffers
+from .conv_direct import add_row_tags, chunk_sums, conv1_forward, conv_row, pad_images, tag_sums
 from .jit import kernel, prange, serial
 from .elementwise import relu_value
 from .relu_batchnorm import _relu_stats, relu_shift, relu_sums_stats
@@ -43,15 +43,15 @@ def _first_row(xp, w, stride, zero, out):
 
 
 @kernel
-def _conv_relu_sums(xp, w, stride, n_chunks, shift, row_buffers, zero, z, s1, s2):
+def _conv_relu_sums(xp, w, stride, n_chunks, shift, zero, z, s1, s2):
     """z (M, F) = the convolution, row i = (image, oy, ox), an output row (Wo, F) at a time
-    in row_buffers[k]; s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over the rows of
-    chunk k in order, post = max(z, 0) (float64)."""
+    in a buffer of the chunk; s1[k, c], s2[k, c] = Σ (post − shift), Σ (post − shift)² over the
+    rows of chunk k in order, post = max(z, 0) (float64)."""
     m, f = z.shape
-    wo = row_buffers.shape[1]
+    wo = (xp.shape[2] - w.shape[1]) // stride + 1
     per_image = m // xp.shape[0]
     for k in prange(n_chunks):
-        row, a1, a2 = row_buffers[k], np.zeros(f), np.zeros(f)
+        row, a1, a2 = np.empty((wo, f), z.dtype), np.zeros(f), np.zeros(f)
         r0, r1 = m * k // n_chunks, m * (k + 1) // n_chunks
         i = r0
         while i < r1:
@@ -81,30 +81,31 @@ def conv1_relu_stats(x, kernel_w, stride, pads, out_hw):
     xp, w = pad_images(x, (kh, kw), stride, pads, out_hw), np.ascontiguousarray(kernel_w.reshape(kh, kw, f))
     z = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), x.dtype)
     m, k, zero = z.shape[0], chunks(z.shape[0]), x.dtype.type(0)
-    row_buffers = np.empty((k, out_hw[1], f), x.dtype)
-    _first_row(xp, w, stride, zero, row_buffers[0])
-    shift = relu_shift(row_buffers[0, 0])
+    first = np.empty((out_hw[1], f), x.dtype)
+    _first_row(xp, w, stride, zero, first)
+    shift = relu_shift(first[0])
     s1, s2 = np.zeros((k, f)), np.zeros((k, f))
-    _conv_relu_sums(z.size * kh * kw, xp, w, stride, k, shift, row_buffers, zero, z, s1, s2)
+    _conv_relu_sums(z.size * kh * kw, xp, w, stride, k, shift, zero, z, s1, s2)
     return (z.reshape((x.shape[0],) + tuple(out_hw) + (f,)), *relu_sums_stats(shift, s1, s2, m, x.dtype))
 
 
 @kernel
-def _tags_of_fb_in(xp, fb, mask, masked, z, zero, mean, inv_std, a, b, s, stride, n_chunks, row_buffers,
-                   parts, acc):
+def _tags_of_fb_in(xp, fb, mask, masked, z, zero, mean, inv_std, a, b, s, stride, n_chunks, acc):
     """acc[k] = Σ over the images of chunk k of x-window · fb_in, fb_in = fb_in_value(fb, mask, z)
-    made one image row at a time in row_buffers[k] (Wo, F); fb, mask, z (N, Ho, Wo, F)."""
+    made one image row at a time in a buffer (Wo, F) of the chunk; fb, mask, z (N, Ho, Wo, F)."""
     n = xp.shape[0]
     _, ho, wo, f = fb.shape
     for k in prange(n_chunks):
-        row = row_buffers[k]
+        row = np.empty((wo, f), fb.dtype)
+        part, acc_k = chunk_sums(acc.shape[1], acc.shape[2], f, fb.dtype)
         for im in range(n * k // n_chunks, n * (k + 1) // n_chunks):
             for oy in range(ho):
                 for ox in range(wo):
                     for j in range(f):
                         row[ox, j] = fb_in_value(fb[im, oy, ox, j], mask[im, oy, ox, j], masked, z[im, oy, ox, j],
                                                  zero, mean[j], inv_std[j], a[j], b[j], s[j])
-                add_row_tags(xp, row, im, oy, stride, parts[k], acc[k])
+                add_row_tags(xp, row, im, oy, stride, part, acc_k)
+        acc[k] = acc_k
 
 
 def conv1_relu_batchnorm_tags(x, fb, mask, z, mean, gamma, inv_std, kernel_shape, stride, pads):
@@ -117,8 +118,7 @@ def conv1_relu_batchnorm_tags(x, fb, mask, z, mean, gamma, inv_std, kernel_shape
     mc = fbc if mask is None else np.ascontiguousarray(mask)     # not read without a mask
     dgamma, dbeta = lean_sums(_rows(fbc), _rows(mc), mask is not None, _rows(zc), mean, inv_std)
     a, b, s = fb_in_coefficients(dgamma, dbeta, gamma, inv_std, zc.size // f)
-    parts, acc = tag_buffers(n, kernel_shape, t)
-    row_buffers = np.empty((len(acc), fb.shape[2], f), t)
+    acc = tag_sums(n, kernel_shape)
     _tags_of_fb_in(fbc.size * kh * kw, pad_images(x, (kh, kw), stride, pads, fb.shape[1:3]), fbc, mc,
-                   mask is not None, zc, t.type(0), mean, inv_std, a, b, s, stride, len(acc), row_buffers, parts, acc)
+                   mask is not None, zc, t.type(0), mean, inv_std, a, b, s, stride, len(acc), acc)
     return acc.sum(axis=0).astype(t).reshape(kernel_shape), dgamma, dbeta
