@@ -157,6 +157,29 @@ def test_invocations_one_entry_each_and_the_wall_time_summed_over_them():
     assert [inv.duration_text(x) for x in (12.34, 425, 13955)] == ["12.3 s", "7 min 05 s", "3 h 52 min"]
 
 
+def test_each_progress_line_records_the_invocations_time_so_far(tmp_path, monkeypatch, capsys):
+    """While runs are in flight, sweep.json's entry of the invocation holds its time so far
+    (seen_seconds), so a driver killed outright still leaves its time; its end replaces it."""
+    import types
+    from brainprop_np.run.sweep import cli
+    seen = []
+
+    def execute(ray, runs, todo, ns, t0, beat):
+        beat()
+        seen.append(json.loads((tmp_path / "sweep.json").read_text()))
+        return types.SimpleNamespace(lost=[], retried=lambda inflight: [])
+    monkeypatch.setattr(cli, "connect", lambda address: (types.SimpleNamespace(__version__="2.x"), False))
+    monkeypatch.setattr(cli, "_resources", lambda ray: ({"CPU": 2.0}, 1))
+    monkeypatch.setattr(cli, "execute", execute)
+    assert sweep.main([DENSE, "--seeds", "1", "--out", str(tmp_path)]) == 1        # the run never trained
+    (entry,) = seen[0]["invocations"]
+    assert entry["status"] == "running" and "finished" not in entry and entry["seen_seconds"] >= 0
+    assert seen[0]["total_wall_seconds"] == entry["seen_seconds"] and seen[0]["timed_invocations"] == 1
+    (end,) = json.loads((tmp_path / "sweep.json").read_text())["invocations"]
+    assert end["status"] == "finished" and end["wall_seconds"] >= entry["seen_seconds"] and "seen_seconds" not in end
+    assert "1 of 1 runs have no result" in capsys.readouterr().err
+
+
 def test_the_table_says_when_runs_fell_back_to_the_mnist_sample(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     _finished(tmp_path, "default", 1, 0.95, 10, fallback=True)
