@@ -150,7 +150,7 @@ def totals(rows, doc):
            + ("." if len(done) == len(rows) else "; the figures below are the sweep's so far."),
            f"- Epochs trained: {sum(r['epochs'] for r in rows)}"
            + (f"; per finished run {mean_std([r['epochs'] for r in done], 1)}." if done else ".")]
-    return out[:1] + wall_lines(rows, doc) + out[1:] + accuracy_lines(done)
+    return out + wall_lines(rows, doc) + accuracy_lines(done)
 
 
 def section(folder, doc, argv):
