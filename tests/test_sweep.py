@@ -178,6 +178,14 @@ def test_each_progress_line_records_the_invocations_time_so_far(tmp_path, monkey
     (end,) = json.loads((tmp_path / "sweep.json").read_text())["invocations"]
     assert end["status"] == "finished" and end["wall_seconds"] >= entry["seen_seconds"] and "seen_seconds" not in end
     assert "1 of 1 runs have no result" in capsys.readouterr().err
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(cli, "write_json", full_disk)
+    sw = types.SimpleNamespace(todo=["a run"], ray=None, runs=[], ns=None, t0=0.0, started=False, out=tmp_path,
+                               sweep_json=lambda extra: {})
+    monkeypatch.setattr(cli, "execute", lambda *a: a[-1]() or types.SimpleNamespace(lost=[]))
+    assert cli._train(sw, {}) is False              # the progress record failed; the runs went on
+    assert "warning: cannot write" in capsys.readouterr().err
 
 
 def test_the_table_says_when_runs_fell_back_to_the_mnist_sample(tmp_path, capsys, monkeypatch):

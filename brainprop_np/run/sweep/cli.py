@@ -413,9 +413,13 @@ def _train(sw, extra):
     """Run what is left on Ray, sweep.json's entry of this invocation rewritten with its time so
     far at every progress line; True when Ctrl-C or SIGTERM stopped it. A Ray started here is
     shut down."""
-    def beat():
+    def beat():                       # a record of progress: a failed write does not stop the runs
         so_far = dict(extra, status="running", seen_seconds=round(time.time() - sw.t0, 1))
-        write_json(sw.out / "sweep.json", sw.sweep_json(so_far))
+        try:
+            write_json(sw.out / "sweep.json", sw.sweep_json(so_far))
+        except OSError as e:
+            print(f"warning: cannot write {sw.out / 'sweep.json'} ({e.strerror or e}); the runs go on",
+                  file=sys.stderr, flush=True)
     try:
         if sw.todo:
             with sigterm_as_ctrl_c():
