@@ -2,7 +2,7 @@
 
     python bench/train_step.py [--device auto|cpu|gpu] [--steps N] [--rounds R]
                                [--nets dense,conv,loccon,deep] [--kernels fast,numpy] [--untiled]
-                               [--kept] [--split] [--unfolded] [--system-malloc]
+                               [--kept] [--split] [--unfolded] [--system-malloc] [--tile-mb 2.5,4,7]
 
 Prints images/s and the estimated seconds per 60,000-image MNIST epoch for the paper's
 `dense` and `conv` (batch 128) and `loccon` (batch 32) networks (`deep`: CIFAR-10
@@ -12,6 +12,9 @@ do. On the CPU each kernel set in --kernels is timed, alternating over R rounds 
 median is shown), with the ratio to the first set, and the minor page faults per step.
 --untiled adds the fast set with no convolution tiled (kernels/fast/conv_tiled.py's
 WHOLE_MAX raised past any batch), alternating with the others: what tiling gives.
+--tile-mb adds the fast set with each listed tile size of its tiled convolutions
+(kernels/fast/conv_tiled.py's TILE_BYTES, in MiB; arms named tile=MB), alternating with
+the others: which tile the machine's caches favour.
 --kept adds the fast set whose ReLU → BatchNorm blocks write post and xhat in training as
 well (blocks.py's lean flag off, the joined first block split): what keeping only the
 block's input gives.
@@ -97,16 +100,20 @@ def make_net(model, be, kernels=None, kept=False, split=False, unfolded=False):
 
 
 UNTILED = "untiled"          # the fast set, every conv whole
-_WHOLE_MAX = {}
+TILE = "tile="               # the fast set with another tile size: tile=2.5 (MiB)
+_OWN = {}
 
 
 def set_tiling(kernel_set):
-    """The fast set's conv tiling for the next steps: none for UNTILED, else its own bound."""
-    if kernel_set not in ("fast", UNTILED):
+    """The fast set's conv tiling for the next steps: none for UNTILED, tiles of MB MiB for
+    tile=MB, else the set's own bound and tile."""
+    if kernel_set not in ("fast", UNTILED) and not kernel_set.startswith(TILE):
         return
     from brainprop_np.kernels.fast import conv_tiled
-    bound = _WHOLE_MAX.setdefault("fast", conv_tiled.WHOLE_MAX)
+    bound = _OWN.setdefault("whole_max", conv_tiled.WHOLE_MAX)
+    tile = _OWN.setdefault("tile_bytes", conv_tiled.TILE_BYTES)
     conv_tiled.WHOLE_MAX = float("inf") if kernel_set == UNTILED else bound
+    conv_tiled.TILE_BYTES = int(float(kernel_set[len(TILE):]) * 2**20) if kernel_set.startswith(TILE) else tile
 
 
 KEPT = "kept"                # the fast set, ReLU → BatchNorm blocks keeping post and xhat in training
@@ -160,6 +167,19 @@ def time_steps(state, steps, kernel_set):
     return dt, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps
 
 
+def tile_sizes(ap, text):
+    """The --tile-mb list as given (strings of positive numbers), or ap.error naming the bad one."""
+    sizes = [v for v in text.split(",") if v]
+    for v in sizes:
+        try:
+            ok = float(v) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            ap.error(f"--tile-mb {v!r} is not allowed; give tile sizes in MiB, positive numbers such as 2.5,4")
+    return sizes
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=bp.backend.DEVICES)
@@ -174,6 +194,8 @@ def main(argv=None):
                     help="also time the fast set with a 1-channel conv and its ReLU → BatchNorm as two blocks")
     ap.add_argument("--unfolded", action="store_true",
                     help="also time the fast set with every Dense's tags made as an array (no FoldedTags)")
+    ap.add_argument("--tile-mb", default="", help="also time the fast set with these tile sizes of its tiled "
+                    "convolutions, in MiB (comma-separated)")
     ap.add_argument("--system-malloc", action="store_true",
                     help="leave glibc's malloc thresholds as they are (kernels/memory.py): what keeping freed memory gives")
     args = ap.parse_args(argv)
@@ -187,14 +209,16 @@ def main(argv=None):
     sets += [KEPT] if args.kept and be.name == "numpy" else []
     sets += [SPLIT] if args.split and be.name == "numpy" else []
     sets += [UNFOLDED] if args.unfolded and be.name == "numpy" else []
+    sets += [TILE + mb for mb in tile_sizes(ap, args.tile_mb)] if be.name == "numpy" else []
     rate = gemm_rate(be)
     print(f"backend {be.name} on {be.device_name()}; {n_threads} threads (BLAS and kernels), "
           f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}; "
           f"malloc {'as the system sets it' if args.system_malloc else 'keeps freed memory'}")
     print(f"float32 GEMM (2048^3): {rate:8.1f} GFLOP/s")
     nets = args.nets.split(",")
-    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast" if k in (UNTILED, KEPT, SPLIT, UNFOLDED)
-                               else k, kept=k == KEPT, split=k == SPLIT, unfolded=k == UNFOLDED)
+    states = {(m, k): make_net(m, be, None if be.name == "cupy" else "fast"
+                               if k in (UNTILED, KEPT, SPLIT, UNFOLDED) or k.startswith(TILE) else k,
+                               kept=k == KEPT, split=k == SPLIT, unfolded=k == UNFOLDED)
               for m in nets for k in sets}
     times = {key: [] for key in states}
     try:

@@ -77,17 +77,24 @@ def test_speed_page_writes_the_profile_section(profile_json, tmp_path):
 
 
 def test_train_step_times_the_fast_set_untiled_and_restores_its_bound(capsys):
-    """--untiled adds an arm of the fast set with no conv tiled; afterwards the set's own
-    tiling bound is back."""
+    """--untiled adds an arm of the fast set with no conv tiled, --tile-mb an arm per tile size;
+    afterwards the set's own tiling bound and tile are back."""
     pytest.importorskip("numba")
     from brainprop_np.kernels.fast import conv_tiled
     bound = conv_tiled.WHOLE_MAX
     bench = _load("train_step", ROOT / "bench" / "train_step.py")
+    tile = conv_tiled.TILE_BYTES
     bench.main(["--device", "cpu", "--nets", "loccon", "--steps", "1", "--rounds", "1", "--kernels", "fast",
-                "--untiled"])
+                "--untiled", "--tile-mb", "2.5"])
     rows = [l.split() for l in capsys.readouterr().out.splitlines() if l.startswith("loccon")]
-    assert [r[1] for r in rows] == ["fast", "untiled"]
-    assert conv_tiled.WHOLE_MAX == bound
+    assert [r[1] for r in rows] == ["fast", "untiled", "tile=2.5"]
+    assert conv_tiled.WHOLE_MAX == bound and conv_tiled.TILE_BYTES == tile
+    bench.set_tiling("tile=2.5")
+    assert conv_tiled.TILE_BYTES == int(2.5 * 2**20) and conv_tiled.WHOLE_MAX == bound
+    bench.set_tiling("fast")
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "cpu", "--nets", "loccon", "--tile-mb", "2,big"])
+    assert "--tile-mb 'big' is not allowed" in capsys.readouterr().err
 
 
 def test_profile_times_a_tiled_convolution_tile_by_tile():

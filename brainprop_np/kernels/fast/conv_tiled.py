@@ -23,7 +23,7 @@ import numpy as np
 
 from .im2col import _col2im, _im2col
 
-TILE_BYTES = 4 << 20        # im2col rows per tile: about the L2 caches of two cores
+TILE_BYTES = 4 << 20        # im2col rows per tile (bench/train_step.py --tile-mb: docs/gpu_and_speed.md)
 MIN_TILE = 2                # images: im2col and col2im run one image per thread
 WHOLE_MAX = TILE_BYTES      # up to this the whole matrix is built (one tile)
 
