@@ -104,8 +104,8 @@ def machine(rows, doc):
 
 
 def wall_lines(rows, doc):
-    """The wall time and the time per epoch per run slot; None for the latter when some
-    invocation's time is not known (the sum would be too short for the epochs)."""
+    """The lines of the wall time and of the time per epoch per run slot; the latter left out when
+    some invocation's time is not known (the sum would be too short for the epochs)."""
     entries = doc.get("invocations", [])
     wall, timed, untimed = total(entries)
     open_ = sum("finished" not in e and e.get("seen_seconds") is not None for e in entries)
