@@ -8,7 +8,8 @@ moves it, so separate runs of bench/train_step.py from two checkouts rarely tell
 apart from the noise. Here the base commit's package is unpacked (`git archive`) into a
 temporary folder under the name `brainprop_base`, and both packages build the same
 preset (the fast kernel set, random inputs, as bench/train_step.py) in one process; the
-rounds of --steps steps then alternate between them, so drift reaches both alike. Prints,
+rounds of --steps steps then alternate between them (the base first in even rounds, this
+checkout first in odd ones), so drift and a round's first place reach both alike. Prints,
 per network, the median ms per step of each, base ÷ this, and the ratio of every round.
 The base's kernels compile into the temporary folder first (outside the timing).
 """
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import brainprop_np as bp  # noqa: E402  (first: sets the BLAS environment before NumPy loads)
 import numpy as np  # noqa: E402
-from train_step import BATCH, SHAPE  # noqa: E402
+from train_step import BATCH, SHAPE, rotated  # noqa: E402
 
 BASE = "brainprop_base"
 
@@ -68,9 +69,9 @@ def compare(base, model, rounds, steps):
     """Median ms/step of the base and of this checkout over alternating rounds, and each round's ratio."""
     states = make(base, model), make(bp, model)
     times = ([], [])
-    for _ in range(rounds):
-        for state, out in zip(states, times):
-            out.append(ms_per_step(state, steps))
+    for r in range(rounds):
+        for i in rotated([0, 1], r):
+            times[i].append(ms_per_step(states[i], steps))
     b, t = (float(np.median(v)) for v in times)
     ratios = " ".join(f"{u / v:.2f}" for u, v in zip(*times))
     print(f"{model:<7}{b:>10.2f}{t:>10.2f}{b / t:>12.3f}   {ratios}")

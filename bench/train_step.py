@@ -8,8 +8,8 @@ Prints images/s and the estimated seconds per 60,000-image MNIST epoch for the p
 `dense` and `conv` (batch 128) and `loccon` (batch 32) networks (`deep`: CIFAR-10
 shapes, batch 128, 50,000 images), next to the float32 GEMM rate of the same machine,
 measured in the same run, so that each figure reads as a fraction of what the BLAS can
-do. On the CPU each kernel set in --kernels is timed, alternating over R rounds (the
-median is shown), with the ratio to the first set, and the minor page faults per step.
+do. On the CPU each kernel set in --kernels is timed, alternating over R rounds in an order
+rotated by one every round (the median is shown), with the ratio to the first set, and the minor page faults per step.
 --untiled adds the fast set with no convolution tiled (kernels/fast/conv_tiled.py's
 WHOLE_MAX raised past any batch), alternating with the others: what tiling gives.
 --tile-mb adds the fast set with each listed tile size of its tiled convolutions
@@ -150,6 +150,14 @@ def plan_without(net, name):
         setattr(fast, name, kept)
 
 
+def rotated(items, r):
+    """items in round r's order: rotated left by r, so that over the rounds each arm runs at
+    every place in the round alike (with a fixed order, the first arm measured 4-6 % slower
+    than identical arms behind it in three runs on these machines)."""
+    k = r % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
 def time_steps(state, steps, kernel_set):
     """Seconds per step and minor page faults per step over `steps` steps."""
     import resource
@@ -222,9 +230,9 @@ def main(argv=None):
               for m in nets for k in sets}
     times = {key: [] for key in states}
     try:
-        for _ in range(args.rounds):               # alternate, so every set sees the same load
-            for key, state in states.items():
-                times[key].append(time_steps(state, args.steps, key[1]))
+        for r in range(args.rounds):               # alternate, so every set sees the same load
+            for key in rotated(list(states), r):
+                times[key].append(time_steps(states[key], args.steps, key[1]))
     finally:
         if be.name == "numpy":
             set_tiling("fast")                      # the set's own bound again

@@ -80,7 +80,7 @@ sys.path.insert(0, HERE)
 import brainprop_np as bp  # noqa: E402  (first: sets the BLAS environment before NumPy loads)
 import numpy as np  # noqa: E402
 import torch_nets as tn  # noqa: E402
-from train_step import BATCH, EPOCH, gemm_rate, step_flops  # noqa: E402
+from train_step import BATCH, EPOCH, gemm_rate, rotated, step_flops  # noqa: E402
 
 WARMUP = 3
 
@@ -318,9 +318,7 @@ def rounds(nets, a, threads, caches, picked, sets):
         out["gemm_gflops"].append(g.get("gflops"))
         out.setdefault("gemm_rss_mib", g.get("rss_mib"))
         for model in nets:
-            impls = _impls(model, picked, sets)
-            k = r % len(impls)
-            for name, impl, variant, mode in impls[k:] + impls[:k]:
+            for name, impl, variant, mode in rotated(_impls(model, picked, sets), r):
                 res = run_one(impl, model, a.steps, threads, caches[model], variant, mode)
                 out.setdefault(model, {}).setdefault(name, []).append(res)
                 if "error" in res:

@@ -112,3 +112,14 @@ def test_profile_times_a_tiled_convolution_tile_by_tile():
     assert [a.shape for a in first[0]()] == [(37 * 32 * 32, 64)] * 4
     small = dict(bench.gemms(deep, 32))["conv2d"]                  # 3.5 MB: whole
     assert small[0]().shape == (32 * 32 * 32, 64)
+
+
+def test_train_step_rotates_the_arms_every_round():
+    """Over as many rounds as arms, every arm runs once at every place of a round."""
+    bench = _load("train_step", ROOT / "bench" / "train_step.py")
+    arms = ["fast", "numpy", "tile=2"]
+    orders = [bench.rotated(arms, r) for r in range(len(arms))]
+    assert all(sorted(o) == sorted(arms) for o in orders)
+    for place in range(len(arms)):
+        assert sorted(o[place] for o in orders) == sorted(arms)
+    assert bench.rotated([], 3) == []
