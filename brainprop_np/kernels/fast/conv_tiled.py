@@ -31,8 +31,9 @@ WHOLE_MAX = TILE_BYTES      # up to this the whole matrix is built (one tile)
 def conv_tile_images(x_shape, kernel_shape, out_hw, itemsize):
     """Images per tile for input x_shape: the whole batch when its im2col matrix fits
     WHOLE_MAX, else about TILE_BYTES of rows, at least MIN_TILE images. Never the thread
-    count: the tiles set the order in which the tags are summed, so a run's figures do
-    not depend on how many threads ran it."""
+    count: the tiles set the order in which the tags are summed, so tiling adds no
+    dependence on it (OpenBLAS's own products can round by its thread count, which is
+    why a run keeps its count: docs/gpu_and_speed.md, Threads)."""
     kh, kw, c, _ = kernel_shape
     per_image = out_hw[0] * out_hw[1] * kh * kw * c * itemsize
     n = x_shape[0]
