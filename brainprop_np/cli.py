@@ -182,11 +182,13 @@ def _explain(ns, config, overrides, load, progress):
     if ns.train_steps < 0:
         return _fail(2, f"--train-steps {ns.train_steps} is not allowed; use an integer >= 0 "
                         "(0: the untrained initial weights)")
-    from brainprop_np.teach.explain import explain_config
+    from brainprop_np.teach.explain import Diverged, explain_config
     try:
         _, text, paths = explain_config(config, overrides, weights=load, image_index=ns.image,
                                         figures=ns.figures, train_steps=0 if load else ns.train_steps,
                                         progress=progress)
+    except Diverged as e:        # a runtime failure, as train's non-finite loss
+        return _fail(1, str(e))
     except ValueError as e:      # explain.py's checks (--image beyond the test set, the weights)
         return _fail(2, str(e))
     print(text)

@@ -63,7 +63,8 @@ def _cli(tmp_path, *args, env=None, module=True):
 def _one_line_error(proc, code):
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    from brainprop_np.run.warmup import COMPILING               # said on a cold kernel cache
+    lines = [l for l in proc.stderr.splitlines() if l.strip() and l != COMPILING]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     return lines[0]
 
@@ -357,6 +358,16 @@ def test_explain_defaults_to_briefly_trained_weights_and_says_so(tmp_path):
     def biggest_update(text):
         return max(float(l.split()[-1]) for l in text.splitlines() if l.startswith(("dense", "brain_prop_layer")))
     assert biggest_update(out) > 10 * biggest_update(untrained.stdout)
+
+
+def test_explain_whose_training_diverges_is_one_line_and_caches_nothing(tmp_path):
+    """Pre-training that makes the weights non-finite ends explain with train's exit status
+    for a runtime failure, naming the ways out; no weights are cached for a later call."""
+    proc = _cli(tmp_path, "explain", _write(tmp_path), "train.lr=1e8", "--train-steps", "20")
+    line = _one_line_error(proc, 1)
+    assert "became non-finite" in line and "20 BrainProp steps" in line and "--train-steps 0" in line, line
+    assert "nan" not in proc.stdout
+    assert not list((tmp_path / "cache").glob("*.npz"))
 
 
 def test_explain_figures_are_signed_with_delta_and_a_caption(tmp_path):

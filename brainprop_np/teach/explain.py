@@ -37,14 +37,15 @@ def cache_key(cfg, ds, steps, batch_size):
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def pretrain(cfg, ds, steps, batch_size=32, progress=None):
-    """Train the config's network for `steps` steps of `batch_size` images drawn from ds's
-    training images, as training does: the network built by run/setup (its seed, init_std
-    and feedback settings; float32 on the CPU), the config's rule and SGD, and run/loop's
-    training step. Returns (net, seconds, cache path or None).
+def pretrain(cfg, ds, steps, progress=None):
+    """Train the config's network for `steps` steps of its train.batch_size images drawn
+    from ds's training images, as training does: the network built by run/setup (its seed,
+    init_std and feedback settings; float32 on the CPU), the config's rule and SGD, and
+    run/loop's training step. Returns (net, seconds, cache path or None).
 
     The result is cached under cache_key (a second `explain` starts at once), written
-    atomically; a cache that cannot be written is simply not used.
+    atomically; a cache that cannot be written is simply not used. Weights that became
+    non-finite (the training diverged) raise Diverged and are not cached.
     """
     import time
     from ..data import BatchIterator
@@ -54,15 +55,16 @@ def pretrain(cfg, ds, steps, batch_size=32, progress=None):
     from ..run.progress import Progress
     from ..run.setup import build, make_optimiser
     from ..weights import load_weights_file, save_weights
-    cfg = dict(cfg, device="cpu", dtype="float32")
+    cfg, batch_size = dict(cfg, device="cpu", dtype="float32"), cfg["train"]["batch_size"]
     net = build(cfg, ds.input_shape, ds.n_classes)
     path = cache_dir() / f"{cfg['name']}-{cache_key(cfg, ds, steps, batch_size)}.npz"
     if path.is_file():
         try:
             load_weights_file(net, path)
+            _check_finite(net, cfg, steps, batch_size)      # (one written before this check existed)
             return net, 0.0, path
         except Exception:
-            pass
+            net = build(cfg, ds.input_shape, ds.n_classes)
     rule, opt = make_rule(cfg["algorithm"], cfg["brainprop"]["epsilon"]), make_optimiser(cfg)
     order = np.random.default_rng([cfg["seed"], 2]).permutation(len(ds.x_train))
     images = BatchIterator(ds.x_train, ds.y_train, net.backend, "float32")
@@ -75,12 +77,28 @@ def pretrain(cfg, ds, steps, batch_size=32, progress=None):
             bar.update(images=batch_size)
     bar.close()
     seconds = time.perf_counter() - t0
+    _check_finite(net, cfg, steps, batch_size)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_weights(path, net)
     except OSError:
         path = None
     return net, seconds, path
+
+
+class Diverged(ValueError):
+    """Pre-training made the weights non-finite; one line naming the settings and the ways out."""
+
+
+def _check_finite(net, cfg, steps, batch_size):
+    """Diverged when a weight of net is not finite after the `steps` pre-training steps."""
+    bad = [f"{layer}/{name}" for layer, params in net.get_weights().items() for name, w in params.items()
+           if not np.all(np.isfinite(w))]
+    if bad:
+        raise Diverged(f"the network's weights became non-finite ({bad[0]}) in the {steps} BrainProp steps of "
+                       f"{batch_size} images that train it before the trial (lr {cfg['train']['lr']}): the training "
+                       "diverged; use --train-steps N with a smaller N, --train-steps 0 (untrained weights) "
+                       "or --load WEIGHTS")
 
 
 def _dataset(cfg, say):
@@ -129,7 +147,8 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
         trained, seconds, path = pretrain(cfg, ds, train_steps, progress=progress)
         net.set_weights(trained.get_weights())
         how = f"trained now in {seconds:.0f} s" if seconds else "read from the cache"
-        which = (f"weights: the seed-{cfg['seed']} network after {train_steps} BrainProp steps of 32 {ds.name} "
+        which = (f"weights: the seed-{cfg['seed']} network after {train_steps} BrainProp steps of "
+                 f"{cfg['train']['batch_size']} {ds.name} "
                  f"training images ({how}{', ' + str(path) if path else ''}); --train-steps 0: untrained, "
                  "--load W: yours")
     else:
