@@ -3,9 +3,9 @@ loaded from its cache) and run once, so that epoch_seconds measures training alo
 
     seconds = warm_up(run)     # after the data are on the device, before the first epoch
 
-On the CPU that is the numba kernels of the fast set (compiled once per machine, then
-loaded from numba's cache; "compiling CPU kernels, once per machine …" is said only when
-one must really be compiled); on the GPU the NVRTC modules of kernels/*.cu, CuPy's own
+On the CPU that is the numba kernels of the fast set (compiled once, then loaded from
+numba's cache, which lives beside the sources or in $NUMBA_CACHE_DIR; COMPILING is said
+only when one must really be compiled); on the GPU the NVRTC modules of kernels/*.cu, CuPy's own
 kernels of the step, cuBLAS's start-up and the memory pool.
 
 The warm-up trains a throw-away network — built from the config, with its own rule,
@@ -27,7 +27,7 @@ from ..rules.base import METRICS
 from .loop import class_tally, step
 from .setup import make_optimiser, network_args
 
-COMPILING = "compiling CPU kernels, once per machine …"
+COMPILING = "compiling CPU kernels (cached for later runs) …"
 
 
 def warm_up(run):
