@@ -121,3 +121,20 @@ def test_the_lock_is_released_after_an_exception(tmp_path, monkeypatch):
     with RunLock(tmp_path / "run"):
         with pytest.raises(FolderInUse, match="is in use: another process"):
             RunLock(tmp_path / "run").__enter__()   # unclaimed: no pid written yet
+
+
+def test_resume_of_a_folder_still_before_its_first_checkpoint_names_the_trainer(tmp_path):
+    """A run that has not yet written checkpoint.npz holds its lock: --resume of its folder
+    says who trains there, not that the folder is no run folder; and writes nothing."""
+    folder = tmp_path / "early"
+    holder = _holder(tmp_path, folder)
+    try:
+        before = _files(folder)
+        _refused(_cli(tmp_path, "train", "--resume", folder), folder, holder)
+        assert _files(folder) == before
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    proc = _cli(tmp_path, "train", "--resume", folder)       # the holder gone: not a run folder (yet)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "is not a run folder" in err, err

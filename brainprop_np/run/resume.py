@@ -30,6 +30,7 @@ from ..rules.base import METRICS
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import ConfigError
 from .console import epochs_text
+from .runfolder import LOCK_NAME, RunLock
 from .early_stopping import EarlyStopping, stop_reason
 from .failures import TrainingError
 from .state import TrainResult
@@ -194,12 +195,16 @@ def finished(run_dir, cfg, meta, say):
 
 
 def check_resume_folder(run_dir):
-    """ConfigError unless `run_dir` is a run folder (checkpoint.npz and config.yaml in it)."""
+    """ConfigError unless `run_dir` is a run folder (checkpoint.npz and config.yaml in it);
+    FolderInUse when it lacks them because another process is training in it."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"--resume {run_dir}: no such folder; give a run folder written by training "
                           "(runs/<name>-<algorithm>/<time>)")
     lacks = [f for f in ("checkpoint.npz", "config.yaml") if not (run_dir / f).is_file()]
+    if lacks and (run_dir / LOCK_NAME).is_file():
+        with RunLock(run_dir):          # FolderInUse: a run still before its first checkpoint
+            pass
     if lacks:
         raise ConfigError(f"--resume {run_dir} is not a run folder: no {' or '.join(lacks)} in it; give a "
                           "folder written by training (runs/<name>-<algorithm>/<time>)")
