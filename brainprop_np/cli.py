@@ -201,6 +201,8 @@ def _evaluate(ns, prog, config, overrides, load, progress):
     """--load without --resume: the test accuracy of saved weights (run/evaluation.py)."""
     from brainprop_np.run.evaluation import evaluate_weights
     if config is None:
+        if not Path(load).exists():
+            return _fail(1, f"{load}: no such file")              # as with a config (weights.read_npz)
         guess = Path(load).resolve().parent / "config.yaml"
         if not guess.is_file():
             return _fail(2, f"--load {load}: give the config too (no config.yaml beside the weights): "

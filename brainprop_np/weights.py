@@ -40,8 +40,22 @@ def npz_bytes(arrays):
     return buf.getvalue()
 
 
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # a .npz is a zip archive (the second: an empty one)
+
+
 def read_npz(path):
+    """{name: ndarray} of a .npz file; one-line errors for a missing file or another kind of file."""
     path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+    if head not in ZIP_MAGIC:
+        raise ValueError(f"{path}: not a .npz file (not a zip archive); give weights written by training "
+                         "(weights_best.npz, checkpoint.npz) or a Keras .h5")
     try:
         with np.load(path, allow_pickle=False) as z:
             return OrderedDict((k, z[k]) for k in z.files)

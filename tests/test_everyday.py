@@ -485,3 +485,14 @@ def test_license_citation_and_readme():
     assert "pip install -e . && brainprop train configs/mnist_loccon.yaml" in readme   # the main job, copyable
     assert 'pip install -e ".[test' in readme
     assert "pip install -e .[" not in readme                 # unquoted extras fail in zsh
+
+
+def test_eval_of_a_file_that_is_no_npz_or_is_missing_is_one_line(tmp_path):
+    """Weights that are text, or a file that does not exist (with or without a config), get one
+    line naming the file and what is wrong; no hint about pickles."""
+    cfg = _write(tmp_path)
+    (tmp_path / "junk.npz").write_text("hi\n")
+    line = _one_line_error(_cli(tmp_path, "eval", cfg, "--load", "junk.npz"), 1)
+    assert "junk.npz: not a .npz file" in line and "pickle" not in line, line
+    for args in ((cfg, "--load", "nope.npz"), ("--load", "nope.npz")):
+        assert _one_line_error(_cli(tmp_path, "eval", *args), 1) == "error: nope.npz: no such file"

@@ -141,7 +141,11 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
         raise ValueError(f"--image {image_index} is not allowed; use 0..{len(ds.x_test) - 1}")
     net = build(cfg, ds.input_shape, ds.n_classes)
     if weights:
-        load_weights_file(net, weights)
+        try:
+            load_weights_file(net, weights)
+        except (ValueError, KeyError, FileNotFoundError) as e:     # one line naming the file, as eval's
+            msg = str(e).strip("'")
+            raise ValueError(msg if msg.startswith(str(weights)) else f"--load {weights}: {msg}") from None
         which = f"weights {weights}"
     elif train_steps:
         trained, seconds, path = pretrain(cfg, ds, train_steps, progress=progress)
