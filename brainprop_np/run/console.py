@@ -1,5 +1,11 @@
 """What a run says on the console, and about the machine it runs on: `Say` (epoch lines
-on stdout, notices on stderr), the stop flag (Ctrl-C, SIGTERM), the thread count and the versions."""
+on stdout, notices on stderr), the stop flag (Ctrl-C, SIGTERM), the thread count and the versions.
+
+Standard output closed while a run trains (`brainprop train ... | head -1`): the line that
+could not be written is dropped, `Say.closed` names the error, and stdout (stderr too when
+it is the same pipe) goes to os.devnull from then on, so that Python's flush at exit does not
+print "Exception ignored ... BrokenPipeError". The run then stops as after Ctrl-C (train.py).
+"""
 import contextlib
 import os
 import platform
@@ -18,14 +24,45 @@ class Say:
 
     def __init__(self, verbose=True):
         self.verbose = verbose
+        self.closed = None          # after stdout was closed: the error, e.g. 'Broken pipe'
 
     def out(self, text):
-        if self.verbose:
-            print(text, flush=True)
+        if self.verbose and not self.closed:
+            try:
+                print(text, flush=True)
+            except BrokenPipeError as e:
+                self.closed = e.strerror or "Broken pipe"
+                stdout_to_devnull()
 
     def err(self, text):
         if self.verbose:
             print(text, file=sys.stderr, flush=True)
+
+
+def _same_file(fd1, fd2):
+    try:
+        a, b = os.fstat(fd1), os.fstat(fd2)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def stdout_to_devnull():
+    """After a BrokenPipeError on stdout: its file descriptor (stderr's too when it is the
+    same pipe, as with `2>&1 | head`) now writes to os.devnull, so that what is still
+    buffered, and Python's flush at exit, go nowhere instead of raising again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):      # not a file (captured): replace the object
+        sys.stdout = open(os.devnull, "w")
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        if fd != 2 and _same_file(fd, 2):
+            os.dup2(devnull, 2)
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}

@@ -12,8 +12,11 @@ After every epoch the checkpoint, history and summary are rewritten; accuracy.pn
 PLOT_EVERY (10) epochs and whenever the run stops. Before the first epoch every kernel is
 compiled and run once on a throw-away network (warmup.py), outside the epoch timer. Ctrl-C
 or SIGTERM writes a checkpoint (mid-epoch when inside one) that `--resume` continues bit for bit on
-the CPU. A CUDA error writes no checkpoint (the device's state is lost): one line
-(failures.DeviceFault), and the last good checkpoint is kept.
+the CPU. Standard output closed (`brainprop train ... | head -1`) stops the run the same way
+at the end of the epoch whose line could not be written (stop_reason 'interrupted', its
+message naming stdout), then a one-line TrainingError says so and how to resume. A CUDA
+error writes no checkpoint (the device's state is lost): one line (failures.DeviceFault),
+and the last good checkpoint is kept.
 """
 import contextlib
 
@@ -27,7 +30,7 @@ from .loop import evaluate_best, run_epoch, validate
 from .records import (ARTIFACTS, done_line, open_loggers, record_alignment, record_epoch, start_lines,
                       summary, write_config, write_history, write_plot, write_summary)
 from .resume import (backend_change, check_same_data, elsewhere, finished, pin_backend, read_checkpoint,
-                     restore, set_checkpoint_weights)
+                     restore, set_checkpoint_weights, write_checkpoint)
 from .runfolder import RunLock, new_run_dir, refuse_used_folder
 from .setup import (build, check_batch, check_device, device_batches, load_weights, make_optimiser,
                     prepare_data, resolve_config)
@@ -48,9 +51,10 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
 
     Raises ConfigError (bad config, a batch larger than the training set, a --resume
     folder that is not a run), FolderInUse (another process trains in the run folder),
-    TrainingError (runtime failure, e.g. missing data, no GPU, a non-finite loss: then the
-    files are written first), OutOfMemory (naming the phase).
-    On Ctrl-C or SIGTERM the result has stop_reason 'interrupted' and the checkpoint can be resumed.
+    TrainingError (runtime failure, e.g. missing data, no GPU, a non-finite loss, standard
+    output closed: then the files are written first), OutOfMemory (naming the phase).
+    On Ctrl-C or SIGTERM the result has stop_reason 'interrupted' and the checkpoint can be resumed;
+    so has the run folder after standard output was closed.
     """
     say = Say(verbose)
     cfg = resolve_config(config, overrides, resume)
@@ -88,8 +92,8 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
             run.warmup_seconds = warm_up(run)                  # compiles outside the epoch timer
         loggers.open(run.out_dir, resume_id=run.mlflow_run_id)
         run.loggers, run.mlflow_run_id = loggers, loggers.run_id or run.mlflow_run_id
-        _protocol(run, fresh=ckpt is None)
-        return _finish(run, split)
+        closed = _protocol(run, fresh=ckpt is None)
+        return _finish(run, split, closed)
 
 
 def _set_up(cfg, ckpt):
@@ -109,34 +113,54 @@ def _set_up(cfg, ckpt):
 
 
 def _epochs(run, stop_flag):
-    """Epoch after epoch until early stopping, train.epochs, Ctrl-C / SIGTERM or a non-finite loss."""
+    """Epoch after epoch until early stopping, train.epochs, Ctrl-C / SIGTERM, a non-finite loss or
+    standard output closed; returns True when it stopped because standard output was closed."""
     epochs = run.cfg["train"]["epochs"]
     run.count_wall()                                     # wall_seconds counts from here (the mark)
     while True:
         if run.batch == 0:                               # not inside an interrupted epoch
             run.stop_reason = stop_reason(run.stop, run.epoch, epochs)
             if run.stop_reason:
-                return
+                return False
+        if run.say.closed:                               # the last line written (start or epoch) failed
+            _stdout_closed(run)
+            return True
         row = run_epoch(run, stop_flag)                  # a learning trial and an SGD step per batch
         if row is None:                                  # Ctrl-C inside the epoch, or a non-finite loss
-            return
+            return False
         row["val_acc"], classes = validate(run)          # inference mode: argmax q, and per class
         record_epoch(run, row, classes)                  # best weights, early stopping, files, epoch line
-        if stop_flag.set and stop_reason(run.stop, run.epoch, epochs) is None:
+        if stop_flag.set and not run.say.closed and stop_reason(run.stop, run.epoch, epochs) is None:
             run.stop_reason, run.message = R.INTERRUPTED, f"interrupted after epoch {run.epoch}"
-            return
+            return False
+
+
+def _stdout_closed(run):
+    """Standard output was closed: stop here, at an epoch's end or before the first (resumed)
+    epoch, as after Ctrl-C. The checkpoint of this point is on disk already (record_epoch, or
+    the one resumed from) except before a fresh run's first epoch: then it is written now."""
+    if not run.path("checkpoint.npz").is_file():
+        write_checkpoint(run)
+    if run.batch:
+        where = f"in epoch {run.epoch + 1} after batch {run.batch}"
+    else:
+        where = f"after epoch {run.epoch}" if run.epoch else "before the first epoch"
+    run.stop_reason = R.INTERRUPTED
+    run.message = (f"standard output was closed ({run.say.closed}) {where} of {run.cfg['train']['epochs']}; "
+                   f"the run stopped; checkpoint written; resume with: brainprop train --resume {run.out_dir}")
 
 
 def _protocol(run, fresh):
     """_epochs with Ctrl-C and SIGTERM caught, NumPy's warnings silenced and failures named; a run that
-    fails still draws the epochs it finished, and its loggers close."""
+    fails still draws the epochs it finished, and its loggers close. Returns _epochs' answer
+    (whether standard output was closed)."""
     status = "FAILED"
     try:
         with StopFlag() as stop_flag, guarded(lambda: f"training stopped in epoch {run.epoch + 1}",
                                              lambda: run.phase, run.cfg, lambda: _kept(run)):
             if fresh:
                 record_alignment(run)                    # epoch 0: the initial network
-            _epochs(run, stop_flag)
+            return _epochs(run, stop_flag)
     except KeyboardInterrupt:
         status = "KILLED"
         if run.path("checkpoint.npz").is_file():
@@ -160,9 +184,10 @@ def _kept(run):
     return "no checkpoint is written after a device fault, and none was written before"
 
 
-def _finish(run, split):
+def _finish(run, split, closed=False):
     """After the last epoch: the best weights on the test set (with a holdout), the final
-    records, the closing line; a non-finite loss is raised now, after the files."""
+    records, the closing line; a non-finite loss, or a stop because standard output was
+    closed (`closed`), is raised now, after the files."""
     from ..data import BatchIterator
     if run.stop_reason in R.FINAL and run.cfg["data"]["holdout"] and run.best_epoch:
         evaluate_best(run, BatchIterator(split.x_test, split.y_test, run.backend, run.cfg["dtype"]))
@@ -173,7 +198,7 @@ def _finish(run, split):
     run.loggers.close({R.INTERRUPTED: "KILLED", R.NON_FINITE_LOSS: "FAILED"}.get(run.stop_reason, "FINISHED"),
                       [run.path(f) for f in ARTIFACTS])
     result = TrainResult(run.out_dir, summary(run), list(run.history))
-    if run.stop_reason == R.NON_FINITE_LOSS:
+    if run.stop_reason == R.NON_FINITE_LOSS or closed:
         raise TrainingError(run.message)
     if run.stop_reason != R.INTERRUPTED:
         run.say.out(done_line(run))
