@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import brainprop_np as bp  # noqa: E402
-from pages import train_or_read, write_between_markers  # noqa: E402
+from pages import threads_note, train_or_read, write_between_markers  # noqa: E402
 
 ARCHS = ("dense", "conv", "loccon")
 KERNEL_SETS = ("numpy", "fast")
@@ -108,14 +108,15 @@ def epoch_table(summaries, weights, command):
         provenance(command),
         "",
         "| network | config | test accuracy after 1 epoch, this engine | "
-        "test accuracy after 1 epoch, original code | CPU kernel set |",
-        "|---|---|---|---|---|",
+        "test accuracy after 1 epoch, original code | CPU kernel set | CPU threads |",
+        "|---|---|---|---|---|---|",
     ]
     for arch, s in summaries.items():
         meta = json.loads((weights / f"MNIST_{arch}_BrainProp_seed1_ep1_n60000.json").read_text())
         lines.append(f"| {arch} | `configs/mnist_{arch}.yaml` | {100 * s['best_val_acc']:.2f} % | "
-                     f"{100 * meta['test_accuracy_from_pred_npy']:.2f} % | {s.get('kernels', '?')} |")
-    return "\n".join(lines)
+                     f"{100 * meta['test_accuracy_from_pred_npy']:.2f} % | {s.get('kernels', '?')} | "
+                     f"{s.get('threads', '?')} |")
+    return "\n".join(lines + ["", threads_note()])
 
 
 def main(argv=None):
@@ -130,6 +131,11 @@ def main(argv=None):
                    help="run folders of the --epoch trainings")
     p.add_argument("--write", metavar="FILE", help="replace the tables between the marker lines of FILE")
     args = p.parse_args(argv)
+    missing = [f"--weights {args.weights}: no such folder" if not Path(args.weights).is_dir() else None,
+               f"--data {args.data}: no such folder" if not Path(args.data).is_dir() else None]
+    if any(missing):
+        sys.exit(f"error: {next(m for m in missing if m)}; the original code's files are in ../shared/keras_weights "
+                 "and MNIST in ../shared/datasets beside a checkout (see docs/results.md)")
     ds = bp.data.load("mnist", root=args.data, download=False)
     rows = [measure(arch, k, Path(args.weights), ds) for arch in ARCHS for k in KERNEL_SETS]
     for r in rows:

@@ -18,6 +18,12 @@ from brainprop_np.files import write_text  # noqa: E402
 from brainprop_np.run.stop_reasons import FINAL, INTERRUPTED, NON_FINITE_LOSS  # noqa: E402
 
 
+def threads_note(link="gpu_and_speed.md#threads"):
+    """The sentence under a table of short runs' accuracies: they depend on the thread count."""
+    return (f"A run's figures depend on its CPU thread count (BLAS rounds by it: [Threads]({link})); "
+            "`BRAINPROP_THREADS=N` before the command, with N the count given here, trains the same bits.")
+
+
 def markers(name):
     """The begin and end marker lines of the section `name`."""
     return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from brainprop_np.feedback import MODES  # noqa: E402
 from brainprop_np.files import write_text  # noqa: E402
 from brainprop_np.run.stop_reasons import FINAL, NON_FINITE_LOSS  # noqa: E402
-from pages import train_or_read  # noqa: E402
+from pages import threads_note, train_or_read  # noqa: E402
 
 # biotorch (Sanfiz & Akrout 2021), LeNet on MNIST, top-1 test error % (supervised backprop family)
 BIOTORCH = {"symmetric": ("BP", 0.91), "random": ("FA", 1.7), "dfa": ("DFA", 1.61), "sign": ("uSF", 0.94)}
@@ -117,7 +117,9 @@ def _header(args, results):
         f"--epochs {args.epochs} --limit-train {args.limit_train} --limit-test {args.limit_test}"
         + (" " + " ".join(args.overrides) if args.overrides else "") + "` "
         f"({time.strftime('%Y-%m-%d')}, {s0.get('backend', '?')} on {s0.get('device_name', '?')}, "
-        f"training passes {train_min:.0f} min in all).",
+        f"{s0.get('threads', '?')} CPU threads per run, training passes {train_min:.1f} min in all).",
+        "",
+        threads_note(),
         "",
     ] + ([f"**Incomplete: {missing} of {len(results)} runs not yet made** (marked 'not run' below); rerun the "
           "command to add them (finished runs are kept).", ""] if missing else []) + [

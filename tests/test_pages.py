@@ -85,3 +85,25 @@ def test_a_diverging_run_is_a_result_only_where_accepted(tmp_path, monkeypatch, 
     monkeypatch.setattr(bp, "train", no_data)
     with pytest.raises(SystemExit, match="^error: mnist: no train-images"):
         pages.train_or_read("c.yaml", tmp_path / "c", ["seed=1"], accept=accept)
+
+
+def test_the_one_epoch_table_gives_each_runs_thread_count(tmp_path):
+    """keras_reference_results' one-epoch table: a CPU-threads column from each summary.json and
+    the sentence saying how to train the same bits."""
+    script = load_script("keras_reference_results")
+    for arch in ("dense", "conv"):
+        (tmp_path / f"MNIST_{arch}_BrainProp_seed1_ep1_n60000.json").write_text(
+            json.dumps({"test_accuracy_from_pred_npy": 0.5}))
+    summaries = {"dense": {"best_val_acc": 0.2, "kernels": "fast", "threads": 2},
+                 "conv": {"best_val_acc": 0.9, "kernels": "fast", "threads": 1}}
+    text = script.epoch_table(summaries, tmp_path, "python scripts/keras_reference_results.py --epoch")
+    assert "| CPU threads |" in text
+    assert "| 20.00 % | 50.00 % | fast | 2 |" in text and "| 90.00 % | 50.00 % | fast | 1 |" in text
+    assert text.endswith(_pages().threads_note()) and "BRAINPROP_THREADS=N" in text
+
+
+def test_keras_reference_results_without_its_folders_is_one_line(tmp_path, capsys):
+    script = load_script("keras_reference_results")
+    with pytest.raises(SystemExit) as e:
+        script.main(["--weights", str(tmp_path / "none"), "--data", str(tmp_path)])
+    assert str(e.value).startswith(f"error: --weights {tmp_path / 'none'}: no such folder; ")
