@@ -145,6 +145,63 @@ def test_plot_several_runs(tmp_path):
     assert read_run(a)[0] == "mnist_conv brainprop seed 7"
 
 
+def _config_run(folder, accs, name="mnist_loccon", algorithm="brainprop", limit_train="null"):
+    """A run folder like run.py writes: history.csv, summary.json and a resolved, nested config.yaml."""
+    _fake_run(folder, name, algorithm, accs)
+    (folder / "config.yaml").write_text(
+        f"# The resolved config of this run\nname: {name}\nalgorithm: {algorithm}\nseed: 1\n"
+        f"data:\n  name: mnist\n  limit_train: {limit_train}\n  holdout: 0\ntrain:\n  epochs: 1\n  lr: 0.1\n")
+    return folder
+
+
+def _drawn(monkeypatch):
+    """The figures saved from now on (Figure.savefig still writes them)."""
+    from matplotlib.figure import Figure
+    figs, real = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figs.append(self), real(self, *a, **k))[1])
+    return figs
+
+
+def test_plot_labels_tell_apart_runs_of_one_config(tmp_path):
+    from brainprop_np.run.plot import run_labels
+    base = "mnist_loccon brainprop seed 1"
+    a = _config_run(tmp_path / "runs/mnist_loccon-brainprop/20261207-141137", [0.37])
+    b = _config_run(tmp_path / "runs/mnist_loccon-brainprop/20261207-141219", [0.36])        # same config as a
+    lim = _config_run(tmp_path / "runs/mnist_loccon-brainprop/20261207-150000", [0.3], limit_train=2000)
+    ebp = _config_run(tmp_path / "runs/mnist_loccon-ebp/20261207-141137", [0.4], algorithm="ebp")
+    assert run_labels([a, lim, ebp]) == [f"{base} (data.limit_train=null)", f"{base} (data.limit_train=2000)",
+                                         "mnist_loccon ebp seed 1"]          # what differs; unique stays
+    assert run_labels([a, b]) == [f"{base} (20261207-141137)", f"{base} (20261207-141219)"]  # identical configs
+    assert run_labels([a, b, lim, ebp]) == [f"{base} (data.limit_train=null, 20261207-141137)",
+                                            f"{base} (data.limit_train=null, 20261207-141219)",
+                                            f"{base} (data.limit_train=2000)", "mnist_loccon ebp seed 1"]
+    assert run_labels([a, ebp]) == [base, "mnist_loccon ebp seed 1"]
+    same_name = _config_run(tmp_path / "elsewhere/20261207-141137", [0.37])      # same config, same folder name
+    assert run_labels([a, same_name]) == [f"{base} (mnist_loccon-brainprop/20261207-141137)",
+                                          f"{base} (elsewhere/20261207-141137)"]
+
+
+def test_plot_of_one_epoch_runs_has_distinct_labels_whole_ticks_and_readable_notes(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from brainprop_np.run.plot import main
+    runs = [_config_run(tmp_path / "a", [0.372]), _config_run(tmp_path / "b", [0.41], limit_train=2000)]
+    figs = _drawn(monkeypatch)
+    assert main([str(r) for r in runs] + ["--out", str(tmp_path / "c.png")]) == 0
+    ax = figs[0].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "mnist_loccon brainprop seed 1 (data.limit_train=null)", "mnist_loccon brainprop seed 1 (data.limit_train=2000)"]
+    lo, hi = ax.get_xlim()
+    assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1.0]              # not 0.945 … 1.050
+    renderer = FigureCanvasAgg(figs[0]).get_renderer()
+    figs[0].draw(renderer)
+    legend = ax.get_legend().get_window_extent(renderer)
+    notes = [t for t in ax.texts if "@ 1" in t.get_text()]
+    assert len(notes) == 2 and not any(legend.overlaps(t.get_window_extent(renderer)) for t in notes)
+    assert not legend.overlaps(ax.get_window_extent(renderer))                 # it covers no curve either
+    assert png_size(tmp_path / "c.png") == (720, 450)
+
+
 def test_plot_rejects_a_folder_without_history(tmp_path):
     r = subprocess.run([sys.executable, "-m", "brainprop_np", "plot", str(tmp_path), "--out", str(tmp_path / "x.png")],
                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
@@ -188,3 +245,17 @@ def test_the_cache_key_covers_what_builds_the_network():
     fewer = type("Fewer", (), {"name": ds.name, "x_train": ds.x_train[:1000]})()    # the dataset's size
     assert len({key(c) for c in changes} | {key(), key(steps=100), key(images=fewer)}) == len(changes) + 3
     assert key("dtype=float64") == key() == key("kernels=numpy")       # not what builds the weights
+
+
+def test_explain_with_another_networks_weights_names_the_file(tmp_path):
+    """--load of weights that do not fit the config's network: one line that names the file."""
+    import brainprop_np as bp
+    from brainprop_np.weights import save_weights
+    path = tmp_path / "dense.npz"
+    save_weights(path, bp.build_network("dense", (28, 28, 1), 10, device="cpu"))
+    r = run_cli("configs/mnist_loccon.yaml", "--explain", "--load", str(path), *OFFLINE)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"error: --load {path}: ") and "lacks" in lines[0], lines[0]
+    r = run_cli("configs/mnist_loccon.yaml", "--explain", "--load", str(tmp_path / "nope.npz"), *OFFLINE)
+    assert r.stderr.strip() == f"error: {tmp_path / 'nope.npz'}: no such file", r.stderr

@@ -56,6 +56,29 @@ def test_plot_classes_draws_runs_side_by_side(tmp_path):
     assert r.stdout.strip() == f"wrote {tmp_path / 'c.png'}" and _png_size(tmp_path / "c.png") == (840, 600)
 
 
+def test_plot_classes_labels_runs_of_one_config_apart_and_ticks_whole_epochs(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    from brainprop_np.run.class_plot import plot_classes
+    figs, real = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figs.append(self), real(self, *a, **k))[1])
+    one_epoch = np.full((1, 10), 0.6)
+    runs = [_fake_run(tmp_path / name, "brainprop", one_epoch) for name in ("20261207-141137", "20261207-141219")]
+    (runs[1] / "config.yaml").write_text("name: mnist_dense\nalgorithm: brainprop\ndata:\n  limit_train: 2000\n")
+    (runs[0] / "config.yaml").write_text("name: mnist_dense\nalgorithm: brainprop\ndata:\n  limit_train: null\n")
+    ebp = _fake_run(tmp_path / "ebp", "ebp", one_epoch)
+    plot_classes([*runs, ebp], tmp_path / "c.png")
+    heat_maps, stairs = figs[0].axes[:3], figs[0].axes[-1]
+    assert [ax.get_title().replace("\n", " ") for ax in heat_maps] == [
+        "mnist_dense brainprop (data.limit_train=null)", "mnist_dense brainprop (data.limit_train=2000)",
+        "mnist_dense ebp"]
+    assert [t.get_text() for t in stairs.get_legend().get_texts()] == [ax.get_title().replace("\n", " ")
+                                                                     for ax in heat_maps]
+    for ax in (*heat_maps, stairs):
+        lo, hi = ax.get_xlim()
+        assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1.0], ax.get_xticks()
+
+
 def test_plot_classes_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     r = _plot("--classes", tmp_path / "empty", "--out", tmp_path / "c.png")

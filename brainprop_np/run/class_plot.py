@@ -6,8 +6,11 @@ Top row: one heat map per run, side by side (e.g. BrainProp beside EBP): the val
 accuracy of each class (rows) after each epoch (columns), 0 to 1, from per_class.csv; a
 red ring marks the epoch at which each class first reaches the threshold. Bottom: the
 staircase, the number of classes that have reached it against epochs, one line per run.
-A sweep draws the same figure of its cells' means (sweep/classes.py).
+Runs are labelled as in the curves plot (plot.run_labels). A sweep draws the same figure
+of its cells' means (sweep/classes.py).
 """
+import textwrap
+
 import numpy as np
 
 from .figures import epoch_axes, new_figure, save_png
@@ -34,7 +37,7 @@ def draw_heatmap(ax, grid, first, title):
     ax.grid(False)
     if n_classes <= 20:
         ax.set_yticks(range(n_classes))
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 44), fontsize=9)        # a long run label wraps, not overlaps
     return im
 
 
@@ -57,7 +60,8 @@ def draw_figure(panels, threshold, out, what="per-class validation accuracy"):
     ax = fig.add_subplot(gs[1, :n])
     for i, (title, grid, first) in enumerate(panels):
         ep, count = staircase(first, grid.shape[1])
-        ax.step(ep, count, where="post", color=f"C{i % 10}", label=title)
+        ax.step(ep, count, where="post", color=f"C{i % 10}", label=title,
+                marker="o" if len(ep) == 1 else None)           # one epoch: a dot, not an invisible step
     epoch_axes(ax, f"classes ≥ {threshold:g}")
     n_max = max(grid.shape[0] for _, grid, _ in panels)
     ax.set_ylim(-0.3, n_max + 0.3)
@@ -69,11 +73,11 @@ def draw_figure(panels, threshold, out, what="per-class validation accuracy"):
 
 def plot_classes(run_dirs, out, threshold=0.5):
     """Draw the per-class figure of several run folders into `out` (PNG)."""
-    from .plot import run_label
+    from .plot import run_labels
     panels = []
-    for run_dir in run_dirs:
+    for run_dir, label in zip(run_dirs, run_labels(run_dirs)):
         epochs, acc = read_per_class(run_dir)
         if not len(epochs):
             raise ValueError(f"{run_dir}: per_class.csv has no epochs yet")
-        panels.append((run_label(run_dir), class_grid(epochs, acc), first_passes(epochs, acc, threshold)))
+        panels.append((label, class_grid(epochs, acc), first_passes(epochs, acc, threshold)))
     return draw_figure(panels, threshold, out)
