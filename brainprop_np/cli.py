@@ -38,8 +38,10 @@ def _parser(prog, mode):
                      "explain": "Run one BrainProp learning trial on one test image and print it layer by layer."}[mode],
         epilog=f"examples: {prog} configs/quickstart.yaml | {prog} configs/mnist_conv.yaml train.epochs=2 device=cpu"
         if mode in ("run", "train") else None)
+    example = {"eval": "data.root=DIR dtype=float64", "explain": "feedback=random seed=2"}.get(
+        mode, "train.epochs=2 algorithm=ebp")
     p.add_argument("args", nargs="*", metavar="CONFIG | key=value",
-                   help="a YAML config first, then dotted overrides such as train.epochs=2 algorithm=ebp")
+                   help=f"a YAML config first, then dotted overrides such as {example}")
     if mode in ("run", "train"):
         p.add_argument("--out", metavar="DIR", help="run folder (default runs/<name>-<algorithm>/<timestamp>)")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")

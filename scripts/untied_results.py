@@ -58,15 +58,16 @@ def fmt_angle(v):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--limit-train", type=int, default=10000)
-    ap.add_argument("--limit-test", type=int, default=2000)
-    ap.add_argument("--nets", default="conv,loccon")
-    ap.add_argument("--algorithms", default="brainprop,ebp")
-    ap.add_argument("--modes", default=",".join(MODES))
-    ap.add_argument("--runs", default="runs/untied")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "untied_feedback.md"))
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per run (default 2)")
+    ap.add_argument("--limit-train", type=int, default=10000, help="first N training images (default 10000)")
+    ap.add_argument("--limit-test", type=int, default=2000, help="first N test images, the validation set (default 2000)")
+    ap.add_argument("--nets", default="conv,loccon", help="networks (default conv,loccon)")
+    ap.add_argument("--algorithms", default="brainprop,ebp", help="rules (default brainprop,ebp)")
+    ap.add_argument("--modes", default=",".join(MODES), help=f"feedback modes (default {','.join(MODES)})")
+    ap.add_argument("--runs", default="runs/untied", help="the runs' folders go under this one (default runs/untied)")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "untied_feedback.md"),
+                    help="the page to write (default docs/untied_feedback.md)")
     ap.add_argument("overrides", nargs="*", help="key=value for every run, e.g. device=gpu")
     args = ap.parse_args(argv)
     nets, algos, modes = args.nets.split(","), args.algorithms.split(","), args.modes.split(",")

@@ -14,6 +14,6 @@ def read_history(run_dir):
     run_dir = Path(run_dir)
     path = run_dir / "history.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no history.csv here; pass run folders written by run.py")
+        raise FileNotFoundError(f"{run_dir}: no history.csv here; pass run folders written by training")
     with open(path, newline="", encoding="utf-8") as f:
         return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(f)]

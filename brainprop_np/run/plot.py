@@ -4,7 +4,7 @@
     brainprop plot RUN_DIR [RUN_DIR ...] --alignment [--out alignment.png]
     brainprop plot RUN_DIR [RUN_DIR ...] --classes [--threshold 0.5] [--out classes.png]
 
-Each RUN_DIR is a run folder written by run.py (history.csv, summary.json, config.yaml);
+Each RUN_DIR is a run folder written by training (history.csv, summary.json, config.yaml);
 a run is labelled by its config name, algorithm and seed (e.g. "mnist_conv brainprop seed 1"), so
 BrainProp and EBP runs of the same network can be compared at a glance; runs that would share
 a label get the settings in which their config.yaml differ added ("data.limit_train=2000"),
@@ -229,7 +229,7 @@ def _threshold(text):
 
 def main(argv=None, prog="brainprop plot"):
     ap = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", help="run folders written by run.py")
+    ap.add_argument("runs", nargs="+", help="run folders written by training (brainprop train, run.py or a sweep)")
     ap.add_argument("--out", default=None,
                     help="PNG to write (default curves.png; alignment.png, classes.png with those options)")
     ap.add_argument("--train", action="store_true", help="also draw training accuracy (dashed)")
