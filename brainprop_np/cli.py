@@ -117,11 +117,22 @@ def _run(argv, prog, mode):
         return _fail(1, str(e))
     except MemoryError as e:             # CuPy's OutOfMemoryError derives from it
         return _out_of_memory(e)
+    except BrokenPipeError:
+        return _stdout_closed()
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         return _fail(1, f"cannot read or write{where}: {e.strerror or e}")
     except KeyboardInterrupt:
         return _fail(130, "interrupted")
+
+
+def _stdout_closed():
+    """Exit status 1 and one line when standard output was closed under a command (`| head`);
+    what is still buffered goes to os.devnull, so Python's flush at exit stays quiet.
+    (A training run stops itself at an epoch's end: run/train.py.)"""
+    from brainprop_np.run.console import stdout_to_devnull
+    stdout_to_devnull()
+    return _fail(1, "standard output was closed (Broken pipe)")
 
 
 def _dispatch(ns, prog, mode, config, overrides):
@@ -234,7 +245,7 @@ def _trained(result, mode, quiet):
 
 def run_main(argv=None):
     """`python run.py ...`: train, or with --load evaluate, or with --explain explain."""
-    return _run(sys.argv[1:] if argv is None else list(argv), "run.py", "run")
+    return _flushed(lambda a: _run(a, "run.py", "run"), sys.argv[1:] if argv is None else list(argv))
 
 
 def _version():
@@ -257,7 +268,22 @@ commands:
 
 def main(argv=None):
     """The console command `brainprop`; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    return _flushed(_command, sys.argv[1:] if argv is None else list(argv))
+
+
+def _flushed(command, argv):
+    """command(argv) with standard output flushed before returning its status, so that a closed
+    pipe (`| head`) is found here, where _stdout_closed says so, and not by Python at exit."""
+    try:
+        status = command(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _command(argv):
+    """main's dispatch to the subcommands."""
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2

@@ -131,3 +131,21 @@ def test_stdout_closed_before_the_first_epoch_leaves_a_resumable_run(tmp_path):
     assert "resuming at epoch 1" in proc.stdout
     assert _summary(out)["stop_reason"] == "max_epochs" and _epochs(out) == [1, 2]
     _same_as_uninterrupted(tmp_path, cfg, out)
+
+
+def test_closed_stdout_under_another_command_is_one_line(tmp_path):
+    """eval (and any command printing outside a training run) with its standard output closed:
+    exit status 1, one line on stderr, no "Exception ignored" at exit."""
+    cfg, out = _config(tmp_path, epochs=1), tmp_path / "run"
+    assert subprocess.run(CLI + [str(cfg), "--out", str(out), "--no-progress", "-q"], capture_output=True,
+                          env=_env(), cwd=ROOT, timeout=120).returncode == 0
+    err_path = tmp_path / "eval_stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "brainprop_np", "eval", str(cfg), "--load",
+                                 str(out / "weights_best.npz"), "--no-progress"],
+                                stdout=subprocess.PIPE, stderr=err, env=_env(), cwd=ROOT)
+        proc.stdout.close()                  # closed before eval prints its line
+        code = proc.wait(timeout=120)
+    stderr = err_path.read_text()
+    assert code == 1, stderr
+    assert [l for l in stderr.splitlines() if l.strip()] == ["error: standard output was closed (Broken pipe)"], stderr
