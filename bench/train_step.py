@@ -151,9 +151,10 @@ def plan_without(net, name):
 
 
 def rotated(items, r):
-    """items in round r's order: rotated left by r, so that over the rounds each arm runs at
-    every place in the round alike (with a fixed order, the first arm measured 4-6 % slower
-    than identical arms behind it in three runs on these machines)."""
+    """items in round r's order: rotated left by r, so that over a multiple of len(items)
+    rounds each arm runs at every place in the round equally often (with a fixed order, the
+    first arm measured 4-6 % slower than identical arms behind it in three runs on these
+    machines)."""
     k = r % len(items) if items else 0
     return items[k:] + items[:k]
 
@@ -231,8 +232,9 @@ def main(argv=None):
     times = {key: [] for key in states}
     try:
         for r in range(args.rounds):               # alternate, so every set sees the same load
-            for key in rotated(list(states), r):
-                times[key].append(time_steps(states[key], args.steps, key[1]))
+            for m in rotated(nets, r):             # the sets rotated within each network
+                for k in rotated(sets, r):
+                    times[(m, k)].append(time_steps(states[(m, k)], args.steps, k))
     finally:
         if be.name == "numpy":
             set_tiling("fast")                      # the set's own bound again

@@ -153,8 +153,9 @@ def pick_eager(model, steps, threads, rounds=2):
             step(x, y)
         runs[v] = (step, x, y)
     times = {v: [] for v in runs}
-    for _ in range(rounds):
-        for v, (step, x, y) in runs.items():
+    for r in range(rounds):
+        for v in rotated(list(runs), r):
+            step, x, y = runs[v]
             times[v].append(_steady(step, x, y, steps))
     return {"eager": {v: min(t) for v, t in times.items()}}
 
@@ -378,7 +379,7 @@ def per_core(nets, a, threads, cache, picked):
     for r in range(a.rounds):
         for model in nets:
             impls = [("torch-eager", "torch", picked[model]["variant"]), ("fast", "fast", None)]
-            for name, impl, variant in (impls if r % 2 == 0 else impls[::-1]):
+            for name, impl, variant in rotated(impls, r):
                 res = out.setdefault(model, {}).setdefault(name, {"one": [], "many": []})
                 res["one"].append(run_one(impl, model, a.steps, a.cores, cache, variant))
                 res["many"].append(run_together(impl, model, a.steps, a.cores, cache, variant))

@@ -59,7 +59,7 @@ def _parser(prog, mode):
                            help="run one learning trial on one test image and print, layer by layer, the choice, "
                                 "reward, delta, feedback, tags and weight change")
         p.add_argument("--train-steps", type=int, default=EXPLAIN_STEPS, metavar="N", dest="train_steps",
-                       help=f"without --load: train the config's network for N BrainProp steps (32 images each) "
+                       help=f"without --load: train the config's network for N BrainProp steps (train.batch_size images each) "
                             f"on the dataset first, cached (default {EXPLAIN_STEPS}; 0: the untrained initial weights)")
         p.add_argument("--image", type=int, default=0, metavar="N", help="which test image (default 0)")
         p.add_argument("--figures", metavar="DIR",
@@ -195,12 +195,12 @@ def _explain(ns, config, overrides, load, progress):
     if ns.train_steps < 0:
         return _fail(2, f"--train-steps {ns.train_steps} is not allowed; use an integer >= 0 "
                         "(0: the untrained initial weights)")
-    from brainprop_np.teach.explain import Diverged, explain_config
+    from brainprop_np.teach.explain import Diverged, UnreadableWeights, explain_config
     try:
         _, text, paths = explain_config(config, overrides, weights=load, image_index=ns.image,
                                         figures=ns.figures, train_steps=0 if load else ns.train_steps,
                                         progress=progress)
-    except Diverged as e:        # a runtime failure, as train's non-finite loss
+    except (Diverged, UnreadableWeights) as e:      # runtime failures, as train's and eval's
         return _fail(1, str(e))
     except ValueError as e:      # explain.py's checks (--image beyond the test set, the weights)
         return _fail(2, str(e))
@@ -215,7 +215,8 @@ def _evaluate(ns, prog, config, overrides, load, progress):
     from brainprop_np.run.evaluation import evaluate_weights
     if config is None:
         if not Path(load).exists():
-            return _fail(1, f"{load}: no such file")              # as with a config (weights.read_npz)
+            from brainprop_np.weights import no_such_file
+            return _fail(1, no_such_file(load))                     # as with a config (weights.read_npz)
         guess = Path(load).resolve().parent / "config.yaml"
         if not guess.is_file():
             return _fail(2, f"--load {load}: give the config too (no config.yaml beside the weights): "
@@ -238,8 +239,12 @@ def _trained(result, mode, quiet):
     if quiet:
         s = result.summary
         on = " ON THE MNIST SAMPLE (full MNIST not found)" if (s.get("dataset") or {}).get("fallback") else ""
-        print(f"best val_acc {s['best_val_acc']} at epoch {s['best_epoch']} ({s['stop_reason']}){on}; "
-              f"{result.out_dir}")
+        try:                                 # a finished run is a success, whether its line is read or not
+            print(f"best val_acc {s['best_val_acc']} at epoch {s['best_epoch']} ({s['stop_reason']}){on}; "
+                  f"{result.out_dir}", flush=True)
+        except BrokenPipeError:
+            from brainprop_np.run.console import stdout_to_devnull
+            stdout_to_devnull()
     return 0
 
 
@@ -276,7 +281,8 @@ def _flushed(command, argv):
     pipe (`| head`) is found here, where _stdout_closed says so, and not by Python at exit."""
     try:
         status = command(argv)
-        sys.stdout.flush()
+        if sys.stdout is not None:           # None when Python started with fd 1 closed (>&-)
+            sys.stdout.flush()
         return status
     except BrokenPipeError:
         return _stdout_closed()

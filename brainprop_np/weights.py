@@ -43,24 +43,31 @@ def npz_bytes(arrays):
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # a .npz is a zip archive (the second: an empty one)
 
 
+def no_such_file(path):
+    """The one line for a weights or checkpoint file that is not there."""
+    return f"{path}: no such file"
+
+
 def read_npz(path):
-    """{name: ndarray} of a .npz file; one-line errors for a missing file or another kind of file."""
+    """{name: ndarray} of a .npz file; one-line errors for a missing, empty or truncated file or
+    another kind of file."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
             head = f.read(4)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
+        raise FileNotFoundError(no_such_file(path)) from None
     except OSError as e:
         raise ValueError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+    if not head:
+        raise ValueError(f"{path}: empty file (a write that did not finish?)")
     if head not in ZIP_MAGIC:
-        raise ValueError(f"{path}: not a .npz file (not a zip archive); give weights written by training "
-                         "(weights_best.npz, checkpoint.npz) or a Keras .h5")
+        raise ValueError(f"{path}: not a .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             return OrderedDict((k, z[k]) for k in z.files)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
+        raise FileNotFoundError(no_such_file(path)) from None
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError
         raise ValueError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
 
@@ -92,7 +99,7 @@ def load_weights_file(net, path):
                 "%s holds no feedback weights for %s; they stay as drawn", path, ", ".join(kept))
     elif suffix in (".h5", ".hdf5"):
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
+            raise FileNotFoundError(no_such_file(path))
         from .keras_io import load_keras_weights
         load_keras_weights(net, str(path))
     else:

@@ -21,7 +21,8 @@ from brainprop_np.run.stop_reasons import FINAL, INTERRUPTED, NON_FINITE_LOSS  #
 def threads_note(link="gpu_and_speed.md#threads"):
     """The sentence under a table of short runs' accuracies: they depend on the thread count."""
     return (f"A run's figures depend on its CPU thread count (BLAS rounds by it: [Threads]({link})); "
-            "`BRAINPROP_THREADS=N` before the command, with N the count given here, trains the same bits.")
+            "on the same machine and NumPy build, `BRAINPROP_THREADS=N` before the command, with N the "
+            "count given here, trains the same bits.")
 
 
 def markers(name):

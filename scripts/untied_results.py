@@ -104,6 +104,12 @@ def _figures(results, folder):
     return figs
 
 
+def _threads_text(results):
+    """'2 CPU threads per run', or the counts the runs used when they differ."""
+    counts = sorted({str(r[4].get("threads", "?")) for r in results if r[4]}) or ["?"]
+    return f"{counts[0]} CPU threads per run" if len(counts) == 1 else f"CPU threads per run: {', '.join(counts)}"
+
+
 def _header(args, results):
     """The title, the command and machine, what was measured, and the table's head."""
     s0 = next((r[4] for r in results if r[4]), {})
@@ -118,7 +124,7 @@ def _header(args, results):
         f"--epochs {args.epochs} --limit-train {args.limit_train} --limit-test {args.limit_test}"
         + (" " + " ".join(args.overrides) if args.overrides else "") + "` "
         f"({time.strftime('%Y-%m-%d')}, {s0.get('backend', '?')} on {s0.get('device_name', '?')}, "
-        f"{s0.get('threads', '?')} CPU threads per run, training passes {train_min:.1f} min in all).",
+        f"{_threads_text(results)}, training passes {train_min:.1f} min in all).",
         "",
         threads_note(),
         "",

@@ -149,3 +149,21 @@ def test_closed_stdout_under_another_command_is_one_line(tmp_path):
     stderr = err_path.read_text()
     assert code == 1, stderr
     assert [l for l in stderr.splitlines() if l.strip()] == ["error: standard output was closed (Broken pipe)"], stderr
+
+
+def test_a_quiet_run_finishes_and_exits_0_with_its_output_closed(tmp_path):
+    """-q writes no line while training, so the run trains to its end: a success, whether its
+    last line is read or not."""
+    cfg, out = _config(tmp_path, epochs=2), tmp_path / "run"
+    _, code, stderr = _train_into_closed_pipe(tmp_path, cfg, "--out", out, "-q", read=False)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr and "error:" not in stderr, stderr
+    assert _summary(out)["stop_reason"] == "max_epochs" and _epochs(out) == [1, 2]
+
+
+def test_a_command_started_with_stdout_closed_says_nothing_wrong(tmp_path):
+    """Started with file descriptor 1 closed (`>&-`: sys.stdout is None), --version exits 0 as before."""
+    proc = subprocess.run([sys.executable, "-m", "brainprop_np", "--version"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT, timeout=60,
+                          preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

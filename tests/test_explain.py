@@ -248,14 +248,17 @@ def test_the_cache_key_covers_what_builds_the_network():
 
 
 def test_explain_with_another_networks_weights_names_the_file(tmp_path):
-    """--load of weights that do not fit the config's network: one line that names the file."""
+    """--load of weights that do not fit the config's network, or of a missing file (absolute
+    or relative path): one line that names the file once, exit status 1 as eval's."""
     import brainprop_np as bp
     from brainprop_np.weights import save_weights
     path = tmp_path / "dense.npz"
     save_weights(path, bp.build_network("dense", (28, 28, 1), 10, device="cpu"))
     r = run_cli("configs/mnist_loccon.yaml", "--explain", "--load", str(path), *OFFLINE)
     lines = [l for l in r.stderr.splitlines() if l.strip()]
-    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert lines[0].startswith(f"error: --load {path}: ") and "lacks" in lines[0], lines[0]
     r = run_cli("configs/mnist_loccon.yaml", "--explain", "--load", str(tmp_path / "nope.npz"), *OFFLINE)
-    assert r.stderr.strip() == f"error: {tmp_path / 'nope.npz'}: no such file", r.stderr
+    assert r.returncode == 1 and r.stderr.strip() == f"error: {tmp_path / 'nope.npz'}: no such file", r.stderr
+    r = run_cli("configs/mnist_loccon.yaml", "--explain", "--load", "./nope.npz", *OFFLINE)
+    assert r.returncode == 1 and r.stderr.strip() == "error: nope.npz: no such file", r.stderr

@@ -28,15 +28,23 @@ class Say:
 
     def out(self, text):
         if self.verbose and not self.closed:
-            try:
-                print(text, flush=True)
-            except BrokenPipeError as e:
-                self.closed = e.strerror or "Broken pipe"
-                stdout_to_devnull()
+            self._write(text, sys.stdout)
 
     def err(self, text):
         if self.verbose:
-            print(text, file=sys.stderr, flush=True)
+            self._write(text, sys.stderr)
+
+    def _write(self, text, stream):
+        """print, or after a BrokenPipeError (the pipe of stdout, or of stderr as with `2>&1 | head`)
+        the line dropped, `closed` set and the output sent to os.devnull from then on."""
+        try:
+            print(text, file=stream, flush=True)
+        except BrokenPipeError as e:
+            if stream is sys.stderr and not _same_file(1, 2):     # stderr alone closed: notes are lost
+                _to_devnull(2)
+                return
+            self.closed = e.strerror or "Broken pipe"
+            stdout_to_devnull()
 
 
 def _same_file(fd1, fd2):
@@ -45,6 +53,15 @@ def _same_file(fd1, fd2):
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _to_devnull(fd):
+    """File descriptor fd now writes to os.devnull."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def stdout_to_devnull():
@@ -56,13 +73,9 @@ def stdout_to_devnull():
     except (AttributeError, OSError, ValueError):      # not a file (captured): replace the object
         sys.stdout = open(os.devnull, "w")
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        if fd != 2 and _same_file(fd, 2):
-            os.dup2(devnull, 2)
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
+    if fd != 2 and _same_file(fd, 2):
+        _to_devnull(2)
+    _to_devnull(fd)
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}

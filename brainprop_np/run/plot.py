@@ -164,15 +164,25 @@ def _note_best(ax, notes):
                     xytext=(-4 if left else 4, -12), ha="right" if left else "left", fontsize=8, color=color)
 
 
+LEGEND_WRAP = 90       # characters per line of a legend entry (wrapped beyond)
+
+
 def _legend_below(fig, ax):
-    """The legend under the axes' epoch label, where it covers no curve or note (however long the labels);
-    two columns for more than 4 runs with short enough labels."""
+    """The legend under the axes' epoch label, where it covers no curve or note: entries wrapped
+    at LEGEND_WRAP characters, two columns for more than 4 short ones, and the figure taller by
+    a line's height for every line beyond four, so that the axes keep their size."""
+    import textwrap
     from matplotlib.transforms import ScaledTranslation
-    labels = ax.get_legend_handles_labels()[1]
+    handles, labels = ax.get_legend_handles_labels()
+    labels = [textwrap.fill(label, LEGEND_WRAP) for label in labels]
     ncol = 2 if len(labels) > 4 and max(map(len, labels)) <= 45 else 1
+    lines = sum(label.count("\n") + 1 for label in labels) / ncol
+    if lines > 4:
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, height + 0.16 * (lines - 4))
     under_xlabel = ax.transAxes + ScaledTranslation(0, -34 / 72, fig.dpi_scale_trans)    # 34 points down
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=under_xlabel, fontsize=8,
-              frameon=False, ncol=ncol)
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=under_xlabel,
+              fontsize=8, frameon=False, ncol=ncol)
 
 
 def read_alignment(run_dir, label=None):
@@ -191,7 +201,8 @@ def read_alignment(run_dir, label=None):
             layers.setdefault(r["layer"], []).append((int(r["epoch"]), float(r["weight_angle"] or "nan"),
                                                      float(r["grad_angle"] or "nan")))
             label_mode = r["mode"]
-    return f"{label} {label_mode}" if layers else label, layers
+    named = not layers or f"feedback={label_mode}" in label       # run_labels may have named it already
+    return label if named else f"{label} {label_mode}", layers
 
 
 def plot_alignment(run_dirs, out):

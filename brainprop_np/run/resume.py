@@ -203,7 +203,10 @@ def check_resume_folder(run_dir):
                           "(runs/<name>-<algorithm>/<time>)")
     lacks = [f for f in ("checkpoint.npz", "config.yaml") if not (run_dir / f).is_file()]
     if lacks and (run_dir / LOCK_NAME).is_file():
-        with RunLock(run_dir):          # FolderInUse: a run still before its first checkpoint
+        try:
+            with RunLock(run_dir):      # FolderInUse: a run still before its first checkpoint
+                pass
+        except PermissionError:         # a lock we may not open (another user's folder): not ours to tell
             pass
     if lacks:
         raise ConfigError(f"--resume {run_dir} is not a run folder: no {' or '.join(lacks)} in it; give a "

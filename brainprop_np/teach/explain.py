@@ -6,6 +6,8 @@ BrainProp steps on the dataset's training images (`pretrain`: the set-up and tra
 of run/, cached under ~/.cache/brainprop_np/explain or $BRAINPROP_CACHE) and says so; `--load` takes your
 weights, `--train-steps 0` the initial ones.
 """
+from pathlib import Path
+
 import numpy as np
 
 from .figures import save_figures
@@ -63,7 +65,8 @@ def pretrain(cfg, ds, steps, progress=None):
             load_weights_file(net, path)
             _check_finite(net, cfg, steps, batch_size)      # (one written before this check existed)
             return net, 0.0, path
-        except Exception:
+        except Exception:                                   # unreadable or non-finite: trained anew
+            path.unlink(missing_ok=True)
             net = build(cfg, ds.input_shape, ds.n_classes)
     rule, opt = make_rule(cfg["algorithm"], cfg["brainprop"]["epsilon"]), make_optimiser(cfg)
     order = np.random.default_rng([cfg["seed"], 2]).permutation(len(ds.x_train))
@@ -88,6 +91,10 @@ def pretrain(cfg, ds, steps, progress=None):
 
 class Diverged(ValueError):
     """Pre-training made the weights non-finite; one line naming the settings and the ways out."""
+
+
+class UnreadableWeights(ValueError):
+    """--load names a file that is missing, is no weights file or does not fit the network; one line."""
 
 
 def _check_finite(net, cfg, steps, batch_size):
@@ -145,7 +152,8 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
             load_weights_file(net, weights)
         except (ValueError, KeyError, FileNotFoundError) as e:     # one line naming the file, as eval's
             msg = str(e).strip("'")
-            raise ValueError(msg if msg.startswith(str(weights)) else f"--load {weights}: {msg}") from None
+            named = msg.startswith((str(weights), str(Path(weights))))
+            raise UnreadableWeights(msg if named else f"--load {weights}: {msg}") from None
         which = f"weights {weights}"
     elif train_steps:
         trained, seconds, path = pretrain(cfg, ds, train_steps, progress=progress)
