@@ -597,3 +597,19 @@ def test_a_resume_of_a_checkpoint_without_per_class_writes_the_epochs_it_measure
     rows = list(csv.DictReader(open(tmp_path / "old" / "per_class.csv", newline="")))
     assert [r["epoch"] for r in rows] == ["2"]
     assert json.loads((tmp_path / "old" / "summary.json").read_text())["wall_seconds"] is None   # not counted
+
+
+def test_a_stop_during_the_last_epochs_evaluation_lets_the_run_finish_and_says_so(tmp_path, monkeypatch, capsys):
+    """SIGTERM after the last epoch's training (in its evaluation): nothing is left to stop, so the
+    run ends as usual, and a line says that the signal came too late to stop it."""
+    real, calls = T.validate, []
+
+    def validate(run):
+        calls.append(run.epoch)
+        if len(calls) == 2:                              # the second (last) epoch's evaluation
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(run)
+    monkeypatch.setattr(T, "validate", validate)
+    result = T.train(_config(), out=tmp_path / "r", verbose=True, progress=False)
+    assert result.summary["stop_reason"] == "max_epochs" and not result.interrupted
+    assert "SIGTERM came in the last epoch, after its training: the run finished" in capsys.readouterr().err

@@ -89,13 +89,14 @@ class StopFlag:
 
     def __init__(self):
         self.set = False
+        self.name = None            # 'Ctrl-C' or 'SIGTERM', once set
         self._old = {}
 
     def _handler(self, signum, frame):
         if self.set:
             self._restore()
             raise KeyboardInterrupt
-        self.set = True
+        self.set, self.name = True, STOP_SIGNALS[signum]
         print(f"\n{STOP_SIGNALS[signum]}: finishing the current batch, then writing the checkpoint "
               "(a second Ctrl-C or SIGTERM aborts at once)", file=sys.stderr, flush=True)
 

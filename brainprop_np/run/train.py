@@ -130,9 +130,11 @@ def _epochs(run, stop_flag):
             return False
         row["val_acc"], classes = validate(run)          # inference mode: argmax q, and per class
         record_epoch(run, row, classes)                  # best weights, early stopping, files, epoch line
-        if stop_flag.set and not run.say.closed and stop_reason(run.stop, run.epoch, epochs) is None:
-            run.stop_reason, run.message = R.INTERRUPTED, f"interrupted after epoch {run.epoch}"
-            return False
+        if stop_flag.set and not run.say.closed:
+            if stop_reason(run.stop, run.epoch, epochs) is None:
+                run.stop_reason, run.message = R.INTERRUPTED, f"interrupted after epoch {run.epoch}"
+                return False
+            run.say.err(f"{stop_flag.name} came in the last epoch, after its training: the run finished")
 
 
 def _stdout_closed(run):
