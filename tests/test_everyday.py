@@ -310,12 +310,30 @@ def test_mlflow_run_with_params_metrics_and_artifacts(tmp_path):
     assert {"weights_best.npz", "accuracy.png", "history.csv", "summary.json", "config.yaml"} <= arts
 
 
-def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
+def test_mlflow_true_is_a_folder_store_and_folders_are_kept_absolute(tmp_path, monkeypatch):
+    """true: $MLFLOW_TRACKING_URI, else ./mlruns (MLflow's own default needs what the client
+    extra lacks); a relative folder is resolved where the run starts, so config.yaml names
+    the store that a resume from elsewhere then finds."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert T.resolve_config(_cfg(), ["log.mlflow=true"])["log"]["mlflow"] == str(tmp_path / "mlruns")
+    assert T.resolve_config(_cfg(), ["log.mlflow=./st"])["log"]["mlflow"] == str(tmp_path / "st")
+    assert T.resolve_config(_cfg(), ["log.mlflow=http://h:5000"])["log"]["mlflow"] == "http://h:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracker:5000")
+    assert T.resolve_config(_cfg(), ["log.mlflow=true"])["log"]["mlflow"] == "http://tracker:5000"
+
+
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path, monkeypatch):
+    """... also when the run named its store by a relative folder and resumes from another directory."""
     pytest.importorskip("mlflow", reason="log.mlflow needs the [mlflow] extra")
     from mlflow.tracking import MlflowClient
     store = tmp_path / "mlruns"
-    first = T.train(_cfg(log={"mlflow": str(store)}), out=tmp_path / "ml", verbose=False, progress=False)
+    monkeypatch.chdir(tmp_path)
+    first = T.train(_cfg(log={"mlflow": "mlruns"}), out=tmp_path / "ml", verbose=False, progress=False)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     again = T.train(resume=tmp_path / "ml", overrides=["train.epochs=2"], verbose=False, progress=False)
+    assert not (tmp_path / "elsewhere" / "mlruns").exists()
     assert again.summary["mlflow_run_id"] == first.summary["mlflow_run_id"]
     client = MlflowClient(tracking_uri=store.resolve().as_uri())
     hist = client.get_metric_history(first.summary["mlflow_run_id"], "val_acc")

@@ -2,7 +2,7 @@
 
     log:
       tensorboard: true      # event files in the run folder (tensorboardX: no TensorFlow, no PyTorch)
-      mlflow: ./mlruns       # null | true (MLflow's default tracking URI) | a tracking URI or folder
+      mlflow: ./mlruns       # null | true ($MLFLOW_TRACKING_URI, else ./mlruns) | a tracking URI or folder
 
 `Loggers(cfg)` checks, before any data is loaded or file written, that the libraries are
 installed (and that MLflow's tracking store answers); `open(run_dir, resume_id)` starts
@@ -60,10 +60,10 @@ class Loggers:
             except ImportError:
                 raise LoggingError(f"log.mlflow={self.mlflow_uri} needs mlflow, which is not installed; "
                                    'install it with: pip install -e ".[mlflow]"') from None
-            uri = None if self.mlflow_uri is True else str(self.mlflow_uri)
-            if uri is not None and "://" not in uri and not uri.startswith("file:"):
+            uri = str(self.mlflow_uri)                         # (schema.MLflow: true is resolved there)
+            if "://" not in uri and not uri.startswith("file:"):
                 uri = Path(uri).expanduser().resolve().as_uri()      # a folder: MLflow's file store
-            if uri is not None and uri.startswith("file:"):
+            if uri.startswith("file:"):
                 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")   # asked for by naming a folder
             try:
                 self.client = MlflowClient(tracking_uri=uri)
@@ -71,7 +71,8 @@ class Loggers:
                 self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(cfg["name"])
             except Exception as e:
                 raise LoggingError(f"log.mlflow={self.mlflow_uri}: the MLflow tracking store cannot be used "
-                                   f"({_one_line(e)})") from None
+                                   f"({_one_line(e)}); give a folder (e.g. log.mlflow=./mlruns) or the URI of "
+                                   "a tracking server") from None
 
     @property
     def active(self):

@@ -7,7 +7,9 @@ from the engine: rules/ (algorithms), backend.py (devices, kernel sets, dtypes),
 feedback.py (feedback modes, sign scales), data/registry.py (datasets, label modes),
 presets.py and specs.py (models).
 """
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..backend import DEVICES, DTYPES, KERNEL_SETS
 from ..feedback import MODES, SIGN_SCALES
@@ -44,16 +46,21 @@ class RunName(Check):
 
 
 class MLflow(Check):
-    """null (off), true (MLflow's default tracking URI) or a tracking URI or folder."""
+    """null (off), true ($MLFLOW_TRACKING_URI, else the folder ./mlruns) or a tracking URI or
+    folder. A folder is made absolute here, so that the run's config.yaml names the store it
+    used and a resume (or a sweep's worker) from another directory finds it."""
     kind = "null, true or text"
-    allowed = ("null (off), true (MLflow's default tracking URI) or a tracking URI or folder, "
+    allowed = ("null (off), true ($MLFLOW_TRACKING_URI, else the folder ./mlruns) or a tracking URI or folder, "
                "e.g. ./mlruns or http://localhost:5000")
 
     def __call__(self, key, v):
         if v is None or v is False:
             return None
-        if v is True or (isinstance(v, str) and v.strip()):
-            return v
+        if v is True:
+            v = os.environ.get("MLFLOW_TRACKING_URI") or "mlruns"
+        if isinstance(v, str) and v.strip():
+            folder = "://" not in v and not v.startswith("file:")
+            return str(Path(v).expanduser().resolve()) if folder else v
         raise bad(key, v, "use " + self.allowed)
 
     def json(self):
