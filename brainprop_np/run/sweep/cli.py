@@ -391,6 +391,33 @@ def _plan(sw):
     sw.todo = [r for r in sw.runs if r.state in ("fresh", "resume")]
     if sw.todo:
         sw.ray, sw.started = connect(sw.ns.address)
+        _check_fits(sw)
+
+
+def fits(per_run, nodes):
+    """Whether one of `nodes` [(CPU, GPU)] holds a run of per_run (CPU, GPU)."""
+    return any(c >= per_run[0] and g >= per_run[1] for c, g in nodes)
+
+
+def _check_fits(sw):
+    """A run that no node can hold would wait forever: on a local instance (its resources are all
+    there is) a SweepError, on a cluster (which may yet add nodes) a warning."""
+    ns, ray = sw.ns, sw.ray
+    try:
+        nodes = [(n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in ray.nodes() if n.get("Alive")]
+    except Exception:            # Ray Client or GCS hiccup: no check
+        return
+    if not nodes or fits((ns.cpus_per_run, ns.gpus_per_run), nodes):
+        return
+    cpu, gpu = max(nodes)
+    text = (f"--cpus-per-run {ns.cpus_per_run} --gpus-per-run {ns.gpus_per_run:g}: no node of the "
+            f"{'local Ray instance' if sw.started else 'cluster'} holds a run (the largest has {cpu:g} CPU, "
+            f"{gpu:g} GPU), so the runs would wait forever")
+    if sw.started:
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        raise SweepError(f"{text}; ask for at most what a node has")
+    print(f"warning: {text}, unless the cluster adds a node that fits", file=sys.stderr, flush=True)
 
 
 def _announce(sw, n_read, n_resume):
