@@ -514,3 +514,12 @@ def test_eval_of_a_file_that_is_no_npz_or_is_missing_is_one_line(tmp_path):
     assert "junk.npz: not a .npz file" in line and "pickle" not in line, line
     for args in ((cfg, "--load", "nope.npz"), ("--load", "nope.npz")):
         assert _one_line_error(_cli(tmp_path, "eval", *args), 1) == "error: nope.npz: no such file"
+
+
+def test_a_missing_weights_file_is_named_before_the_data_are_looked_for(tmp_path):
+    """CIFAR's data are hundreds of MB: eval --load and train --init-from of a file that is not
+    there say so first, not that the data are missing (nor fetch them)."""
+    cfg, root = ROOT / "configs" / "cifar10_conv.yaml", f"data.root={tmp_path / 'no_data'}"
+    for args in (("eval", cfg, "--load", "nope.h5", root), ("train", cfg, "--init-from", "nope.h5", root)):
+        assert _one_line_error(_cli(tmp_path, *args), 1) == "error: nope.h5: no such file"
+    _nothing_written(tmp_path)

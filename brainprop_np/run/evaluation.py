@@ -2,7 +2,7 @@
 same set-up as training (setup.py) and the same evaluation (loop.py: argmax q in inference mode)."""
 from .failures import guarded
 from .loop import evaluate
-from .setup import as_config, build, check_device, load_weights, prepare_data
+from .setup import as_config, build, check_device, check_weights_file, load_weights, prepare_data
 
 
 def evaluate_weights(config, weights, overrides=(), verbose=True, progress=None):
@@ -14,6 +14,7 @@ def evaluate_weights(config, weights, overrides=(), verbose=True, progress=None)
     from ..data import BatchIterator
     cfg = as_config(config, overrides)
     check_device(cfg)
+    check_weights_file(weights)
     split, info = prepare_data(cfg, "evaluating")
     net = build(cfg, split.input_shape, split.n_classes)
     load_weights(net, weights, "--load")

@@ -218,6 +218,15 @@ def make_optimiser(cfg):
     return SGD(lr=t["lr"], l2=t["l2"], halve_every=t["lr_halve_every"])
 
 
+def check_weights_file(path):
+    """TrainingError when the weights file `path` is not there: said before the data are loaded
+    (or downloaded: CIFAR and Tiny ImageNet are hundreds of MB)."""
+    from pathlib import Path
+    from ..weights import no_such_file
+    if path and not Path(path).exists():
+        raise TrainingError(no_such_file(path))
+
+
 def load_weights(net, path, what):
     """Load a weights file (.npz, a checkpoint, or Keras .h5) into `net`; TrainingError naming it."""
     try:

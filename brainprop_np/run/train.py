@@ -32,8 +32,8 @@ from .records import (ARTIFACTS, done_line, open_loggers, record_alignment, reco
 from .resume import (backend_change, check_same_data, elsewhere, finished, pin_backend, read_checkpoint,
                      restore, set_checkpoint_weights, write_checkpoint)
 from .runfolder import RunLock, new_run_dir, refuse_used_folder
-from .setup import (build, check_batch, check_device, device_batches, load_weights, make_optimiser,
-                    prepare_data, resolve_config)
+from .setup import (build, check_batch, check_device, check_weights_file, device_batches, load_weights,
+                    make_optimiser, prepare_data, resolve_config)
 from .state import Run, TrainResult
 from .warmup import warm_up
 from . import stop_reasons as R
@@ -69,6 +69,7 @@ def train(config=None, out=None, overrides=(), resume=None, verbose=True, progre
             on, same = pin_backend(cfg, ckpt.meta)             # the device and kernels it ran on, where auto
         else:
             refuse_used_folder(out)                            # --out of a finished run: resume it instead
+            check_weights_file(cfg["init_from"])               # before the data are loaded
         check_device(on, missing=elsewhere(same, resume))
         loggers = open_loggers(cfg, say)
         split, net, data_info = _set_up(on, ckpt)
