@@ -429,7 +429,7 @@ def _announce(sw, n_read, n_resume):
     res, nodes = _resources(ray)
     sw.cluster = {"ray_version": ray.__version__, "resources": res, "nodes": nodes}
     where = "local instance" if sw.started or not ns.address else f"cluster at {ns.address}"
-    print(f"sweep: {len(runs)} runs ({len(sw.configs)} config(s) × {len(plan.cells(sw.grid))} cell(s) × "
+    print(f"sweep: {len(runs)} run{'s' if len(runs) != 1 else ''} ({len(sw.configs)} config(s) × {len(plan.cells(sw.grid))} cell(s) × "
           f"{len(sw.seeds)} seed(s)): {n_read} finished (read), {n_resume} to resume, "
           f"{len(todo) - n_resume} to start; Ray {ray.__version__} {where}, {nodes} node(s), "
           f"{res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; per run {ns.cpus_per_run} CPU, "

@@ -146,7 +146,8 @@ def failure_lines(runs):
         if r.state == "failed":
             out.append(f"{r.label}: {r.error_kind or 'runtime'} error, not retried: {r.error}")
         elif r.state != "done":
-            out.append(f"{r.label}: unfinished ({r.state}); rerun the sweep to continue it")
+            state = {"fresh": "not started", "resume": "not resumed"}.get(r.state, r.state)
+            out.append(f"{r.label}: unfinished ({state}); rerun the sweep to continue it")
     return out
 
 
