@@ -195,12 +195,12 @@ def _explain(ns, config, overrides, load, progress):
     if ns.train_steps < 0:
         return _fail(2, f"--train-steps {ns.train_steps} is not allowed; use an integer >= 0 "
                         "(0: the untrained initial weights)")
-    from brainprop_np.teach.explain import Diverged, UnreadableWeights, explain_config
+    from brainprop_np.teach.explain import Diverged, explain_config
     try:
         _, text, paths = explain_config(config, overrides, weights=load, image_index=ns.image,
                                         figures=ns.figures, train_steps=0 if load else ns.train_steps,
                                         progress=progress)
-    except (Diverged, UnreadableWeights) as e:      # runtime failures, as train's and eval's
+    except Diverged as e:        # a runtime failure, as train's non-finite loss
         return _fail(1, str(e))
     except ValueError as e:      # explain.py's checks (--image beyond the test set, the weights)
         return _fail(2, str(e))
@@ -213,10 +213,9 @@ def _explain(ns, config, overrides, load, progress):
 def _evaluate(ns, prog, config, overrides, load, progress):
     """--load without --resume: the test accuracy of saved weights (run/evaluation.py)."""
     from brainprop_np.run.evaluation import evaluate_weights
+    from brainprop_np.run.setup import check_weights_file
     if config is None:
-        if not Path(load).exists():
-            from brainprop_np.weights import no_such_file
-            return _fail(1, no_such_file(load))                     # as with a config (weights.read_npz)
+        check_weights_file(load)                                    # before asking for the config
         guess = Path(load).resolve().parent / "config.yaml"
         if not guess.is_file():
             return _fail(2, f"--load {load}: give the config too (no config.yaml beside the weights): "

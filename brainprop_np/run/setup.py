@@ -221,7 +221,6 @@ def make_optimiser(cfg):
 def check_weights_file(path):
     """TrainingError when the weights file `path` is not there: said before the data are loaded
     (or downloaded: CIFAR and Tiny ImageNet are hundreds of MB)."""
-    from pathlib import Path
     from ..weights import no_such_file
     if path and not Path(path).exists():
         raise TrainingError(no_such_file(path))
@@ -234,5 +233,6 @@ def load_weights(net, path, what):
     except ImportError as e:                    # h5py missing: the message says how to install it
         raise TrainingError(f"{what} {path}: {e}") from None
     except (OSError, ValueError, KeyError) as e:
-        msg = str(e)
-        raise TrainingError(msg if str(path) in msg else f"{what} {path}: {msg}") from None
+        msg = str(e).strip("'")                 # (a KeyError's text comes quoted)
+        named = str(path) in msg or str(Path(path)) in msg
+        raise TrainingError(msg if named else f"{what} {path}: {msg}") from None

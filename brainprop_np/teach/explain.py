@@ -6,8 +6,6 @@ BrainProp steps on the dataset's training images (`pretrain`: the set-up and tra
 of run/, cached under ~/.cache/brainprop_np/explain or $BRAINPROP_CACHE) and says so; `--load` takes your
 weights, `--train-steps 0` the initial ones.
 """
-from pathlib import Path
-
 import numpy as np
 
 from .figures import save_figures
@@ -93,10 +91,6 @@ class Diverged(ValueError):
     """Pre-training made the weights non-finite; one line naming the settings and the ways out."""
 
 
-class UnreadableWeights(ValueError):
-    """--load names a file that is missing, is no weights file or does not fit the network; one line."""
-
-
 def _check_finite(net, cfg, steps, batch_size):
     """Diverged when a weight of net is not finite after the `steps` pre-training steps."""
     bad = [f"{layer}/{name}" for layer, params in net.get_weights().items() for name, w in params.items()
@@ -135,8 +129,7 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
     else (0) the initial weights. Returns (trace, text, figure paths); the text says which
     weights were used.
     """
-    from ..weights import load_weights_file
-    from ..run.setup import as_config, build
+    from ..run.setup import as_config, build, load_weights
     cfg = as_config(config, list(overrides) + ["device=cpu", "dtype=float64"])
     if cfg["algorithm"] != "brainprop":
         raise ValueError(f"algorithm={cfg['algorithm']!r} is not allowed with --explain: it traces one BrainProp "
@@ -148,12 +141,7 @@ def explain_config(config, overrides=(), weights=None, image_index=0, figures=No
         raise ValueError(f"--image {image_index} is not allowed; use 0..{len(ds.x_test) - 1}")
     net = build(cfg, ds.input_shape, ds.n_classes)
     if weights:
-        try:
-            load_weights_file(net, weights)
-        except (ValueError, KeyError, FileNotFoundError) as e:     # one line naming the file, as eval's
-            msg = str(e).strip("'")
-            named = msg.startswith((str(weights), str(Path(weights))))
-            raise UnreadableWeights(msg if named else f"--load {weights}: {msg}") from None
+        load_weights(net, weights, "--load")       # TrainingError naming the file, as eval's
         which = f"weights {weights}"
     elif train_steps:
         trained, seconds, path = pretrain(cfg, ds, train_steps, progress=progress)
